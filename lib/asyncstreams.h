@@ -1,0 +1,14 @@
+/*
+ * asyncstreams.h - the umbrella header: include this one.
+ *
+ * Each module has its own header, listed here from the bottom layer up
+ * (see DESIGN: each layer uses only the ones below it).
+ */
+#ifndef ASYNCSTREAMS_H
+#define ASYNCSTREAMS_H
+
+#include "errors.h"
+#include "loop.h"
+#include "future.h"
+
+#endif /* ASYNCSTREAMS_H */
