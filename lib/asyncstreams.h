@@ -10,5 +10,7 @@
 #include "errors.h"
 #include "loop.h"
 #include "future.h"
+#include "buffer.h"
+#include "reader.h"
 
 #endif /* ASYNCSTREAMS_H */

@@ -1,0 +1,134 @@
+/*
+ * buffer.h - a growable byte buffer with a read offset, and the bytes type
+ * every read returns.
+ *
+ * The buffer is one malloc'd array holding, in order:
+ *
+ *      [ dead prefix | live bytes          | free tail            ]
+ *      0            start                 end                    cap
+ *
+ * Consuming bytes only advances `start`: it never moves the live bytes.  The
+ * live bytes are moved to the front only when more room is needed at the end
+ * and the dead prefix is at least as large as the live part.  Each move then
+ * copies at most as many bytes as were consumed since the previous move, so
+ * the cost is amortised O(1) per byte consumed; growth doubles the capacity,
+ * so appending is amortised O(1) per byte too.  (CPython's bytearray gets the
+ * same effect by a similar trick inside `del buf[:n]`.)
+ *
+ * Lifetimes:
+ *   1. An as_buffer is a plain struct owned by whoever embeds it (the reader,
+ *      a transport...).  as_buffer_init() makes it empty without allocating;
+ *      as_buffer_destroy() frees its storage.  It holds no references.
+ *   2. Pointers into the buffer (as_buffer_data(), as_buffer_reserve()) are
+ *      valid until the next call that modifies the buffer.
+ *   3. An as_bytes is one malloc() block (header and data together) owned by
+ *      whoever holds it; free it with free().  Futures adopt it with `free`
+ *      as the destroy function.
+ */
+#ifndef AS_BUFFER_H
+#define AS_BUFFER_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * An immutable-by-convention byte string: the result of every read.
+ * One allocation; free it with free().  data is not NUL-terminated.
+ */
+typedef struct as_bytes {
+    size_t len;
+    unsigned char data[]; /* C99 flexible array member */
+} as_bytes;
+
+/** Copy len bytes from data (may be NULL when len == 0) into a new as_bytes.
+ *  Returns NULL on allocation failure or if len is absurdly large. */
+as_bytes *as_bytes_new(const void *data, size_t len);
+
+/** A new as_bytes of len bytes whose contents the caller will fill in.
+ *  Returns NULL on allocation failure. */
+as_bytes *as_bytes_alloc(size_t len);
+
+/** "Not found" for the search helpers. */
+#define AS_BUFFER_NPOS ((size_t)-1)
+
+typedef struct as_buffer {
+    unsigned char *mem; /**< storage, NULL until the first append */
+    size_t start;       /**< first live byte */
+    size_t end;         /**< one past the last live byte */
+    size_t cap;         /**< size of mem */
+} as_buffer;
+
+/** Make b empty.  Allocates nothing; cannot fail. */
+void as_buffer_init(as_buffer *b);
+
+/** Free b's storage and make it empty again (it may be reused). */
+void as_buffer_destroy(as_buffer *b);
+
+/** Number of live bytes. */
+static inline size_t as_buffer_len(const as_buffer *b) { return b->end - b->start; }
+
+/** The live bytes (NULL-safe to read len bytes from; may be NULL if len 0).
+ *  Valid until the buffer is next modified. */
+static inline const unsigned char *as_buffer_data(const as_buffer *b)
+{
+    return b->mem ? b->mem + b->start : NULL;
+}
+
+/** Capacity currently allocated, for tests and statistics. */
+static inline size_t as_buffer_capacity(const as_buffer *b) { return b->cap; }
+
+/**
+ * Append len bytes.  Returns 0, or -ENOMEM with the buffer unchanged
+ * (nothing is lost).  data may be NULL only when len is 0.
+ */
+int as_buffer_append(as_buffer *b, const void *data, size_t len);
+
+/**
+ * Make room for at least `want` bytes at the end (compacting or growing as
+ * above) and return a pointer to that room; *avail receives how many bytes
+ * may be written there (>= want).  Nothing becomes live until
+ * as_buffer_commit().  Lets a transport recv() straight into the buffer.
+ * Returns NULL on allocation failure (the buffer is unchanged).
+ */
+unsigned char *as_buffer_reserve(as_buffer *b, size_t want, size_t *avail);
+
+/** Make n bytes written after as_buffer_reserve() live.  n must not exceed
+ *  the room reserved; it is clamped to it. */
+void as_buffer_commit(as_buffer *b, size_t n);
+
+/** Drop the first n live bytes (clamped to the length).  O(1). */
+void as_buffer_consume(as_buffer *b, size_t n);
+
+/** Drop every live byte.  Keeps the storage for reuse. */
+void as_buffer_clear(as_buffer *b);
+
+/**
+ * If the buffer is empty and holds more than `keep` bytes of storage, free
+ * the storage.  Keeps one big read from pinning its peak memory for ever.
+ */
+void as_buffer_trim(as_buffer *b, size_t keep);
+
+/**
+ * Copy the first n live bytes (clamped to the length) into a new as_bytes
+ * and consume them.  Returns NULL on allocation failure, consuming nothing.
+ */
+as_bytes *as_buffer_take(as_buffer *b, size_t n);
+
+/**
+ * Find the first occurrence of needle[0..nlen) that lies entirely inside
+ * the live bytes [from, to): returns its offset from the first live byte, or
+ * AS_BUFFER_NPOS.  `to` is clamped to the length.  An empty needle is never
+ * found.  Cost: memchr() for the needle's first byte, then memcmp(), so
+ * O((to - from) * nlen) in the worst case and close to memchr speed for the
+ * short separators protocols use.
+ */
+size_t as_buffer_find(const as_buffer *b, const void *needle, size_t nlen,
+                      size_t from, size_t to);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AS_BUFFER_H */
