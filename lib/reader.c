@@ -1023,3 +1023,24 @@ as_future *as_reader_iter_lines(as_reader *r, as_reader_line_fn fn,
     op->line_destroy = destroy;
     return f;
 }
+
+/* ------------------------------------------------------------ flow control */
+
+int as_reader_set_flow_control(as_reader *r, as_reader_flow_fn pause,
+                               as_reader_flow_fn resume, void *userdata,
+                               as_destroy_fn destroy)
+{
+    drop_flow(r);
+    if (pause) {
+        r->pause_fn = pause;
+        r->resume_fn = resume;
+        r->flow_ud = userdata;
+        r->flow_destroy = destroy;
+    }
+    return 0;
+}
+
+int as_reader_paused(const as_reader *r)
+{
+    return r->paused;
+}
