@@ -1,0 +1,353 @@
+/*
+ * future.c - PENDING -> FINISHED | CANCELLED, with done callbacks.
+ *
+ * The whole module is one rule: when the state leaves PENDING, every done
+ * callback is handed to the loop with as_loop_call_soon().  Nothing runs
+ * synchronously, so a function that completes a future never finds its own
+ * state changed under it by a callback, and a callback never runs with half
+ * of its caller's work done.
+ */
+#include "future.h"
+#include "errors.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+/* A done callback.  While scheduled, the node is the loop callback's
+ * userdata and holds a reference to its future. */
+struct done_cb {
+    as_future_cb fn;
+    void *userdata;
+    as_destroy_fn destroy;
+    as_future *future;
+    struct done_cb *next;
+};
+
+struct as_future {
+    as_loop *loop;
+    unsigned refs;
+    as_future_state state;
+    int retrieved;              /* the error was looked at */
+
+    void *result;
+    as_destroy_fn result_destroy;
+
+    int error;                  /* 0, or a negative code */
+    char *error_message;        /* owned; NULL means as_strerror(error) */
+    void *error_detail;
+    as_destroy_fn error_detail_destroy;
+
+    struct done_cb *callbacks;  /* FIFO list, not yet scheduled */
+    struct done_cb *callbacks_tail;
+};
+
+as_future *as_future_new(as_loop *loop)
+{
+    as_future *f;
+
+    if (!loop || as_loop_is_closed(loop))
+        return NULL;
+    if (!(f = calloc(1, sizeof *f)))
+        return NULL;
+    f->loop = loop;
+    f->refs = 1;
+    f->state = AS_FUTURE_PENDING;
+    as__loop_obj_ref(loop);
+    return f;
+}
+
+as_future *as_future_ref(as_future *f)
+{
+    f->refs++;
+    return f;
+}
+
+static void future_free(as_future *f)
+{
+    as_loop *loop = f->loop;
+    struct done_cb *cb, *next;
+
+    if (f->state == AS_FUTURE_FINISHED && f->error && !f->retrieved) {
+        as_error_context ctx;
+        ctx.message = "Future exception was never retrieved";
+        ctx.code = f->error;
+        ctx.detail = as_future_error_message(f);
+        ctx.object = f;
+        as_loop_call_exception_handler(loop, &ctx);
+    }
+    /* Callbacks still listed were never scheduled (the future never
+     * finished): hand their userdata back. */
+    for (cb = f->callbacks; cb; cb = next) {
+        next = cb->next;
+        if (cb->destroy)
+            cb->destroy(cb->userdata);
+        free(cb);
+    }
+    if (f->result && f->result_destroy)
+        f->result_destroy(f->result);
+    if (f->error_detail && f->error_detail_destroy)
+        f->error_detail_destroy(f->error_detail);
+    free(f->error_message);
+    free(f);
+    as__loop_obj_unref(loop);
+}
+
+void as_future_unref(as_future *f)
+{
+    if (f && --f->refs == 0)
+        future_free(f);
+}
+
+as_loop *as_future_loop(const as_future *f)
+{
+    return f->loop;
+}
+
+as_future_state as_future_state_of(const as_future *f)
+{
+    return f->state;
+}
+
+int as_future_done(const as_future *f)
+{
+    return f->state != AS_FUTURE_PENDING;
+}
+
+int as_future_cancelled(const as_future *f)
+{
+    return f->state == AS_FUTURE_CANCELLED;
+}
+
+/* ------------------------------------------------------------ callbacks */
+
+static void run_done_cb(void *userdata)
+{
+    struct done_cb *cb = userdata;
+    cb->fn(cb->future, cb->userdata);
+}
+
+static void destroy_done_cb(void *userdata)
+{
+    struct done_cb *cb = userdata;
+    as_future *f = cb->future;
+    if (cb->destroy)
+        cb->destroy(cb->userdata);
+    free(cb);
+    as_future_unref(f);
+}
+
+/* Hand one callback to the loop.  If the loop refuses (it is closed, or
+ * memory ran out), the callback can never run: its userdata goes back
+ * through destroy, as the loop itself would do on close. */
+static void schedule_cb(as_future *f, struct done_cb *cb)
+{
+    cb->future = as_future_ref(f);
+    cb->next = NULL;
+    if (as_loop_call_soon(f->loop, run_done_cb, cb, destroy_done_cb, NULL) < 0)
+        destroy_done_cb(cb);
+}
+
+static void schedule_callbacks(as_future *f)
+{
+    struct done_cb *cb = f->callbacks, *next;
+
+    f->callbacks = f->callbacks_tail = NULL;
+    /* A reference held across the loop: the last callback's destroy may
+     * otherwise drop the last reference while we still walk the list. */
+    as_future_ref(f);
+    for (; cb; cb = next) {
+        next = cb->next;
+        schedule_cb(f, cb);
+    }
+    as_future_unref(f);
+}
+
+int as_future_add_done_callback(as_future *f, as_future_cb fn, void *userdata,
+                                as_destroy_fn destroy)
+{
+    struct done_cb *cb;
+
+    if (!f || !fn)
+        return AS_EINVAL;
+    if (f->state != AS_FUTURE_PENDING && as_loop_is_closed(f->loop))
+        return AS_ECLOSED;
+    if (!(cb = malloc(sizeof *cb)))
+        return -ENOMEM;
+    cb->fn = fn;
+    cb->userdata = userdata;
+    cb->destroy = destroy;
+    cb->next = NULL;
+    if (f->state != AS_FUTURE_PENDING) {
+        int err;
+        cb->future = as_future_ref(f);
+        err = as_loop_call_soon(f->loop, run_done_cb, cb, destroy_done_cb, NULL);
+        if (err < 0) {
+            /* The contract: on failure neither fn nor destroy runs. */
+            as_future_unref(f);
+            free(cb);
+            return err;
+        }
+        return 0;
+    }
+    if (f->callbacks_tail)
+        f->callbacks_tail->next = cb;
+    else
+        f->callbacks = cb;
+    f->callbacks_tail = cb;
+    return 0;
+}
+
+int as_future_remove_done_callback(as_future *f, as_future_cb fn, void *userdata)
+{
+    struct done_cb **link = &f->callbacks, *cb;
+    int removed = 0;
+
+    f->callbacks_tail = NULL;
+    while ((cb = *link) != NULL) {
+        if (cb->fn == fn && cb->userdata == userdata) {
+            *link = cb->next;
+            if (cb->destroy)
+                cb->destroy(cb->userdata);
+            free(cb);
+            removed++;
+        } else {
+            f->callbacks_tail = cb;
+            link = &cb->next;
+        }
+    }
+    return removed;
+}
+
+/* ------------------------------------------------------------ completion */
+
+int as_future_set_result(as_future *f, void *result, as_destroy_fn destroy)
+{
+    if (!f)
+        return AS_EINVAL;
+    if (f->state != AS_FUTURE_PENDING)
+        return AS_ESTATE;
+    f->result = result;
+    f->result_destroy = destroy;
+    f->state = AS_FUTURE_FINISHED;
+    schedule_callbacks(f);
+    return 0;
+}
+
+static int finish_with_error(as_future *f, as_future_state state, int code,
+                             const char *message, void *detail,
+                             as_destroy_fn detail_destroy)
+{
+    char *copy = NULL;
+
+    if (message && !(copy = as__strdup(message)))
+        return -ENOMEM;
+    f->error = code;
+    f->error_message = copy;
+    f->error_detail = detail;
+    f->error_detail_destroy = detail_destroy;
+    f->state = state;
+    schedule_callbacks(f);
+    return 0;
+}
+
+int as_future_set_error_detail(as_future *f, int code, const char *message,
+                               void *detail, as_destroy_fn detail_destroy)
+{
+    if (!f || code >= 0)
+        return AS_EINVAL;
+    if (f->state != AS_FUTURE_PENDING)
+        return AS_ESTATE;
+    return finish_with_error(f, AS_FUTURE_FINISHED, code, message, detail,
+                             detail_destroy);
+}
+
+int as_future_set_error(as_future *f, int code, const char *message)
+{
+    return as_future_set_error_detail(f, code, message, NULL, NULL);
+}
+
+int as_future_cancel(as_future *f, const char *message)
+{
+    if (!f || f->state != AS_FUTURE_PENDING)
+        return 0;
+    /* If the message cannot be copied, cancel without it: a cancellation
+     * must not fail for want of a string. */
+    if (finish_with_error(f, AS_FUTURE_CANCELLED, AS_ECANCELLED, message,
+                          NULL, NULL) < 0)
+        finish_with_error(f, AS_FUTURE_CANCELLED, AS_ECANCELLED, NULL, NULL, NULL);
+    return 1;
+}
+
+/* ------------------------------------------------------------ outcome */
+
+int as_future_error(as_future *f)
+{
+    switch (f->state) {
+    case AS_FUTURE_PENDING:
+        return AS_ESTATE;
+    case AS_FUTURE_CANCELLED:
+        return AS_ECANCELLED;
+    default:
+        f->retrieved = 1;
+        return f->error;
+    }
+}
+
+const char *as_future_error_message(const as_future *f)
+{
+    if (f->state == AS_FUTURE_PENDING || f->error == 0)
+        return NULL;
+    return f->error_message ? f->error_message : as_strerror(f->error);
+}
+
+void *as_future_error_detail(const as_future *f)
+{
+    return f->error_detail;
+}
+
+void *as_future_result(const as_future *f)
+{
+    return f->result;
+}
+
+void *as_future_take_result(as_future *f)
+{
+    void *result = f->result;
+    f->result = NULL;
+    return result;
+}
+
+/* ------------------------------------------------------------ running */
+
+static void stop_loop_cb(as_future *f, void *userdata)
+{
+    (void)userdata;
+    as_loop_stop(as_future_loop(f));
+}
+
+int as_loop_run_until_complete(as_loop *loop, as_future *f)
+{
+    int err;
+
+    if (!loop || !f || as_future_loop(f) != loop)
+        return AS_EINVAL;
+    if (as_loop_is_closed(loop))
+        return AS_ECLOSED;
+    if (as_loop_is_running(loop))
+        return AS_ESTATE;
+    /* As asyncio does: a done callback stops the loop, even when the future
+     * is done already (then the loop runs one turn). */
+    if ((err = as_future_add_done_callback(f, stop_loop_cb, NULL, NULL)) < 0)
+        return err;
+    as_future_ref(f);
+    err = as_loop_run_forever(loop);
+    if (err == 0 && !as_future_done(f)) {
+        as_future_remove_done_callback(f, stop_loop_cb, NULL);
+        err = AS_ESTATE; /* stopped before the future completed */
+    } else if (err == 0) {
+        err = as_future_error(f);
+    }
+    as_future_unref(f);
+    return err;
+}

@@ -1,0 +1,918 @@
+/*
+ * loop.c - the event loop: a ready queue, a timer heap and fd watchers.
+ *
+ * Everything the loop runs is an as_handle.  A one-shot callback (call_soon)
+ * goes straight into the ready queue; a timer waits in a min-heap until it is
+ * due and then joins the ready queue; an fd watcher sits in the fd table and
+ * joins the ready queue each turn its fd is ready.  One queue, one way to
+ * run a callback, one way to cancel it: that is the whole design.
+ *
+ * Memory: a handle is reference counted.  The loop holds one reference while
+ * the handle is scheduled (in the queue, the heap or the fd table) and one
+ * more while a watcher sits in the ready queue; a caller who asked for the
+ * handle holds one.  The userdata is separate: it is handed back through
+ * destroy exactly once (drop_userdata), never while its callback is running.
+ */
+#include "loop.h"
+#include "backend.h"
+#include "errors.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum handle_kind { KIND_ONESHOT, KIND_TIMER, KIND_WATCHER };
+
+#define NOT_IN_HEAP SIZE_MAX
+
+struct as_handle {
+    as_callback_fn fn;
+    void *userdata;
+    as_destroy_fn destroy;
+    as_loop *loop;
+    struct as_handle *next;   /* only for the thread-safe inbox */
+    double when;              /* timers: due time */
+    uint64_t seq;             /* timers: tie-break, FIFO for equal `when` */
+    size_t heap_index;        /* timers: position in the heap */
+    unsigned refs;
+    unsigned char kind;
+    unsigned char cancelled;
+    unsigned char running;
+    unsigned char done;       /* one-shot/timer: callback has run */
+    unsigned char userdata_live;
+};
+
+/* Per-fd watchers; the table is indexed by fd and grows on demand. */
+struct watchers {
+    as_handle *reader;
+    as_handle *writer;
+};
+
+struct as_loop {
+    const as__backend_ops *backend;
+    void *backend_state;
+
+    /* Ready queue: a ring of handle pointers (capacity a power of two). */
+    as_handle **ring;
+    size_t ring_cap, ring_head, ring_len;
+
+    /* Timer heap ordered by (when, seq). */
+    as_handle **heap;
+    size_t heap_len, heap_cap;
+    uint64_t timer_seq;
+
+    struct watchers *fds;
+    int fds_cap;
+    size_t nwatchers;         /* user watchers, not counting the wake-up pipe */
+
+    /* call_soon_threadsafe: an inbox guarded by a mutex, and a self-pipe
+     * whose write end wakes select(). */
+    pthread_mutex_t inbox_lock;
+    as_handle *inbox_head, *inbox_tail;
+    int wake_pending;          /* a byte is in the pipe; guarded by inbox_lock */
+    int wake_readable;         /* select() reported the pipe this turn */
+    int wake_fds[2];
+
+    as_exception_handler_fn exc_handler;
+    void *exc_userdata;
+    as_destroy_fn exc_destroy;
+
+    size_t objects;            /* library objects alive on this loop */
+    int closed;                /* guarded by inbox_lock for other threads */
+    int running;
+    int stopping;
+    int user_owned;            /* the creator has not closed it yet */
+};
+
+/* ------------------------------------------------------------ handles */
+
+static as_handle *handle_new(as_loop *loop, int kind, as_callback_fn fn,
+                             void *userdata, as_destroy_fn destroy)
+{
+    as_handle *h = malloc(sizeof *h);
+    if (!h)
+        return NULL;
+    h->fn = fn;
+    h->userdata = userdata;
+    h->destroy = destroy;
+    h->loop = loop;
+    h->next = NULL;
+    h->when = 0;
+    h->seq = 0;
+    h->heap_index = NOT_IN_HEAP;
+    h->refs = 1;
+    h->kind = (unsigned char)kind;
+    h->cancelled = 0;
+    h->running = 0;
+    h->done = 0;
+    h->userdata_live = 1;
+    return h;
+}
+
+static void handle_unref(as_handle *h)
+{
+    if (--h->refs == 0)
+        free(h);
+}
+
+/* Hand userdata back through destroy, exactly once. */
+static void drop_userdata(as_handle *h)
+{
+    if (h->userdata_live) {
+        h->userdata_live = 0;
+        if (h->destroy)
+            h->destroy(h->userdata);
+    }
+}
+
+void as_handle_release(as_handle *h)
+{
+    if (h)
+        handle_unref(h);
+}
+
+int as_handle_cancelled(const as_handle *h)
+{
+    return h->cancelled;
+}
+
+double as_handle_when(const as_handle *h)
+{
+    return h->kind == KIND_TIMER ? h->when : 0.0;
+}
+
+/* ------------------------------------------------------------ ready queue */
+
+static int ring_push(as_loop *loop, as_handle *h)
+{
+    if (loop->ring_len == loop->ring_cap) {
+        size_t cap = loop->ring_cap ? loop->ring_cap * 2 : 64, i;
+        as_handle **ring = malloc(cap * sizeof *ring);
+        if (!ring)
+            return -ENOMEM;
+        /* Unwrap into the new array, oldest first. */
+        for (i = 0; i < loop->ring_len; i++)
+            ring[i] = loop->ring[(loop->ring_head + i) & (loop->ring_cap - 1)];
+        free(loop->ring);
+        loop->ring = ring;
+        loop->ring_cap = cap;
+        loop->ring_head = 0;
+    }
+    loop->ring[(loop->ring_head + loop->ring_len) & (loop->ring_cap - 1)] = h;
+    loop->ring_len++;
+    return 0;
+}
+
+static as_handle *ring_pop(as_loop *loop)
+{
+    as_handle *h = loop->ring[loop->ring_head];
+    loop->ring_head = (loop->ring_head + 1) & (loop->ring_cap - 1);
+    loop->ring_len--;
+    return h;
+}
+
+/* ------------------------------------------------------------ timer heap */
+
+static int timer_before(const as_handle *a, const as_handle *b)
+{
+    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
+static void heap_place(as_loop *loop, size_t i, as_handle *h)
+{
+    loop->heap[i] = h;
+    h->heap_index = i;
+}
+
+static void heap_sift_up(as_loop *loop, size_t i)
+{
+    as_handle *h = loop->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!timer_before(h, loop->heap[parent]))
+            break;
+        heap_place(loop, i, loop->heap[parent]);
+        i = parent;
+    }
+    heap_place(loop, i, h);
+}
+
+static void heap_sift_down(as_loop *loop, size_t i)
+{
+    as_handle *h = loop->heap[i];
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= loop->heap_len)
+            break;
+        if (child + 1 < loop->heap_len &&
+            timer_before(loop->heap[child + 1], loop->heap[child]))
+            child++;
+        if (!timer_before(loop->heap[child], h))
+            break;
+        heap_place(loop, i, loop->heap[child]);
+        i = child;
+    }
+    heap_place(loop, i, h);
+}
+
+static int heap_push(as_loop *loop, as_handle *h)
+{
+    if (loop->heap_len == loop->heap_cap) {
+        size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 16;
+        as_handle **heap = realloc(loop->heap, cap * sizeof *heap);
+        if (!heap)
+            return -ENOMEM;
+        loop->heap = heap;
+        loop->heap_cap = cap;
+    }
+    heap_place(loop, loop->heap_len++, h);
+    heap_sift_up(loop, loop->heap_len - 1);
+    return 0;
+}
+
+/* Remove the handle at index i; O(log n). */
+static void heap_remove(as_loop *loop, as_handle *h)
+{
+    size_t i = h->heap_index;
+    as_handle *last = loop->heap[--loop->heap_len];
+
+    h->heap_index = NOT_IN_HEAP;
+    if (i == loop->heap_len)
+        return;
+    heap_place(loop, i, last);
+    /* The moved handle may belong above or below its new place. */
+    if (i > 0 && timer_before(last, loop->heap[(i - 1) / 2]))
+        heap_sift_up(loop, i);
+    else
+        heap_sift_down(loop, i);
+}
+
+void as_handle_cancel(as_handle *h)
+{
+    if (h->cancelled || h->done)
+        return;
+    /* A one-shot callback that is running can no longer be cancelled; a
+     * watcher can (its own callback may remove it). */
+    if (h->running && h->kind != KIND_WATCHER)
+        return;
+    h->cancelled = 1;
+    if (h->heap_index != NOT_IN_HEAP) {
+        heap_remove(h->loop, h);
+        drop_userdata(h);
+        handle_unref(h); /* the heap's reference */
+        return;
+    }
+    /* Still in the ready queue: the queue skips it and drops its
+     * reference.  A running watcher's userdata is dropped when its callback
+     * returns, never under its feet. */
+    if (!h->running)
+        drop_userdata(h);
+}
+
+/* ------------------------------------------------------------ loop */
+
+static double monotonic_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double as_loop_time(const as_loop *loop)
+{
+    (void)loop;
+    return monotonic_now();
+}
+
+static int make_wake_pipe(int fds[2])
+{
+    int i, err;
+    if (pipe(fds) < 0)
+        return -errno;
+    for (i = 0; i < 2; i++) {
+        if ((err = as__set_nonblocking(fds[i])) < 0 ||
+            (err = as__set_cloexec(fds[i])) < 0) {
+            close(fds[0]);
+            close(fds[1]);
+            return err;
+        }
+    }
+    return 0;
+}
+
+static int watchers_reserve(as_loop *loop, int fd)
+{
+    int cap = loop->fds_cap ? loop->fds_cap : 64, i;
+    struct watchers *fds;
+
+    if (fd < loop->fds_cap)
+        return 0;
+    while (cap <= fd)
+        cap *= 2;
+    if (cap > loop->backend->max_fd)
+        cap = loop->backend->max_fd;
+    fds = realloc(loop->fds, (size_t)cap * sizeof *fds);
+    if (!fds)
+        return -ENOMEM;
+    for (i = loop->fds_cap; i < cap; i++)
+        fds[i].reader = fds[i].writer = NULL;
+    loop->fds = fds;
+    loop->fds_cap = cap;
+    return 0;
+}
+
+static int events_of(const struct watchers *w)
+{
+    return (w->reader ? AS__READABLE : 0) | (w->writer ? AS__WRITABLE : 0);
+}
+
+/* Install h as fd's reader or writer (replacing any), tell the backend. */
+static int watcher_set(as_loop *loop, int fd, int is_writer, as_handle *h)
+{
+    struct watchers *w;
+    as_handle **slot, *old;
+    int err;
+
+    if ((err = watchers_reserve(loop, fd)) < 0)
+        return err;
+    w = &loop->fds[fd];
+    slot = is_writer ? &w->writer : &w->reader;
+    old = *slot;
+    *slot = h;
+    if ((err = loop->backend->set(loop->backend_state, fd, events_of(w))) < 0) {
+        *slot = old;
+        return err;
+    }
+    if (old) {
+        as_handle_cancel(old);
+        handle_unref(old);
+    }
+    return 0;
+}
+
+static int new_loop(as_loop **loopp, const as__backend_ops *backend)
+{
+    as_loop *loop = calloc(1, sizeof *loop);
+    int err;
+
+    if (!loop)
+        return -ENOMEM;
+    loop->backend = backend;
+    loop->user_owned = 1;
+    loop->wake_fds[0] = loop->wake_fds[1] = -1;
+    if ((err = backend->create(&loop->backend_state)) < 0) {
+        free(loop);
+        return err;
+    }
+    if (pthread_mutex_init(&loop->inbox_lock, NULL) != 0) {
+        backend->destroy(loop->backend_state);
+        free(loop);
+        return -ENOMEM;
+    }
+    if ((err = make_wake_pipe(loop->wake_fds)) < 0)
+        goto fail;
+    if (loop->wake_fds[0] >= backend->max_fd) {
+        err = AS_EFDSETSIZE;
+        goto fail;
+    }
+    /* The wake-up pipe is watched directly, not through a handle: on_ready()
+     * notices it and take_inbox() empties it. */
+    if ((err = backend->set(loop->backend_state, loop->wake_fds[0], AS__READABLE)) < 0)
+        goto fail;
+    *loopp = loop;
+    return 0;
+
+fail:
+    if (loop->wake_fds[0] >= 0) {
+        close(loop->wake_fds[0]);
+        close(loop->wake_fds[1]);
+    }
+    free(loop->fds);
+    pthread_mutex_destroy(&loop->inbox_lock);
+    backend->destroy(loop->backend_state);
+    free(loop);
+    return err;
+}
+
+int as_loop_new(as_loop **loopp)
+{
+    return as_loop_new_with_backend(loopp, NULL);
+}
+
+int as_loop_new_with_backend(as_loop **loopp, const char *name)
+{
+    if (!loopp)
+        return AS_EINVAL;
+    if (name && strcmp(name, as__backend_select.name) != 0)
+        return AS_EINVAL;
+    return new_loop(loopp, &as__backend_select);
+}
+
+const char *as_loop_backend_name(const as_loop *loop)
+{
+    return loop->backend->name;
+}
+
+int as_loop_max_fd(const as_loop *loop)
+{
+    return loop->backend->max_fd;
+}
+
+int as_loop_is_closed(const as_loop *loop)
+{
+    return loop->closed;
+}
+
+int as_loop_is_running(const as_loop *loop)
+{
+    return loop->running;
+}
+
+/* ------------------------------------------------------------ scheduling */
+
+int as_loop_call_soon(as_loop *loop, as_callback_fn fn, void *userdata,
+                      as_destroy_fn destroy, as_handle **out)
+{
+    as_handle *h;
+
+    if (!loop || !fn)
+        return AS_EINVAL;
+    if (loop->closed)
+        return AS_ECLOSED;
+    if (!(h = handle_new(loop, KIND_ONESHOT, fn, userdata, destroy)))
+        return -ENOMEM;
+    if (ring_push(loop, h) < 0) {
+        free(h);
+        return -ENOMEM;
+    }
+    if (out) {
+        h->refs++;
+        *out = h;
+    }
+    return 0;
+}
+
+int as_loop_call_at(as_loop *loop, double when, as_callback_fn fn,
+                    void *userdata, as_destroy_fn destroy, as_handle **out)
+{
+    as_handle *h;
+
+    if (!loop || !fn || isnan(when))
+        return AS_EINVAL;
+    if (loop->closed)
+        return AS_ECLOSED;
+    if (!(h = handle_new(loop, KIND_TIMER, fn, userdata, destroy)))
+        return -ENOMEM;
+    h->when = when;
+    h->seq = loop->timer_seq++;
+    if (heap_push(loop, h) < 0) {
+        free(h);
+        return -ENOMEM;
+    }
+    if (out) {
+        h->refs++;
+        *out = h;
+    }
+    return 0;
+}
+
+int as_loop_call_later(as_loop *loop, double delay, as_callback_fn fn,
+                       void *userdata, as_destroy_fn destroy, as_handle **out)
+{
+    if (isnan(delay))
+        return AS_EINVAL;
+    if (delay < 0)
+        delay = 0;
+    return as_loop_call_at(loop, monotonic_now() + delay, fn, userdata,
+                           destroy, out);
+}
+
+int as_loop_call_soon_threadsafe(as_loop *loop, as_callback_fn fn,
+                                 void *userdata, as_destroy_fn destroy)
+{
+    as_handle *h;
+    int wake = 0;
+
+    if (!loop || !fn)
+        return AS_EINVAL;
+    if (!(h = handle_new(loop, KIND_ONESHOT, fn, userdata, destroy)))
+        return -ENOMEM;
+    pthread_mutex_lock(&loop->inbox_lock);
+    if (loop->closed) {
+        pthread_mutex_unlock(&loop->inbox_lock);
+        free(h);
+        return AS_ECLOSED;
+    }
+    if (loop->inbox_tail)
+        loop->inbox_tail->next = h;
+    else
+        loop->inbox_head = h;
+    loop->inbox_tail = h;
+    if (!loop->wake_pending) {
+        loop->wake_pending = 1;
+        wake = 1;
+    }
+    /* Write while holding the lock so close() cannot close the pipe under
+     * us.  One byte per batch; a full pipe (EAGAIN) already means "awake". */
+    if (wake) {
+        ssize_t n;
+        do
+            n = write(loop->wake_fds[1], "", 1);
+        while (n < 0 && errno == EINTR);
+    }
+    pthread_mutex_unlock(&loop->inbox_lock);
+    return 0;
+}
+
+/*
+ * Move the thread-safe inbox into the ready queue; called once per turn.
+ *
+ * Order matters.  The pipe is emptied *before* the inbox is taken: a thread
+ * that adds a callback after we take the inbox finds wake_pending cleared and
+ * writes a new byte, which stays in the pipe and wakes the next select().
+ * Emptying it afterwards could swallow that byte and leave the callback
+ * waiting until some unrelated event.  The pipe is read only in turns where
+ * select() reported it, so a busy loop pays no extra system call.
+ */
+static void take_inbox(as_loop *loop)
+{
+    as_handle *h, *next;
+
+    if (loop->wake_readable) {
+        char buf[64];
+        ssize_t n;
+        loop->wake_readable = 0;
+        do
+            n = read(loop->wake_fds[0], buf, sizeof buf);
+        while (n > 0 || (n < 0 && errno == EINTR));
+    }
+    pthread_mutex_lock(&loop->inbox_lock);
+    h = loop->inbox_head;
+    loop->inbox_head = loop->inbox_tail = NULL;
+    loop->wake_pending = 0;
+    pthread_mutex_unlock(&loop->inbox_lock);
+
+    for (; h; h = next) {
+        next = h->next;
+        h->next = NULL;
+        if (ring_push(loop, h) < 0) {
+            /* Out of memory: the callback cannot be queued.  Report it and
+             * hand the userdata back rather than lose it silently. */
+            as_error_context ctx = {"call_soon_threadsafe callback dropped",
+                                    -ENOMEM, NULL, NULL};
+            as_loop_call_exception_handler(loop, &ctx);
+            drop_userdata(h);
+            handle_unref(h);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ watchers */
+
+static int add_watcher(as_loop *loop, int fd, int is_writer, as_callback_fn fn,
+                       void *userdata, as_destroy_fn destroy)
+{
+    as_handle *h;
+    int err, replacing;
+
+    if (!loop || !fn || fd < 0)
+        return AS_EINVAL;
+    if (loop->closed)
+        return AS_ECLOSED;
+    if (fd >= loop->backend->max_fd)
+        return AS_EFDSETSIZE;
+    if (fd == loop->wake_fds[0])
+        return AS_EINVAL; /* the loop's own pipe */
+    if (!(h = handle_new(loop, KIND_WATCHER, fn, userdata, destroy)))
+        return -ENOMEM;
+    replacing = fd < loop->fds_cap &&
+                (is_writer ? loop->fds[fd].writer : loop->fds[fd].reader);
+    if ((err = watcher_set(loop, fd, is_writer, h)) < 0) {
+        free(h);
+        return err;
+    }
+    if (!replacing)
+        loop->nwatchers++;
+    return 0;
+}
+
+static int remove_watcher(as_loop *loop, int fd, int is_writer)
+{
+    struct watchers *w;
+    as_handle **slot, *h;
+
+    if (!loop || fd < 0 || fd >= loop->fds_cap)
+        return 0;
+    w = &loop->fds[fd];
+    slot = is_writer ? &w->writer : &w->reader;
+    if (!(h = *slot))
+        return 0;
+    *slot = NULL;
+    /* Cannot fail for select(); a backend that can must not lose the
+     * removal, so the result is ignored only after the slot is cleared. */
+    (void)loop->backend->set(loop->backend_state, fd, events_of(w));
+    loop->nwatchers--;
+    as_handle_cancel(h);
+    handle_unref(h);
+    return 1;
+}
+
+int as_loop_add_reader(as_loop *loop, int fd, as_callback_fn fn,
+                       void *userdata, as_destroy_fn destroy)
+{
+    return add_watcher(loop, fd, 0, fn, userdata, destroy);
+}
+
+int as_loop_add_writer(as_loop *loop, int fd, as_callback_fn fn,
+                       void *userdata, as_destroy_fn destroy)
+{
+    return add_watcher(loop, fd, 1, fn, userdata, destroy);
+}
+
+int as_loop_remove_reader(as_loop *loop, int fd)
+{
+    return remove_watcher(loop, fd, 0);
+}
+
+int as_loop_remove_writer(as_loop *loop, int fd)
+{
+    return remove_watcher(loop, fd, 1);
+}
+
+/* Backend callback: queue the watchers of a ready fd.  The queue takes its
+ * own reference, so a watcher removed before its turn comes is skipped
+ * safely.  If the queue cannot grow, the event is lost for this turn only:
+ * select() is level-triggered and reports the fd again next turn. */
+static void on_ready(void *ctx, int fd, int events)
+{
+    as_loop *loop = ctx;
+    struct watchers *w;
+
+    if (fd == loop->wake_fds[0]) {
+        loop->wake_readable = 1;
+        return;
+    }
+    w = &loop->fds[fd];
+    if ((events & AS__READABLE) && w->reader && ring_push(loop, w->reader) == 0)
+        w->reader->refs++;
+    if ((events & AS__WRITABLE) && w->writer && ring_push(loop, w->writer) == 0)
+        w->writer->refs++;
+}
+
+/* select() failed with EBADF: somebody closed an fd without removing its
+ * watchers first.  Find the culprits, report each, and drop their watchers
+ * so the loop can go on. */
+static void drop_bad_fds(as_loop *loop)
+{
+    int fd;
+    for (fd = 0; fd < loop->fds_cap; fd++) {
+        struct watchers *w = &loop->fds[fd];
+        if ((w->reader || w->writer) && fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            char detail[96];
+            as_error_context ctx = {"fd closed while watched; its watchers were removed",
+                                    -EBADF, detail, NULL};
+            snprintf(detail, sizeof detail, "fd %d", fd);
+            as_loop_call_exception_handler(loop, &ctx);
+            remove_watcher(loop, fd, 0);
+            remove_watcher(loop, fd, 1);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ running */
+
+static void run_handle(as_handle *h)
+{
+    if (!h->cancelled) {
+        h->running = 1;
+        h->fn(h->userdata);
+        h->running = 0;
+        if (h->kind != KIND_WATCHER) {
+            h->done = 1;
+            drop_userdata(h);
+        } else if (h->cancelled) {
+            drop_userdata(h); /* removed itself while running */
+        }
+    }
+    handle_unref(h); /* the queue's reference */
+}
+
+/* One turn; see loop.h. */
+static int turn(as_loop *loop)
+{
+    double timeout = -1, now;
+    size_t ntodo;
+    int n;
+
+    if (loop->ring_len > 0 || loop->stopping)
+        timeout = 0;
+    else if (loop->heap_len > 0) {
+        timeout = loop->heap[0]->when - monotonic_now();
+        if (timeout < 0)
+            timeout = 0;
+    }
+
+    n = loop->backend->poll(loop->backend_state, timeout, on_ready, loop);
+    if (n == -EBADF)
+        drop_bad_fds(loop);
+    else if (n < 0)
+        return n;
+
+    take_inbox(loop);
+
+    now = monotonic_now();
+    while (loop->heap_len > 0 && loop->heap[0]->when <= now) {
+        as_handle *h = loop->heap[0];
+        heap_remove(loop, h);
+        if (ring_push(loop, h) < 0) {
+            /* Out of memory: put it back (the heap has room, it just gave
+             * up a slot) and try again next turn. */
+            (void)heap_push(loop, h);
+            break;
+        }
+    }
+
+    /* Run only what is ready now; what these callbacks schedule waits for
+     * the next turn. */
+    for (ntodo = loop->ring_len; ntodo > 0; ntodo--)
+        run_handle(ring_pop(loop));
+    return 0;
+}
+
+int as_loop_run_once(as_loop *loop)
+{
+    int err;
+    if (loop->closed)
+        return AS_ECLOSED;
+    if (loop->running)
+        return AS_ESTATE;
+    loop->running = 1;
+    err = turn(loop);
+    loop->running = 0;
+    return err;
+}
+
+int as_loop_run_forever(as_loop *loop)
+{
+    int err = 0;
+    if (loop->closed)
+        return AS_ECLOSED;
+    if (loop->running)
+        return AS_ESTATE;
+    loop->running = 1;
+    do
+        err = turn(loop);
+    while (err == 0 && !loop->stopping);
+    loop->stopping = 0;
+    loop->running = 0;
+    return err;
+}
+
+void as_loop_stop(as_loop *loop)
+{
+    loop->stopping = 1;
+}
+
+size_t as_loop_pending(const as_loop *loop)
+{
+    size_t i, n = loop->heap_len + loop->nwatchers;
+    for (i = 0; i < loop->ring_len; i++) {
+        const as_handle *h = loop->ring[(loop->ring_head + i) & (loop->ring_cap - 1)];
+        if (!h->cancelled && h->kind != KIND_WATCHER)
+            n++;
+    }
+    return n;
+}
+
+size_t as_loop_objects(const as_loop *loop)
+{
+    return loop->objects;
+}
+
+/* ------------------------------------------------------------ closing */
+
+static void loop_free(as_loop *loop)
+{
+    if (loop->exc_destroy)
+        loop->exc_destroy(loop->exc_userdata);
+    pthread_mutex_destroy(&loop->inbox_lock);
+    free(loop);
+}
+
+void as__loop_obj_ref(as_loop *loop)
+{
+    loop->objects++;
+}
+
+void as__loop_obj_unref(as_loop *loop)
+{
+    if (--loop->objects == 0 && !loop->user_owned)
+        loop_free(loop);
+}
+
+int as_loop_close(as_loop *loop)
+{
+    as_handle *inbox;
+    int fd;
+
+    if (!loop)
+        return AS_EINVAL;
+    if (loop->running)
+        return AS_ESTATE;
+    if (loop->closed)
+        return AS_ECLOSED;
+
+    pthread_mutex_lock(&loop->inbox_lock);
+    loop->closed = 1;
+    inbox = loop->inbox_head;
+    loop->inbox_head = loop->inbox_tail = NULL;
+    pthread_mutex_unlock(&loop->inbox_lock);
+
+    /* Drop everything still scheduled.  A destroy hook may free objects or
+     * even try to schedule more; scheduling now fails with AS_ECLOSED, so
+     * these loops terminate. */
+    while (loop->ring_len > 0) {
+        as_handle *h = ring_pop(loop);
+        if (h->kind != KIND_WATCHER)
+            drop_userdata(h);
+        handle_unref(h);
+    }
+    while (loop->heap_len > 0) {
+        as_handle *h = loop->heap[0];
+        heap_remove(loop, h);
+        drop_userdata(h);
+        handle_unref(h);
+    }
+    for (fd = 0; fd < loop->fds_cap; fd++) {
+        remove_watcher(loop, fd, 0);
+        remove_watcher(loop, fd, 1);
+    }
+    while (inbox) {
+        as_handle *next = inbox->next;
+        drop_userdata(inbox);
+        handle_unref(inbox);
+        inbox = next;
+    }
+    close(loop->wake_fds[0]);
+    close(loop->wake_fds[1]);
+
+    free(loop->ring);
+    free(loop->heap);
+    free(loop->fds);
+    loop->ring = NULL;
+    loop->heap = NULL;
+    loop->fds = NULL;
+    loop->ring_len = loop->ring_cap = loop->heap_len = loop->heap_cap = 0;
+    loop->fds_cap = 0;
+    loop->backend->destroy(loop->backend_state);
+    loop->backend_state = NULL;
+
+    loop->user_owned = 0;
+    if (loop->objects == 0) {
+        loop_free(loop);
+        return 0;
+    }
+    return (int)(loop->objects > 1000000 ? 1000000 : loop->objects);
+}
+
+/* ------------------------------------------------------------ errors */
+
+int as_loop_set_exception_handler(as_loop *loop, as_exception_handler_fn fn,
+                                  void *userdata, as_destroy_fn destroy)
+{
+    if (loop->closed)
+        return AS_ECLOSED;
+    if (loop->exc_destroy)
+        loop->exc_destroy(loop->exc_userdata);
+    loop->exc_handler = fn;
+    loop->exc_userdata = userdata;
+    loop->exc_destroy = destroy;
+    return 0;
+}
+
+void as_loop_default_exception_handler(as_loop *loop, const as_error_context *c)
+{
+    (void)loop;
+    if (c->code)
+        fprintf(stderr, "asyncstreams: %s: %s (%s)\n", c->message,
+                c->detail ? c->detail : as_strerror(c->code), as_err_name(c->code));
+    else
+        fprintf(stderr, "asyncstreams: %s%s%s\n", c->message,
+                c->detail ? ": " : "", c->detail ? c->detail : "");
+}
+
+void as_loop_call_exception_handler(as_loop *loop, const as_error_context *c)
+{
+    if (loop->exc_handler)
+        loop->exc_handler(loop, c, loop->exc_userdata);
+    else
+        as_loop_default_exception_handler(loop, c);
+}

@@ -1,0 +1,383 @@
+/* check_future.c - the future state machine and its done callbacks. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <string.h>
+
+struct seen {
+    int calls;
+    int order[16];
+    int n;
+    int destroyed;
+    int last_error;
+};
+
+struct cbarg {
+    struct seen *seen;
+    int tag;
+};
+
+static void on_done(as_future *f, void *p)
+{
+    struct cbarg *a = p;
+    a->seen->calls++;
+    a->seen->order[a->seen->n++] = a->tag;
+    a->seen->last_error = as_future_error(f);
+}
+
+static void on_destroy(void *p)
+{
+    struct cbarg *a = p;
+    a->seen->destroyed++;
+}
+
+static int freed_results;
+static void free_result(void *p)
+{
+    freed_results++;
+    free(p);
+}
+
+static void stop_cb(void *p)
+{
+    as_loop_stop(p);
+}
+
+START_TEST(done_callbacks_never_run_synchronously)
+{
+    as_loop *loop = tu_loop();
+    as_future *f = as_future_new(loop);
+    struct seen seen = {0, {0}, 0, 0, 0};
+    struct cbarg a = {&seen, 1}, b = {&seen, 2};
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(as_future_state_of(f), AS_FUTURE_PENDING);
+    ck_assert_int_eq(as_future_add_done_callback(f, on_done, &a, on_destroy), 0);
+    ck_assert_int_eq(as_future_set_result(f, NULL, NULL), 0);
+    /* Done, but the callback waits for the loop. */
+    ck_assert(as_future_done(f));
+    ck_assert_int_eq(seen.calls, 0);
+    /* Added after completion: scheduled, still not run here. */
+    ck_assert_int_eq(as_future_add_done_callback(f, on_done, &b, on_destroy), 0);
+    ck_assert_int_eq(seen.calls, 0);
+    ck_assert_int_eq(as_loop_run_once(loop), 0);
+    ck_assert_int_eq(seen.calls, 2);
+    ck_assert_int_eq(seen.order[0], 1);
+    ck_assert_int_eq(seen.order[1], 2);
+    ck_assert_int_eq(seen.destroyed, 2);
+    ck_assert_int_eq(seen.last_error, 0);
+    as_future_unref(f);
+    tu_close(loop);
+}
+END_TEST
+
+START_TEST(callbacks_run_in_registration_order)
+{
+    as_loop *loop = tu_loop();
+    as_future *f = as_future_new(loop);
+    struct seen seen = {0, {0}, 0, 0, 0};
+    struct cbarg args[8];
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        args[i].seen = &seen;
+        args[i].tag = i;
+        as_future_add_done_callback(f, on_done, &args[i], NULL);
+    }
+    as_future_set_result(f, NULL, NULL);
+    as_loop_run_once(loop);
+    for (i = 0; i < 8; i++)
+        ck_assert_int_eq(seen.order[i], i);
+    as_future_unref(f);
+    tu_close(loop);
+}
+END_TEST
+
+START_TEST(a_result_is_owned_and_freed_once)
+{
+    as_loop *loop = tu_loop();
+    as_future *f = as_future_new(loop);
+    int *v = malloc(sizeof *v), *other = malloc(sizeof *other), *taken;
+
+    freed_results = 0;
+    *v = 42;
+    ck_assert_int_eq(as_future_set_result(f, v, free_result), 0);
+    /* A second completion is refused and does not adopt its pointer. */
+    ck_assert_int_eq(as_future_set_result(f, other, free_result), AS_ESTATE);
+    ck_assert_int_eq(as_future_set_error(f, AS_EINVAL, NULL), AS_ESTATE);
+    ck_assert_int_eq(as_future_cancel(f, NULL), 0);
+    free(other);
+    ck_assert_int_eq(as_future_error(f), 0);
+    ck_assert_int_eq(*(int *)as_future_result(f), 42);
+    as_future_unref(f);
+    ck_assert_int_eq(freed_results, 1);
+
+    f = as_future_new(loop);
+    v = malloc(sizeof *v);
+    as_future_set_result(f, v, free_result);
+    taken = as_future_take_result(f);
+    ck_assert_ptr_eq(taken, v);
+    ck_assert_ptr_null(as_future_result(f));
+    as_future_unref(f);
+    ck_assert_int_eq(freed_results, 1); /* the taker owns it now */
+    free(taken);
+    tu_close(loop);
+}
+END_TEST
+
+static int details_freed;
+static void free_detail(void *p)
+{
+    details_freed++;
+    free(p);
+}
+
+START_TEST(errors_carry_code_message_and_detail)
+{
+    as_loop *loop = tu_loop();
+    as_future *f = as_future_new(loop);
+    char *detail = malloc(4);
+
+    details_freed = 0;
+    ck_assert_int_eq(as_future_set_error(f, 5, "positive"), AS_EINVAL);
+    ck_assert_int_eq(as_future_set_error(f, 0, "zero"), AS_EINVAL);
+    ck_assert(!as_future_done(f));
+    ck_assert_int_eq(as_future_error(f), AS_ESTATE);
+    ck_assert_ptr_null(as_future_error_message(f));
+
+    ck_assert_int_eq(as_future_set_error_detail(f, AS_EINCOMPLETE, "3 bytes read", detail, free_detail), 0);
+    ck_assert_int_eq(as_future_error(f), AS_EINCOMPLETE);
+    ck_assert_str_eq(as_future_error_message(f), "3 bytes read");
+    ck_assert_ptr_eq(as_future_error_detail(f), detail);
+    as_future_unref(f);
+    ck_assert_int_eq(details_freed, 1);
+
+    /* Without a message, the code's own text is used. */
+    f = as_future_new(loop);
+    as_future_set_error(f, -ECONNRESET, NULL);
+    ck_assert_int_eq(as_future_error(f), -ECONNRESET);
+    ck_assert_str_eq(as_future_error_message(f), "connection reset by peer");
+    as_future_unref(f);
+    tu_close(loop);
+}
+END_TEST
+
+START_TEST(cancel_moves_a_pending_future_to_cancelled)
+{
+    as_loop *loop = tu_loop();
+    as_future *f = as_future_new(loop);
+    struct seen seen = {0, {0}, 0, 0, 0};
+    struct cbarg a = {&seen, 1};
+
+    as_future_add_done_callback(f, on_done, &a, NULL);
+    ck_assert_int_eq(as_future_cancel(f, "stop it"), 1);
+    ck_assert_int_eq(as_future_cancel(f, NULL), 0);
+    ck_assert(as_future_cancelled(f));
+    ck_assert_int_eq(as_future_state_of(f), AS_FUTURE_CANCELLED);
+    ck_assert_int_eq(as_future_set_result(f, NULL, NULL), AS_ESTATE);
+    ck_assert_int_eq(as_future_error(f), AS_ECANCELLED);
+    ck_assert_str_eq(as_future_error_message(f), "stop it");
+    ck_assert_int_eq(seen.calls, 0);
+    as_loop_run_once(loop);
+    ck_assert_int_eq(seen.calls, 1);
+    ck_assert_int_eq(seen.last_error, AS_ECANCELLED);
+    as_future_unref(f);
+    tu_close(loop);
+}
+END_TEST
+
+START_TEST(removed_callbacks_do_not_run)
+{
+    as_loop *loop = tu_loop();
+    as_future *f = as_future_new(loop);
+    struct seen seen = {0, {0}, 0, 0, 0};
+    struct cbarg a = {&seen, 1}, b = {&seen, 2}, c = {&seen, 3};
+
+    as_future_add_done_callback(f, on_done, &a, on_destroy);
+    as_future_add_done_callback(f, on_done, &b, on_destroy);
+    as_future_add_done_callback(f, on_done, &a, on_destroy);
+    as_future_add_done_callback(f, on_done, &c, on_destroy);
+    ck_assert_int_eq(as_future_remove_done_callback(f, on_done, &a), 2);
+    ck_assert_int_eq(seen.destroyed, 2);
+    ck_assert_int_eq(as_future_remove_done_callback(f, on_done, &a), 0);
+    /* Adding after removal still works (the tail pointer was rebuilt). */
+    as_future_add_done_callback(f, on_done, &a, on_destroy);
+    as_future_set_result(f, NULL, NULL);
+    as_loop_run_once(loop);
+    ck_assert_int_eq(seen.calls, 3);
+    ck_assert_int_eq(seen.order[0], 2);
+    ck_assert_int_eq(seen.order[1], 3);
+    ck_assert_int_eq(seen.order[2], 1);
+    as_future_unref(f);
+    tu_close(loop);
+}
+END_TEST
+
+static void check_alive(as_future *f, void *p)
+{
+    int *called = p;
+    (*called)++;
+    ck_assert(as_future_done(f));
+}
+
+START_TEST(a_scheduled_callback_keeps_its_future_alive)
+{
+    as_loop *loop = tu_loop();
+    as_future *f = as_future_new(loop);
+    int called = 0;
+
+    as_future_add_done_callback(f, check_alive, &called, NULL);
+    as_future_set_result(f, NULL, NULL);
+    as_future_unref(f); /* the creator lets go before the callback runs */
+    ck_assert_uint_eq(as_loop_objects(loop), 1);
+    as_loop_run_once(loop);
+    ck_assert_int_eq(called, 1);
+    tu_close(loop);
+}
+END_TEST
+
+struct reports {
+    int count;
+    int code;
+    char message[64];
+};
+
+static void record(as_loop *loop, const as_error_context *c, void *p)
+{
+    struct reports *r = p;
+    (void)loop;
+    r->count++;
+    r->code = c->code;
+    strncpy(r->message, c->message, sizeof r->message - 1);
+}
+
+START_TEST(an_error_nobody_retrieved_is_reported_once)
+{
+    as_loop *loop = tu_loop();
+    struct reports rep;
+    as_future *f;
+
+    memset(&rep, 0, sizeof rep);
+    as_loop_set_exception_handler(loop, record, &rep, NULL);
+
+    f = as_future_new(loop);
+    as_future_set_error(f, -ECONNRESET, NULL);
+    as_future_unref(f);
+    ck_assert_int_eq(rep.count, 1);
+    ck_assert_int_eq(rep.code, -ECONNRESET);
+    ck_assert_str_eq(rep.message, "Future exception was never retrieved");
+
+    /* Retrieved: silent. */
+    f = as_future_new(loop);
+    as_future_set_error(f, -ECONNRESET, NULL);
+    ck_assert_int_eq(as_future_error(f), -ECONNRESET);
+    as_future_unref(f);
+    /* Cancelled, or never completed: silent. */
+    f = as_future_new(loop);
+    as_future_cancel(f, NULL);
+    as_future_unref(f);
+    f = as_future_new(loop);
+    as_future_unref(f);
+    ck_assert_int_eq(rep.count, 1);
+    tu_close(loop);
+}
+END_TEST
+
+static void finish_later(void *p)
+{
+    as_future *f = p;
+    int *v = malloc(sizeof *v);
+    *v = 7;
+    as_future_set_result(f, v, free);
+}
+
+static void fail_later(void *p)
+{
+    as_future_set_error(p, AS_ETIMEOUT, NULL);
+}
+
+START_TEST(run_until_complete_returns_the_outcome)
+{
+    as_loop *loop = tu_loop();
+    as_future *f = as_future_new(loop), *g = as_future_new(loop);
+
+    ck_assert_int_eq(as_loop_call_later(loop, 0.01, finish_later, f, NULL, NULL), 0);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, f), 0);
+    ck_assert_int_eq(*(int *)as_future_result(f), 7);
+    /* Already done: one turn, same answer. */
+    ck_assert_int_eq(as_loop_run_until_complete(loop, f), 0);
+
+    as_loop_call_soon(loop, fail_later, g, NULL, NULL);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, g), AS_ETIMEOUT);
+    as_future_unref(f);
+    as_future_unref(g);
+    tu_close(loop);
+}
+END_TEST
+
+START_TEST(run_until_complete_reports_a_stop_before_completion)
+{
+    as_loop *loop = tu_loop(), *other = tu_loop();
+    as_future *f = as_future_new(loop), *elsewhere = as_future_new(other);
+
+    as_loop_call_soon(loop, stop_cb, loop, NULL, NULL);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, f), AS_ESTATE);
+    ck_assert(!as_future_done(f));
+    ck_assert_int_eq(as_loop_run_until_complete(loop, elsewhere), AS_EINVAL);
+    as_future_unref(f);
+    as_future_unref(elsewhere);
+    tu_close(loop);
+    tu_close(other);
+}
+END_TEST
+
+START_TEST(closing_the_loop_releases_scheduled_callbacks)
+{
+    as_loop *loop = tu_loop();
+    as_future *f = as_future_new(loop);
+    struct seen seen = {0, {0}, 0, 0, 0};
+    struct cbarg a = {&seen, 1}, b = {&seen, 2};
+
+    as_future_add_done_callback(f, on_done, &a, on_destroy);
+    as_future_set_result(f, NULL, NULL);
+    as_future_unref(f);
+    /* The callback is queued but the loop closes first: it never runs, its
+     * userdata comes back, and the future is freed with it. */
+    ck_assert_int_eq(as_loop_close(loop), 0);
+    ck_assert_int_eq(seen.calls, 0);
+    ck_assert_int_eq(seen.destroyed, 1);
+
+    /* A future that outlives its closed loop refuses new callbacks cleanly
+     * once done, and frees the loop when it goes. */
+    loop = tu_loop();
+    f = as_future_new(loop);
+    ck_assert_int_eq(as_future_add_done_callback(f, on_done, &b, on_destroy), 0);
+    ck_assert_int_eq(as_loop_close(loop), 1);
+    as_future_set_result(f, NULL, NULL); /* cannot schedule: destroy runs */
+    ck_assert_int_eq(seen.destroyed, 2);
+    ck_assert_int_eq(as_future_add_done_callback(f, on_done, &b, on_destroy), AS_ECLOSED);
+    ck_assert_int_eq(seen.destroyed, 2);
+    as_future_unref(f);
+    ck_assert_int_eq(seen.calls, 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("future");
+    TCase *tc = tcase_create("future");
+    tcase_add_test(tc, done_callbacks_never_run_synchronously);
+    tcase_add_test(tc, callbacks_run_in_registration_order);
+    tcase_add_test(tc, a_result_is_owned_and_freed_once);
+    tcase_add_test(tc, errors_carry_code_message_and_detail);
+    tcase_add_test(tc, cancel_moves_a_pending_future_to_cancelled);
+    tcase_add_test(tc, removed_callbacks_do_not_run);
+    tcase_add_test(tc, a_scheduled_callback_keeps_its_future_alive);
+    tcase_add_test(tc, an_error_nobody_retrieved_is_reported_once);
+    tcase_add_test(tc, run_until_complete_returns_the_outcome);
+    tcase_add_test(tc, run_until_complete_reports_a_stop_before_completion);
+    tcase_add_test(tc, closing_the_loop_releases_scheduled_callbacks);
+    suite_add_tcase(s, tc);
+    (void)stop_cb;
+    return tu_run(s);
+}

@@ -1,0 +1,51 @@
+/*
+ * testutil.h - the few helpers every Check suite shares.
+ */
+#ifndef AS_TESTUTIL_H
+#define AS_TESTUTIL_H
+
+#include <check.h>
+#include <stdlib.h>
+#include "asyncstreams.h"
+
+/* A fresh loop on the default backend; fails the test if it cannot. */
+static inline as_loop *tu_loop(void)
+{
+    as_loop *loop = NULL;
+    ck_assert_int_eq(as_loop_new(&loop), 0);
+    ck_assert_ptr_nonnull(loop);
+    return loop;
+}
+
+static inline void tu_noop(void *p)
+{
+    (void)p;
+}
+
+/* One turn that cannot block: something is ready, so select() only polls. */
+static inline void tu_turn(as_loop *loop)
+{
+    ck_assert_int_eq(as_loop_call_soon(loop, tu_noop, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(as_loop_run_once(loop), 0);
+}
+
+/* Every test ends here: nothing scheduled, nothing alive, loop freed. */
+static inline void tu_close(as_loop *loop)
+{
+    ck_assert_uint_eq(as_loop_pending(loop), 0);
+    ck_assert_uint_eq(as_loop_objects(loop), 0);
+    ck_assert_int_eq(as_loop_close(loop), 0);
+}
+
+/* Run a suite in fork mode (CK_FORK=no overrides, e.g. under valgrind). */
+static inline int tu_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    int failed;
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+#endif
