@@ -110,6 +110,7 @@ static void conn_close(struct conn *c)
     demo.server_conns--;
 }
 
+/* listing: conn_update */
 /* Make the watchers match the state: read while there is room for a full
  * read's worth of replies (so a client that never reads cannot make us
  * buffer without bound), write while replies are waiting.  Returns 0, or a
@@ -143,6 +144,7 @@ static int conn_update(struct conn *c)
     }
     return rc;
 }
+/* end listing */
 
 /* Write what the socket will take now; keep the rest for conn_writable(). */
 static int conn_flush(struct conn *c)
@@ -162,6 +164,7 @@ static int conn_flush(struct conn *c)
     return 0;
 }
 
+/* listing: conn_readable */
 static void conn_readable(void *userdata)
 {
     struct conn *c = userdata;
@@ -204,6 +207,7 @@ static void conn_readable(void *userdata)
     }
     conn_update(c);
 }
+/* end listing */
 
 static void conn_writable(void *userdata)
 {
@@ -217,6 +221,7 @@ static void conn_writable(void *userdata)
     conn_update(c);
 }
 
+/* listing: on_accept */
 /* The listening socket is readable: accept every waiting client. */
 static void on_accept(void *userdata)
 {
@@ -245,6 +250,7 @@ static void on_accept(void *userdata)
         conn_update(c); /* starts reading; fails cleanly if fd >= FD_SETSIZE */
     }
 }
+/* end listing */
 
 /* ================================================================ clients */
 
@@ -505,6 +511,7 @@ int main(void)
         started++;
     }
 
+    /* listing: run */
     /* Turn the loop until every client has finished and the server has
      * closed its side of every connection.  Counting turns by hand is why
      * this uses as_loop_run_once() rather than as_loop_run_forever(). */
@@ -516,6 +523,7 @@ int main(void)
             break;
         }
     }
+    /* end listing */
     elapsed = as_loop_time(demo.loop) - demo.start;
 
     if (demo.timed_out)

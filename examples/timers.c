@@ -146,14 +146,16 @@ int main(void)
     check(as_loop_call_soon(loop, say, "B", count_destroy, NULL), "call_soon");
     check(as_loop_call_soon(loop, say, "C", count_destroy, NULL), "call_soon");
 
-    /* Timers, scheduled out of order.  The two "tie" timers share one
-     * deadline (call_at with the same time), so they run in the order they
-     * were scheduled. */
-    check(as_loop_call_later(loop, 0.040, stop, "stop", count_destroy, NULL), "call_later");
-    check(as_loop_call_later(loop, 0.030, say, "late", count_destroy, NULL), "call_later");
+    /* Timers, scheduled out of order.  call_later(d) means "d seconds from
+     * the moment of the call"; to give these timers deadlines that do not
+     * depend on how long the calls themselves take, they use call_at() with
+     * times measured from t0.  The two "tie" timers share one deadline, so
+     * they run in the order they were scheduled. */
+    check(as_loop_call_at(loop, t0 + 0.040, stop, "stop", count_destroy, NULL), "call_at");
+    check(as_loop_call_at(loop, t0 + 0.030, say, "late", count_destroy, NULL), "call_at");
     check(as_loop_call_at(loop, t0 + 0.010, say, "tie 1", count_destroy, NULL), "call_at");
-    check(as_loop_call_later(loop, 0.020, write_byte, "write a byte", count_destroy, NULL),
-          "call_later");
+    check(as_loop_call_at(loop, t0 + 0.020, write_byte, "write a byte", count_destroy, NULL),
+          "call_at");
     check(as_loop_call_at(loop, t0 + 0.010, say, "tie 2", count_destroy, NULL), "call_at");
 
     /* A timer we change our mind about.  Asking for the handle (the last
