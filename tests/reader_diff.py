@@ -9,9 +9,12 @@ or the final buffer.
     python3.13 reader_diff.py PATH/TO/reader_trace [count] [seed]
 
 Scripts avoid the few places where the C reader differs on purpose
-(reader.h, "Differences from CPython"): no feed after EOF, no cancel or
-exception while read(-1) waits, and a loop turn before an exception or a
-second read while a read may wait (so a woken read has retried first).
+(reader.h, "Differences from CPython"): no feed after EOF; no cancel or
+exception while read(-1) waits, no read(-1) as a second read, and no
+read(-1) left waiting at the end (CPython's loses bytes in each case); no
+second read next to a waiting readuntil/readline (CPython's skips bytes); a
+loop turn before an exception or a second read while a read may wait (so a
+woken read has retried first, see reader.h).
 """
 import asyncio
 import random
@@ -21,59 +24,24 @@ import sys
 ALPHABET = b'ab\n\r'
 
 
-def gen(rng):
-    out = [f'limit {rng.randint(1, 12)}']
-    eof = False
-    pending = None          # kind of the read that may still be waiting
-    nread = 0
-    for _ in range(rng.randint(1, 40)):
-        choice = rng.random()
-        if choice < 0.35 and not eof:
-            n = rng.choice([0, 1, 1, 2, 3, 5, 8, 13])
-            data = bytes(rng.choice(ALPHABET) for _ in range(n))
-            out.append(f'feed {data.hex() or "-"}')
-        elif choice < 0.45:
-            out.append('turn')
-        elif choice < 0.48 and not eof:
-            out.append('eof')
-            eof = True
-        elif choice < 0.52 and pending != 'read-1':
-            if pending is not None:
-                out.append('turn')   # let a woken read retry first
-            out.append(f'exc boom{rng.randint(0, 9)}')
-        elif choice < 0.57 and pending is not None and pending != 'read-1':
-            out.append(f'cancel {nread - 1}')
-            pending = None
-        elif pending is None or rng.random() < 0.1 and pending != 'read-1':
-            # A new read (rarely a second one while one waits: busy error).
-            if pending is not None:
-                out.append('turn')   # let a woken read retry first
-            kind = rng.choice(['read', 'readexactly', 'readline', 'readuntil',
-                               'readuntil'])
-            if kind == 'read':
-                n = rng.choice([-1, 0, 1, 3, 7, 30])
-                out.append(f'read {n}')
-                kind = 'read-1' if n < 0 else kind
-            elif kind == 'readexactly':
-                out.append(f'readexactly {rng.choice([-1, 0, 1, 2, 5, 11])}')
-            elif kind == 'readline':
-                out.append('readline')
-            else:
-                r = rng.random()
-                if r < 0.03:
-                    out.append('readuntil ()')
-                else:
-                    seps = []
-                    for _ in range(rng.choice([1, 1, 1, 2, 3])):
-                        n = rng.choice([0, 1, 1, 2, 3]) if r < 0.1 else rng.choice([1, 1, 2, 3])
-                        seps.append(bytes(rng.choice(ALPHABET) for _ in range(n)).hex() or '-')
-                    out.append('readuntil ' + ','.join(seps))
-            if pending is None:
-                pending = kind
-            nread += 1
-        else:
-            out.append('turn')
-    return out
+def random_read(rng, allow_all):
+    """A random read command and its kind."""
+    kind = rng.choice(['read', 'readexactly', 'readline', 'readuntil', 'readuntil'])
+    if kind == 'read':
+        n = rng.choice([-1, 0, 1, 3, 7, 30] if allow_all else [0, 1, 3, 7, 30])
+        return f'read {n}', ('read-1' if n < 0 else 'read')
+    if kind == 'readexactly':
+        return f'readexactly {rng.choice([-1, 0, 1, 2, 5, 11])}', kind
+    if kind == 'readline':
+        return 'readline', kind
+    r = rng.random()
+    if r < 0.03:
+        return 'readuntil ()', kind
+    seps = []
+    for _ in range(rng.choice([1, 1, 1, 2, 3])):
+        n = rng.choice([0, 1, 1, 2, 3]) if r < 0.1 else rng.choice([1, 1, 2, 3])
+        seps.append(bytes(rng.choice(ALPHABET) for _ in range(n)).hex() or '-')
+    return 'readuntil ' + ','.join(seps), kind
 
 
 def describe(i, task):
@@ -92,11 +60,15 @@ def describe(i, task):
     return text
 
 
-async def run_py(script):
+async def gen_and_run(rng):
+    """Generate a script step by step from CPython's live state, running it
+    as it goes; returns the script and CPython's trace."""
+    script = []
     lines = []
-    reader = None
     tasks = []
+    kinds = []
     reported = set()
+    eof = False
 
     def report():
         for i, t in enumerate(tasks):
@@ -104,17 +76,17 @@ async def run_py(script):
                 reported.add(i)
                 lines.append(describe(i, t))
 
-    for cmd in script:
+    async def do(cmd):
+        script.append(cmd)
         op, _, arg = cmd.partition(' ')
         coro = None
-        if op == 'limit':
-            reader = asyncio.StreamReader(limit=int(arg))
-        elif op == 'feed':
+        if op == 'feed':
             reader.feed_data(b'' if arg == '-' else bytes.fromhex(arg))
         elif op == 'eof':
             reader.feed_eof()
         elif op == 'exc':
             reader.set_exception(ConnectionResetError(arg))
+            await asyncio.sleep(0)
         elif op == 'turn':
             await asyncio.sleep(0)
         elif op == 'cancel':
@@ -137,6 +109,46 @@ async def run_py(script):
             tasks.append(asyncio.ensure_future(coro))
             await asyncio.sleep(0)
         report()
+
+    limit = rng.randint(1, 12)
+    script.append(f'limit {limit}')
+    reader = asyncio.StreamReader(limit=limit)
+    for _ in range(rng.randint(1, 40)):
+        waiting = [i for i, t in enumerate(tasks) if not t.done()]
+        wkinds = {kinds[i] for i in waiting}
+        choice = rng.random()
+        if choice < 0.35 and not eof:
+            n = rng.choice([0, 1, 1, 2, 3, 5, 8, 13])
+            data = bytes(rng.choice(ALPHABET) for _ in range(n))
+            await do(f'feed {data.hex() or "-"}')
+        elif choice < 0.45:
+            await do('turn')
+        elif choice < 0.48 and not eof:
+            await do('eof')
+            eof = True
+        elif choice < 0.52 and 'read-1' not in wkinds:
+            if waiting:
+                await do('turn')      # let a woken read retry first
+            await do(f'exc boom{rng.randint(0, 9)}')
+        elif choice < 0.57 and waiting and 'read-1' not in wkinds:
+            await do(f'cancel {rng.choice(waiting)}')
+        elif not waiting or (rng.random() < 0.2 and wkinds <= {'read', 'readexactly'}):
+            # A second read may only join a waiting read(n)/readexactly (and
+            # never be read(-1)): see the module docstring.
+            if waiting:
+                await do('turn')
+                if any(not tasks[i].done() for i in waiting) is False:
+                    continue
+            cmd, kind = random_read(rng, not waiting)
+            kinds.append(kind)
+            await do(cmd)
+        else:
+            await do('turn')
+    if any(not t.done() and k == 'read-1' for t, k in zip(tasks, kinds)):
+        # Let read(-1) finish: cancelling it loses bytes in CPython only.
+        if not eof:
+            await do('eof')
+        await do('turn')
     for t in tasks:
         if not t.done():
             t.cancel()
@@ -144,7 +156,7 @@ async def run_py(script):
     report()
     buf = bytes(reader._buffer)
     lines.append(f'buffer {buf.hex() or "-"} at_eof={int(reader.at_eof())}')
-    return lines
+    return script, lines
 
 
 def main():
@@ -155,8 +167,7 @@ def main():
     seed = int(sys.argv[3]) if len(sys.argv) > 3 else 20261122
     rng = random.Random(seed)
     for n in range(count):
-        script = gen(rng)
-        want = asyncio.run(run_py(script))
+        script, want = asyncio.run(gen_and_run(rng))
         got = subprocess.run([trace], input='\n'.join(script) + '\n',
                              capture_output=True, text=True)
         if got.returncode != 0 or got.stdout.splitlines() != want:

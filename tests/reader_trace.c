@@ -6,8 +6,8 @@
  * Script, one command a line (bytes in hex, "-" for empty):
  *   limit N | feed HEX | eof | exc TEXT | turn | cancel ID
  *   read N | readexactly N | readline | readuntil HEX[,HEX...] | readuntil ()
- * Each read gets the next ID from 0; starting a read and cancelling are
- * followed by one loop turn (the CPython driver's `await sleep(0)`).  After
+ * Each read gets the next ID from 0; starting a read, cancelling and
+ * setting an exception are followed by one loop turn (the CPython driver's `await sleep(0)`).  After
  * every command, reads that finished are printed in ID order:
  *   ID OK HEX
  *   ID ERR Type message [partial=HEX expected=N|None] [consumed=N]
@@ -141,6 +141,7 @@ int main(void)
             as_reader_feed_eof(reader);
         } else if (strcmp(cmd, "exc") == 0) {
             as_reader_set_exception(reader, AS_ECONNLOST, arg);
+            turn();
         } else if (strcmp(cmd, "turn") == 0) {
             turn();
         } else if (strcmp(cmd, "cancel") == 0) {
