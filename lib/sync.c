@@ -280,6 +280,17 @@ static void unref_all(as_future *const *futures, size_t from, size_t count)
             as_future_unref(futures[i]);
 }
 
+/* Refused input: the futures we took over can no longer be observed by
+ * anyone, so the work behind them is cancelled before they are dropped. */
+static void cancel_all(as_future *const *futures, size_t count)
+{
+    size_t i;
+    if (futures)
+        for (i = 0; i < count; i++)
+            as_cancel(futures[i], NULL);
+    unref_all(futures, 0, count);
+}
+
 as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
                      int return_exceptions)
 {
@@ -304,7 +315,7 @@ as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
         if (!futures[i] || as_future_loop(futures[i]) != loop)
             break;
     if (!futures || i < count) {
-        unref_all(futures, 0, count);
+        cancel_all(futures, count);
         fail(outer, AS_EINVAL, "gather: NULL future or future of another loop");
         return outer;
     }
@@ -483,6 +494,7 @@ as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
         return outer;
     }
     if (as_future_loop(inner) != loop || isnan(timeout)) {
+        as_cancel(inner, NULL); /* nobody could see it finish */
         as_future_unref(inner);
         fail(outer, AS_EINVAL, "wait_for: future of another loop or NaN timeout");
         return outer;

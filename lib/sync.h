@@ -72,7 +72,8 @@ typedef struct as_gather_result {
  *
  * count == 0 gives a future finished with an empty result.  A NULL entry, a
  * NULL array with count > 0, or a future from another loop fails it with
- * AS_EINVAL.  Returns NULL only if memory ran out or the loop is closed.
+ * AS_EINVAL, and the futures given are cancelled (nobody could see them
+ * finish).  Returns NULL only if memory ran out or the loop is closed.
  */
 as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
                      int return_exceptions);
@@ -89,7 +90,8 @@ as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
  *   - ends CANCELLED if the inner one was cancelled by someone else, or if
  *     the wait_for itself was cancelled (as_cancel() cancels the inner one).
  * timeout <= 0 cancels at once unless the inner future is already done;
- * timeout == INFINITY waits as long as it takes; NaN fails with AS_EINVAL.
+ * timeout == INFINITY waits as long as it takes; NaN (or a future of
+ * another loop) fails it with AS_EINVAL and cancels the future given.
  * A NULL future fails it with -ENOMEM (the call meant to make it failed).
  * Returns NULL only if memory ran out or the loop is closed.
  *
