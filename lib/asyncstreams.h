@@ -10,5 +10,7 @@
 #include "errors.h"
 #include "loop.h"
 #include "future.h"
+#include "task.h"
+#include "sync.h"
 
 #endif /* ASYNCSTREAMS_H */
