@@ -153,6 +153,7 @@ int main(int argc, char **argv)
     }
     if (argc == 3)
         alarm((unsigned)strtoul(argv[2], NULL, 10));
+    signal(SIGPIPE, SIG_IGN); /* a peer that closes first must not kill us */
     memset(&act, 0, sizeof act);
     act.sa_handler = on_signal; /* no SA_RESTART: select() returns EINTR */
     sigaction(SIGTERM, &act, NULL);
