@@ -25,6 +25,40 @@ install_optional() {
     fi
 }
 
+# collect_peers: fill PEERS with "name|command" for every peer present.  This
+# is the one place to add a peer.  The built-in servers also get a lifetime
+# limit (the second argument) so that none outlives a killed script.
+collect_peers() {
+    PEERS=()
+    PEERS+=("select|$OUT/select_echo 0 3600")
+    [ -x "$OUT/uv_echo" ] && PEERS+=("libuv|$OUT/uv_echo 0 3600")
+    [ -x "$OUT/event_echo" ] && PEERS+=("libevent|$OUT/event_echo 0 3600")
+    have_python && PEERS+=("asyncio|$PY $HERE/peers/asyncio_echo.py 0 3600")
+    have_uvloop && PEERS+=("uvloop|$PY $HERE/peers/asyncio_echo.py --uvloop 0 3600")
+    # asyncstreams' own C echo server (issue 6): prints "PORT n" on stdout.
+    ASYNCSTREAMS_ECHO=${ASYNCSTREAMS_ECHO:-$TOP/examples/echo_server}
+    if [ -x "$ASYNCSTREAMS_ECHO" ]; then
+        PEERS+=("asyncstreams|$ASYNCSTREAMS_ECHO 0")
+    else
+        say "peer asyncstreams: skipped, $ASYNCSTREAMS_ECHO is not built (yet)"
+    fi
+    if [ -n "${EXTRA_PEERS:-}" ]; then
+        local extra e
+        IFS=';' read -r -a extra <<<"$EXTRA_PEERS"
+        for e in "${extra[@]}"; do
+            [ -n "$e" ] && PEERS+=("${e%%=*}|${e#*=}")
+        done
+    fi
+    if [ -n "${ONLY_PEERS:-}" ]; then
+        local kept=() p
+        for p in "${PEERS[@]}"; do
+            case " $ONLY_PEERS " in *" ${p%%|*} "*) kept+=("$p") ;; esac
+        done
+        PEERS=("${kept[@]}")
+    fi
+    return 0
+}
+
 have_python() { [ -x "$PY" ]; }
 have_uvloop() { have_python && "$PY" -c 'import uvloop' 2>/dev/null; }
 
@@ -57,11 +91,12 @@ build_all() {
     return 0
 }
 
-# wait_port FILE PID: print the port the server announced in FILE, waiting up
-# to 20 s while PID lives.  Accepts "PORT n" and "listening on 127.0.0.1:n".
+# wait_port FILE PID [SECS]: print the port the server announced in FILE,
+# waiting up to SECS (20) s while PID lives.  Accepts "PORT n" and
+# "listening on 127.0.0.1:n".
 wait_port() {
-    local f=$1 pid=$2 i line
-    for ((i = 0; i < 200; i++)); do
+    local f=$1 pid=$2 i line tries=$((${3:-20} * 10))
+    for ((i = 0; i < tries; i++)); do
         line=$(grep -m1 -E '^PORT [0-9]+$|listening on 127\.0\.0\.1:[0-9]+' "$f" 2>/dev/null)
         if [ -n "$line" ]; then
             line=${line##*[ :]}
@@ -74,11 +109,12 @@ wait_port() {
     return 1
 }
 
-# stop_pid PID: SIGTERM, then SIGKILL if it is still there after 10 s.
+# stop_pid PID [SECS]: SIGTERM, then SIGKILL if it is still there after SECS
+# (10) s.
 stop_pid() {
-    local pid=$1 i
+    local pid=$1 i tries=$((${2:-10} * 10))
     kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < tries; i++)); do
         kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
         sleep 0.1
     done

@@ -3,7 +3,7 @@
 #
 # usage: bench/run_echo.sh [--quick] [--reps R] [--secs T] [--warm W]
 #                          [--conns "1 10 100 500"] [--sizes "64 1024 65536"]
-#                          [--no-install] [--no-pin]
+#                          [--no-install] [--no-pin] [--only "libuv select"]
 #
 # For each (connections N, message size) cell, each peer server is measured
 # R times by bench/loadgen (closed-loop ping-pong, depth 1): W seconds of
@@ -15,11 +15,11 @@
 # ratios to libuv go to bench/out/results.csv and results.md, and a plot to
 # bench/out/echo.svg when gnuplot is present.
 #
-# Peers: the list PEERS below, one "name|command" entry each.  A command is
-# split on blanks (no quoting), gets the port 0, and must print, on stdout,
-# one line "PORT n" (or "listening on 127.0.0.1:n") once it listens on
-# 127.0.0.1 port n; it must echo every byte, set TCP_NODELAY, and stop on
-# SIGTERM.  Extra peers: EXTRA_PEERS="name=command;name2=command2".
+# Peers: collect_peers in bench/lib.sh, one "name|command" entry each.  A
+# command is split on blanks (no quoting) and ends in the port argument 0; the
+# server must print, on stdout, one line "PORT n" (or "listening on
+# 127.0.0.1:n") once it listens on 127.0.0.1 port n, echo every byte, set
+# TCP_NODELAY, and exit on SIGTERM.  More: EXTRA_PEERS="name=cmd 0;name2=cmd 0".
 # asyncstreams' own examples/echo_server is added by itself once it is built.
 #
 # Default run (3 sizes x 4 N x 5 peers x 3 repetitions): about 9 minutes.
@@ -48,6 +48,7 @@ while [ $# -gt 0 ]; do
     --sizes) SIZES=$2; shift ;;
     --no-install) INSTALL=0 ;;
     --no-pin) PIN=0 ;;
+    --only) ONLY_PEERS=$2; shift ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "run_echo.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -58,33 +59,12 @@ say() { printf '%s\n' "$*" >&2; }
 mkdir -p "$OUT" || exit 1
 
 # ------------------------------------------------------------ optional peers
-# shellcheck source=bench/lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 . "$HERE/lib.sh"
 install_optional "$INSTALL" libuv1-dev libevent-dev python3-uvloop gnuplot-nox
 build_all || exit 1
 
-# ----------------------------------------------------------------- the peers
-# The one place to add a peer.  The built-in servers also get a lifetime
-# limit (the second argument) so none outlives a killed script.
-PEERS=()
-PEERS+=("select|$OUT/select_echo 0 3600")
-[ -x "$OUT/uv_echo" ] && PEERS+=("libuv|$OUT/uv_echo 0 3600")
-[ -x "$OUT/event_echo" ] && PEERS+=("libevent|$OUT/event_echo 0 3600")
-have_python && PEERS+=("asyncio|$PY $HERE/peers/asyncio_echo.py 0 3600")
-have_uvloop && PEERS+=("uvloop|$PY $HERE/peers/asyncio_echo.py --uvloop 0 3600")
-# asyncstreams' own C echo server (issue 6): "PORT n" on stdout, port 0 = any.
-ASYNCSTREAMS_ECHO=${ASYNCSTREAMS_ECHO:-$TOP/examples/echo_server}
-if [ -x "$ASYNCSTREAMS_ECHO" ]; then
-    PEERS+=("asyncstreams|$ASYNCSTREAMS_ECHO 0")
-else
-    say "peer asyncstreams: skipped, $ASYNCSTREAMS_ECHO is not built (yet)"
-fi
-if [ -n "${EXTRA_PEERS:-}" ]; then
-    IFS=';' read -r -a extra <<<"$EXTRA_PEERS"
-    for e in "${extra[@]}"; do
-        [ -n "$e" ] && PEERS+=("${e%%=*}|${e#*=}")
-    done
-fi
+collect_peers
 
 # ------------------------------------------------------------ server control
 declare -A PID PORTOF CMD
