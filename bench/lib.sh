@@ -129,7 +129,7 @@ plot_results() {
     local out=$1 sizes=$2 s ns=0 label
     for s in $sizes; do ns=$((ns + 1)); done
     {
-        echo "set terminal svg size $((420 * ns)),720 dynamic font 'sans,11'"
+        echo "set terminal svg size $((420 * ns)),720 dynamic noenhanced font 'sans,11'"
         echo "set output '$out/echo.svg'"
         echo "set multiplot layout 2,$ns title 'echo ping-pong, depth 1: medians (bench/run_echo.sh, $(date -u +%F))'"
         echo "set key top left font 'sans,9'"
