@@ -116,6 +116,8 @@ START_TEST(test_gather_first_error_wins)
 {
     as_loop *loop = tu_loop();
     as_future *kids[3], *g, *a, *b, *c;
+    int freed = 0;
+    tu_detail *d = tu_detail_new(&freed);
 
     a = kids[0] = as_future_new(loop);
     b = kids[1] = as_future_new(loop);
@@ -124,17 +126,23 @@ START_TEST(test_gather_first_error_wins)
     as_future_ref(b);
     as_future_ref(c);
     g = as_gather(loop, kids, 3, 0);
-    as_future_set_error(b, -ECONNREFUSED, "refused");
+    as_future_set_error_detail(b, -ECONNREFUSED, "refused", d, tu_detail_free);
     as_future_set_error(a, -EPIPE, NULL); /* later: not the gather's error */
     ck_assert_int_eq(as_loop_run_until_complete(loop, g), -ECONNREFUSED);
     ck_assert_str_eq(as_future_error_message(g), "refused");
+    /* The child's error moved whole: the detail is the gather's now. */
+    ck_assert_ptr_eq(as_future_error_detail(g), d);
+    ck_assert_ptr_null(as_future_error_detail(b));
+    ck_assert_int_eq(as_future_error(b), -ECONNREFUSED);
     /* The others are not cancelled: the sleep still finishes normally. */
     ck_assert(!as_future_cancelled(c));
     ck_assert_int_eq(as_loop_run_until_complete(loop, c), 0);
     as_future_unref(a);
     as_future_unref(b);
     as_future_unref(c);
+    ck_assert_int_eq(freed, 0);
     as_future_unref(g);
+    ck_assert_int_eq(freed, 1);
     tu_close(loop);
 }
 END_TEST
@@ -294,12 +302,18 @@ START_TEST(test_wait_for_error_and_outside_cancel)
     as_loop *loop = tu_loop();
     as_future *inner = as_future_new(loop), *w;
 
+    int freed = 0;
+    tu_detail *d = tu_detail_new(&freed);
+
     w = as_wait_for(loop, as_future_ref(inner), 5);
-    as_future_set_error(inner, -ECONNRESET, "reset");
-    ck_assert_int_eq(as_loop_run_until_complete(loop, w), -ECONNRESET);
-    ck_assert_str_eq(as_future_error_message(w), "reset");
+    as_future_set_error_detail(inner, AS_EINCOMPLETE, "2 of 5", d, tu_detail_free);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, w), AS_EINCOMPLETE);
+    ck_assert_str_eq(as_future_error_message(w), "2 of 5");
+    ck_assert_ptr_eq(as_future_error_detail(w), d); /* moved with the error */
+    ck_assert_ptr_null(as_future_error_detail(inner));
     as_future_unref(inner);
     as_future_unref(w);
+    ck_assert_int_eq(freed, 1);
 
     /* Someone else cancels the inner future: the wait_for is cancelled. */
     inner = as_future_new(loop);
@@ -320,7 +334,8 @@ START_TEST(test_wait_for_cancelled_cancels_inner)
 
     w = as_wait_for(loop, as_future_ref(inner), 5);
     ck_assert_int_eq(as_future_cancel(w, "bye"), 1);
-    ck_assert(as_future_cancelled(inner));
+    ck_assert(as_future_cancelled(inner));   /* the canceller reached it */
+    ck_assert(!as_future_done(w)); /* done once the inner one has finished */
     ck_assert_int_eq(as_loop_run_until_complete(loop, w), AS_ECANCELLED);
     ck_assert(as_future_cancelled(w));
     ck_assert_str_eq(as_future_error_message(w), "bye");
@@ -476,6 +491,65 @@ END_TEST
 START_TEST(test_wait_for_cancelled_task_returns_result)
 {
     run_slow(1);
+}
+END_TEST
+
+/* as_future_cancel() on a wait_for around a task cancels the task (its
+ * step sees AS_ECANCELLED and cleans up); the wait_for ends CANCELLED, not
+ * timed out, and only after the cleanup. */
+START_TEST(test_wait_for_cancel_cancels_inner_task)
+{
+    as_loop *loop = tu_loop();
+    struct slow *s = calloc(1, sizeof *s);
+    as_task *t = NULL;
+    as_future *w;
+
+    ck_assert_int_eq(as_task_new(&t, loop, slow_step, s, free), 0);
+    w = as_wait_for(loop, as_future_ref(as_task_future(t)), 5);
+    tu_turn(loop); /* the task awaits its 10 s sleep */
+    ck_assert_int_eq(as_future_cancel(w, "stop"), 1);
+    ck_assert(!as_future_done(w));
+    ck_assert(!as_task_done(t)); /* cleaning up */
+    ck_assert_int_eq(as_loop_run_until_complete(loop, w), AS_ECANCELLED);
+    ck_assert(s->cleanup_done);
+    ck_assert(as_future_cancelled(w));
+    ck_assert(as_future_cancelled(as_task_future(t)));
+    as_future_unref(w);
+    as_task_unref(t);
+    tu_close(loop); /* the 5 s timer went with the cancel */
+}
+END_TEST
+
+/* as_future_cancel() on a gather of tasks cancels every task: each step
+ * sees AS_ECANCELLED and cleans up, and the gather ends CANCELLED (once the
+ * first has finished, as asyncio's gather does without return_exceptions). */
+START_TEST(test_gather_cancel_cancels_child_tasks)
+{
+    as_loop *loop = tu_loop();
+    struct slow *s[2];
+    as_task *t[2];
+    as_future *kids[2], *g;
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        s[i] = calloc(1, sizeof *s[i]);
+        ck_assert_int_eq(as_task_new(&t[i], loop, slow_step, s[i], free), 0);
+        kids[i] = as_future_ref(as_task_future(t[i]));
+    }
+    g = as_gather(loop, kids, 2, 0);
+    tu_turn(loop);
+    ck_assert_int_eq(as_future_cancel(g, NULL), 1);
+    ck_assert(!as_future_done(g));
+    ck_assert_int_eq(as_loop_run_until_complete(loop, g), AS_ECANCELLED);
+    ck_assert(as_future_cancelled(g));
+    for (i = 0; i < 2; i++) {
+        as_loop_run_until_complete(loop, as_task_future(t[i]));
+        ck_assert(s[i]->cleanup_done);
+        ck_assert(as_future_cancelled(as_task_future(t[i])));
+        as_task_unref(t[i]);
+    }
+    as_future_unref(g);
+    tu_close(loop);
 }
 END_TEST
 
@@ -812,6 +886,8 @@ static Suite *sync_suite(void)
     tcase_add_test(tc, test_wait_for_race_timeout_first);
     tcase_add_test(tc, test_wait_for_waits_for_cancelled_task);
     tcase_add_test(tc, test_wait_for_cancelled_task_returns_result);
+    tcase_add_test(tc, test_wait_for_cancel_cancels_inner_task);
+    tcase_add_test(tc, test_gather_cancel_cancels_child_tasks);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("semaphore");

@@ -215,6 +215,37 @@ START_TEST(test_error_propagates_with_message)
 }
 END_TEST
 
+/* An uncaught error moves to the task's future whole: the detail too (an
+ * incomplete read's partial bytes survive being propagated). */
+START_TEST(test_propagate_keeps_detail)
+{
+    as_loop *loop = tu_loop();
+    as_task *t = NULL;
+    struct st *s = st_new();
+    as_future *a = as_future_new(loop);
+    int freed = 0;
+    tu_detail *d = tu_detail_new(&freed);
+
+    reset();
+    s->await_on[0] = as_future_ref(a);
+    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    tu_turn(loop);
+    ck_assert_int_eq(as_future_set_error_detail(a, AS_EINCOMPLETE, "2 of 5",
+                                                d, tu_detail_free), 0);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)),
+                     AS_EINCOMPLETE);
+    ck_assert_str_eq(as_future_error_message(as_task_future(t)), "2 of 5");
+    ck_assert_ptr_eq(as_future_error_detail(as_task_future(t)), d);
+    ck_assert_ptr_null(as_future_error_detail(a)); /* moved, not shared */
+    ck_assert_int_eq(as_future_error(a), AS_EINCOMPLETE); /* a keeps its code */
+    as_future_unref(a);
+    ck_assert_int_eq(freed, 0);
+    as_task_unref(t); /* frees the task's future, and the detail with it */
+    ck_assert_int_eq(freed, 1);
+    tu_close(loop);
+}
+END_TEST
+
 static as_step fail_step(as_task *t, void *p)
 {
     (void)p;
@@ -866,6 +897,7 @@ static Suite *task_suite(void)
     tcase_add_test(tc, test_await_results_in_order);
     tcase_add_test(tc, test_raw_state_machine_takes_result);
     tcase_add_test(tc, test_error_propagates_with_message);
+    tcase_add_test(tc, test_propagate_keeps_detail);
     tcase_add_test(tc, test_fail_with_positive_code_is_einval);
     tcase_add_test(tc, test_await_misuse_is_reported);
     tcase_add_test(tc, test_await_null_self_twice);
