@@ -75,8 +75,8 @@ static int run_with_timeout(as_loop *loop, as_task *t, double timeout)
     if (!w)
         return -ENOMEM;
     err = as_loop_run_until_complete(loop, w);
-    if (err == 0) /* the result is the inner future: the task's */
-        printf("wait_for: %s\n", (char *)as_future_result(as_future_result(w)));
+    if (err == 0) /* the task's own value, moved to the wait_for */
+        printf("wait_for: %s\n", (char *)as_future_result(w));
     else
         printf("wait_for: %s (task %s)\n", as_err_name(err),
                as_future_cancelled(as_task_future(t)) ? "cancelled" : "not cancelled");
@@ -107,8 +107,9 @@ int main(void)
         ok &= run_with_timeout(loop, slow, 0.05) == AS_ETIMEOUT;
         /* 10 ms of work, a second allowed: its result. */
         ok &= run_with_timeout(loop, quick, 1.0) == 0;
-        /* Cancelled by hand; it catches the cancellation and returns. */
-        as_task_cancel(catcher, "enough");
+        /* Cancelled by hand, through its future (the same as
+         * as_task_cancel()); it catches the cancellation and returns. */
+        as_future_cancel(as_task_future(catcher), "enough");
         ok &= as_loop_run_until_complete(loop, as_task_future(catcher)) == 0;
         printf("catcher: %s\n", (char *)as_future_result(as_task_future(catcher)));
 /* end listing */

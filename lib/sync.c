@@ -9,13 +9,18 @@
  * and when the loop closes and producers drop their futures, everything
  * waiting on them unwinds by itself (task.h rule 2, sync.h rule 1).
  *
+ * A record that stands for work (gather, wait_for, a semaphore acquire)
+ * is also its future's canceller (future.h), so as_future_cancel() on the
+ * future reaches the work.  The record completes its own future with
+ * as_future_set_cancelled() / as_future_transfer(), never with
+ * as_future_cancel(), which would only ask the record again.  A record
+ * freed while its future is still pending removes the canceller first.
+ *
  * Where a record cancels other futures, it holds a reference to itself
  * across the calls: a cancel on a closed loop releases callbacks at once,
  * and one of them may be the record's last.
  */
 #include "sync.h"
-#include "task.h"
-#include "task_internal.h"
 #include "errors.h"
 #include "internal.h"
 
@@ -42,9 +47,13 @@ static as_future *failed(as_loop *loop, int code, const char *message)
     return f;
 }
 
-static void unref_future(void *future)
+/* Complete dst with src's outcome, moving result or error detail
+ * (future.h).  If the error message cannot be copied, keep the code. */
+static void pass_on(as_future *dst, as_future *src)
 {
-    as_future_unref(future);
+    int code = as_future_error(src);
+    if (as_future_transfer(dst, src) == -ENOMEM)
+        as_future_set_error(dst, code, NULL);
 }
 
 /* ------------------------------------------------------------ sleep */
@@ -151,7 +160,7 @@ static void gather_unref(struct gather *g)
     if (--g->refs > 0)
         return;
     if (!g->finished)
-        as__cancel_hook_clear(g->outer);
+        as_future_set_canceller(g->outer, NULL, NULL);
     for (i = 0; i < g->count; i++)
         if (g->child[i].done)
             as_future_unref(g->child[i].future);
@@ -188,7 +197,6 @@ static void gather_finish(struct gather *g)
     size_t i;
 
     g->finished = 1;
-    as__cancel_hook_clear(g->outer);
     for (i = 0; i < g->count; i++) {
         if (g->child[i].done) {
             as_future_unref(g->child[i].future);
@@ -215,18 +223,23 @@ static void gather_child_done(as_future *future, void *userdata)
         return;
     }
     if (err != 0 && !g->return_exceptions) {
-        gather_finish(g);
-        if (err == AS_ECANCELLED && g->cancel_requested)
-            as_future_cancel(g->outer, as_future_error_message(future));
-        else /* a child's cancellation is an error of the gather, as asyncio */
-            fail(g->outer, err, as_future_error_message(future));
+        gather_finish(g); /* the callback still holds the child */
+        if (as_future_cancelled(future) && g->cancel_requested)
+            as_future_set_cancelled(g->outer, as_future_error_message(future));
+        else if (as_future_cancelled(future))
+            /* A child's cancellation is an error of the gather (asyncio
+             * sets CancelledError as its exception): FINISHED, not
+             * CANCELLED. */
+            fail(g->outer, AS_ECANCELLED, as_future_error_message(future));
+        else /* the child's error itself, detail and all */
+            pass_on(g->outer, future);
         return;
     }
     if (g->n_done < g->count)
         return;
     if (g->cancel_requested) {
         gather_finish(g);
-        as_future_cancel(g->outer, NULL);
+        as_future_set_cancelled(g->outer, NULL);
     } else {
         as_gather_result *r = gather_result_new(g->count);
         if (!r) {
@@ -264,7 +277,7 @@ static int gather_cancel(as_future *outer, const char *message, void *userdata)
     g->refs++;
     for (i = 0; i < g->count; i++)
         if (!g->child[i].done && g->child[i].future &&
-            as_cancel(g->child[i].future, message))
+            as_future_cancel(g->child[i].future, message))
             any = 1;
     if (any)
         g->cancel_requested = 1;
@@ -287,7 +300,7 @@ static void cancel_all(as_future *const *futures, size_t count)
     size_t i;
     if (futures)
         for (i = 0; i < count; i++)
-            as_cancel(futures[i], NULL);
+            as_future_cancel(futures[i], NULL);
     unref_all(futures, 0, count);
 }
 
@@ -329,13 +342,7 @@ as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
     g->outer = as_future_ref(outer);
     g->return_exceptions = return_exceptions;
     g->count = count;
-    if ((err = as__cancel_hook_set(outer, gather_cancel, g)) < 0) {
-        gather_finish(g);
-        fail(outer, err, NULL);
-        unref_all(futures, 0, count);
-        gather_unref(g);
-        return outer;
-    }
+    as_future_set_canceller(outer, gather_cancel, g); /* fresh: cannot fail */
     for (i = 0; i < count; i++) {
         struct gather_child *c = &g->child[i];
         c->g = g;
@@ -376,7 +383,7 @@ static void wf_unref(struct wait_for *w)
     if (--w->refs > 0)
         return;
     if (!w->finished)
-        as__cancel_hook_clear(w->outer);
+        as_future_set_canceller(w->outer, NULL, NULL);
     as_handle_release(w->timer);
     as_future_unref(w->outer);
     free(w);
@@ -385,7 +392,6 @@ static void wf_unref(struct wait_for *w)
 static void wf_finish(struct wait_for *w)
 {
     w->finished = 1;
-    as__cancel_hook_clear(w->outer);
     if (w->timer)
         as_handle_cancel(w->timer); /* nothing if it already ran */
 }
@@ -400,18 +406,15 @@ static void wf_inner_done(as_future *inner, void *userdata)
         return;
     w->refs++;
     wf_finish(w);
-    if (err == 0) {
-        /* The inner result wins, even over a timeout that already fired. */
-        if (as_future_set_result(w->outer, as_future_ref(inner),
-                                 unref_future) < 0)
-            as_future_unref(inner); /* outer was cancelled directly */
-    } else if (as_future_cancelled(inner) && w->timed_out && !w->cancel_requested) {
-        fail(w->outer, AS_ETIMEOUT, NULL);
-    } else if (as_future_cancelled(inner)) {
-        as_future_cancel(w->outer, as_future_error_message(inner));
-    } else {
-        fail(w->outer, err, as_future_error_message(inner));
-    }
+    if (err == AS_ECANCELLED && as_future_cancelled(inner) && w->timed_out &&
+        !w->cancel_requested)
+        fail(w->outer, AS_ETIMEOUT, NULL); /* we cancelled it: a timeout */
+    else
+        /* The inner outcome itself: its value (which wins even over a
+         * timeout that already fired), its error with the detail, or its
+         * cancellation.  If the outer future was completed behind our back,
+         * nothing moves and the inner future keeps its result. */
+        pass_on(w->outer, inner);
     wf_unref(w);
 }
 
@@ -447,7 +450,7 @@ static void wf_timeout(void *userdata)
         return;
     w->timed_out = 1;
     w->refs++;
-    as_cancel(w->inner, NULL);
+    as_future_cancel(w->inner, NULL);
     wf_unref(w);
 }
 
@@ -470,10 +473,10 @@ static int wf_cancel(as_future *outer, const char *message, void *userdata)
         as_handle_cancel(w->timer);
     if (!w->inner) {
         wf_finish(w);
-        as_future_cancel(w->outer, message);
+        as_future_set_cancelled(w->outer, message);
         r = 1;
     } else if (!as_future_done(w->inner)) {
-        r = as_cancel(w->inner, message);
+        r = as_future_cancel(w->inner, message);
     }
     wf_unref(w);
     return r;
@@ -494,7 +497,7 @@ as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
         return outer;
     }
     if (as_future_loop(inner) != loop || isnan(timeout)) {
-        as_cancel(inner, NULL); /* nobody could see it finish */
+        as_future_cancel(inner, NULL); /* nobody could see it finish */
         as_future_unref(inner);
         fail(outer, AS_EINVAL, "wait_for: future of another loop or NaN timeout");
         return outer;
@@ -507,14 +510,14 @@ as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
     w->refs = 2; /* ours until the end of this function; the inner callback's */
     w->outer = as_future_ref(outer);
     w->inner = inner;
-    if ((err = as__cancel_hook_set(outer, wf_cancel, w)) < 0 ||
-        (err = as_future_add_done_callback(inner, wf_inner_done, w,
+    as_future_set_canceller(outer, wf_cancel, w); /* fresh: cannot fail */
+    if ((err = as_future_add_done_callback(inner, wf_inner_done, w,
                                            wf_inner_release)) < 0) {
         w->inner = NULL;
         w->refs--;
         wf_finish(w);
         fail(outer, err, NULL);
-        as_cancel(inner, NULL);
+        as_future_cancel(inner, NULL);
         as_future_unref(inner);
         wf_unref(w);
         return outer;
@@ -523,7 +526,7 @@ as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
         /* asyncio: with no time at all, cancel now unless it is done. */
         if (!as_future_done(inner)) {
             w->timed_out = 1;
-            as_cancel(inner, NULL);
+            as_future_cancel(inner, NULL);
         }
     } else if (!isinf(timeout)) {
         w->refs++;
@@ -536,7 +539,7 @@ as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
                 wf_finish(w);
                 fail(outer, err, NULL);
             }
-            as_cancel(inner, NULL);
+            as_future_cancel(inner, NULL);
         }
     }
     as_future_unref(inner); /* now weak (rule 1) */
@@ -556,9 +559,6 @@ struct waiter {
     int linked;
     void *owner;        /* the semaphore or event; a reference */
     as_future *future;  /* held until the record is freed */
-    int granted;        /* semaphore: the permit was given to this future */
-    int revoked;        /* semaphore: ...and given back by as_cancel() */
-    int delivered;      /* our done callback has run */
 };
 
 struct waitq {
@@ -596,7 +596,8 @@ static void waitq_unlink(struct waitq *q, struct waiter *w)
     q->len--;
 }
 
-/* Cancel every waiting future; their callbacks unlink and free them. */
+/* Cancel every waiting future, as their owner (so no canceller is asked);
+ * their callbacks free the records. */
 static void waitq_cancel_all(struct waitq *q)
 {
     struct waiter *w, *next;
@@ -604,7 +605,7 @@ static void waitq_cancel_all(struct waitq *q)
     for (w = q->head; w; w = next) {
         next = w->next;
         waitq_unlink(q, w);
-        as_future_cancel(w->future, NULL);
+        as_future_set_cancelled(w->future, NULL);
     }
 }
 
@@ -630,7 +631,10 @@ static void sem_unref(as_semaphore *sem)
 }
 
 /* Grant free permits to the longest waiters.  A waiter whose future is done
- * already (cancelled directly, its callback not yet run) is skipped. */
+ * already (completed behind our back, its callback not yet run) is
+ * skipped.  From the grant on, the permit is the awaiter's: a cancel that
+ * comes later finds the future done and takes nothing back (a task delivers
+ * the grant and takes the cancellation at its next await, task.h). */
 static void sem_wake(as_semaphore *sem)
 {
     struct waiter *w = sem->q.head, *next;
@@ -640,7 +644,6 @@ static void sem_wake(as_semaphore *sem)
         if (!as_future_done(w->future)) {
             waitq_unlink(&sem->q, w);
             sem->value--;
-            w->granted = 1;
             as_future_set_result(w->future, NULL, NULL);
         }
         w = next;
@@ -652,9 +655,8 @@ static void sem_waiter_done(as_future *future, void *userdata)
     struct waiter *w = userdata;
     as_semaphore *sem = w->owner;
 
-    w->delivered = 1;
-    as__cancel_hook_clear(future);
-    if (w->linked) { /* cancelled while waiting: it took no permit */
+    (void)future;
+    if (w->linked) { /* completed behind our back: it took no permit */
         waitq_unlink(&sem->q, w);
         sem_wake(sem);
     }
@@ -666,37 +668,25 @@ static void sem_waiter_release(void *userdata)
     as_semaphore *sem = w->owner;
 
     waitq_unlink(&sem->q, w);
-    if (!w->delivered)
-        as__cancel_hook_clear(w->future);
     as_future_unref(w->future);
     free(w);
     sem_unref(sem);
 }
 
+/* The canceller of a waiting acquire (only a pending one has it: future.c
+ * drops it on completion).  Pending means queued, holding no permit: leave
+ * the queue at once, so the permits go to those behind. */
 static int sem_cancel(as_future *future, const char *message, void *userdata)
 {
     struct waiter *w = userdata;
     as_semaphore *sem = w->owner;
 
-    if (!as_future_done(future)) {
-        waitq_unlink(&sem->q, w);
-        as_future_cancel(future, message);
-        sem->refs++;
-        sem_wake(sem);
-        sem_unref(sem);
-        return 1;
-    }
-    if (w->granted && !w->delivered && !w->revoked) {
-        /* Granted, but nobody has seen it yet: the awaiting task is being
-         * cancelled, and will resume with AS_ECANCELLED instead.  Take the
-         * permit back (asyncio's acquire() does this in its except clause). */
-        w->revoked = 1;
-        sem->value++;
-        sem->refs++;
-        sem_wake(sem);
-        sem_unref(sem);
-    }
-    return 0;
+    sem->refs++; /* the callbacks may release the record, and with it sem */
+    waitq_unlink(&sem->q, w);
+    as_future_set_cancelled(future, message);
+    sem_wake(sem);
+    sem_unref(sem);
+    return 1;
 }
 
 as_semaphore *as_semaphore_new(as_loop *loop, unsigned value)
@@ -744,47 +734,40 @@ size_t as_semaphore_waiting(const as_semaphore *sem)
 }
 
 /*
- * Every acquire gets a record and a cancel hook, even one granted at once:
- * its future completes now but its awaiter resumes a turn later, and a
- * cancel in between must be able to give the permit back.  Cost: two small
- * mallocs and a hash insert per acquire.
+ * A free permit is granted at once: a finished future and nothing else.  A
+ * waiting acquire gets a record in the queue (the userdata of its done
+ * callback and of its canceller).  Cost: one future, plus one small malloc
+ * and one done callback when it has to wait.
  */
 as_future *as_semaphore_acquire(as_semaphore *sem)
 {
     struct waiter *w;
     as_future *f;
-    int immediate;
 
     if (!sem || sem->freed || !(f = as_future_new(sem->loop)))
         return NULL;
+    if (!as_semaphore_locked(sem)) {
+        sem->value--;
+        as_future_set_result(f, NULL, NULL);
+        return f;
+    }
     if (!(w = calloc(1, sizeof *w))) {
         as_future_unref(f);
         return NULL;
     }
     w->owner = sem;
     w->future = as_future_ref(f);
-    if (as__cancel_hook_set(f, sem_cancel, w) < 0)
-        goto fail;
     if (as_future_add_done_callback(f, sem_waiter_done, w,
                                     sem_waiter_release) < 0) {
-        as__cancel_hook_clear(f);
-        goto fail;
+        as_future_unref(f);
+        as_future_unref(f);
+        free(w);
+        return NULL;
     }
+    as_future_set_canceller(f, sem_cancel, w); /* pending: cannot fail */
     sem->refs++;
-    immediate = !as_semaphore_locked(sem);
-    if (immediate) {
-        sem->value--;
-        w->granted = 1;
-        as_future_set_result(f, NULL, NULL);
-    } else {
-        waitq_push(&sem->q, w);
-    }
+    waitq_push(&sem->q, w);
     return f;
-fail:
-    as_future_unref(f);
-    as_future_unref(f);
-    free(w);
-    return NULL;
 }
 
 int as_semaphore_release(as_semaphore *sem)

@@ -11,8 +11,9 @@
  *
  * Every call that returns a future returns one the caller owns (one
  * reference), and never completes it synchronously in a way you could
- * observe: its done callbacks run on a later turn (future.h).  Cancel these
- * futures with as_cancel() (task.h): it reaches the work behind them.
+ * observe: its done callbacks run on a later turn (future.h).  The futures
+ * of gather, wait_for and a waiting acquire have a canceller (future.h), so
+ * as_future_cancel() on them reaches the work behind them.
  *
  * Lifetimes:
  *   1. as_gather() and as_wait_for() take over the references you pass them,
@@ -21,11 +22,13 @@
  *      without holding them (as tasks do, task.h rule 2): whatever completes
  *      a future keeps it alive.  One that is freed without completing can
  *      never let them finish; nothing leaks, the result never comes.
- *   2. The results they hand back are the futures they waited on, never a
- *      copy: a result's owner and destroy function are the producer's
- *      business, and future.h has no way to move them from one future to
- *      another.  as_gather()'s result is an as_gather_result listing the
- *      children; as_wait_for()'s result is the inner future itself.
+ *   2. as_wait_for() passes the inner outcome on by moving it
+ *      (as_future_transfer()): its future's result is the inner result,
+ *      with the inner destroy function, and the inner future no longer
+ *      holds it; an error moves with its detail.  as_gather()'s result is
+ *      an as_gather_result listing the children, which keep their own
+ *      results: children of different types do not fit one C array of
+ *      values, and each child's destroy function stays with it.
  *   3. A semaphore or an event is owned by its creator and ended with
  *      _free(), which cancels the futures still waiting on it.  Its memory
  *      lives until the last of them has run its callbacks.  Each holds a
@@ -62,13 +65,18 @@ typedef struct as_gather_result {
  * taken over).  The returned future finishes with an as_gather_result (owned
  * by the future) once all are done.
  *
- * With return_exceptions == 0, the first child that fails (or is cancelled)
- * fails the gather at once with that child's code and message; the other
+ * With return_exceptions == 0, the first child that fails fails the gather
+ * at once with that child's error, moved with as_future_transfer(): code,
+ * message and detail (the child keeps its code and message); a child that
+ * is cancelled fails it with AS_ECANCELLED (FINISHED, not CANCELLED, as
+ * asyncio sets CancelledError as the gather's exception).  The other
  * children are not cancelled and run on, as in asyncio.  With
  * return_exceptions != 0 every outcome, error or not, is in the result.
  *
- * as_cancel() on the gather cancels every child not yet done; the gather
- * then ends CANCELLED once they have all finished.
+ * as_future_cancel() on the gather cancels every child not yet done (each
+ * through its own canceller) and returns 1 if any was; the gather then ends
+ * CANCELLED once they have all finished.  If none could be cancelled, it
+ * returns 0 and the gather finishes as it would have.
  *
  * count == 0 gives a future finished with an empty result.  A NULL entry, a
  * NULL array with count > 0, or a future from another loop fails it with
@@ -81,14 +89,17 @@ as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
 /**
  * Wait for future (taken over, rule 1) for at most `timeout` seconds, as
  * asyncio.wait_for in Python 3.12+.  The returned future
- *   - finishes with the inner future as its result (rule 2) if the inner one
- *     finished with a result, also when that happens in the very turn the
- *     timeout fires, or when it returns a result after being cancelled;
- *   - fails with the inner future's code and message if it failed;
- *   - on timeout, cancels the inner one (through as_cancel()), waits until it
- *     has finished cancelling, then fails with AS_ETIMEOUT;
+ *   - finishes with the inner future's result, moved (rule 2), if the inner
+ *     one finished with a result, also when that happens in the very turn
+ *     the timeout fires, or when it returns a result after being cancelled;
+ *   - fails with the inner future's error, moved with its detail, if it
+ *     failed;
+ *   - on timeout, cancels the inner one (as_future_cancel(), so a task
+ *     behind it is cancelled), waits until it has finished cancelling, then
+ *     fails with AS_ETIMEOUT;
  *   - ends CANCELLED if the inner one was cancelled by someone else, or if
- *     the wait_for itself was cancelled (as_cancel() cancels the inner one).
+ *     the wait_for itself was cancelled (its canceller cancels the inner
+ *     one, and it ends once the inner one has finished).
  * timeout <= 0 cancels at once unless the inner future is already done;
  * timeout == INFINITY waits as long as it takes; NaN (or a future of
  * another loop) fails it with AS_EINVAL and cancels the future given.
@@ -121,10 +132,13 @@ void as_semaphore_free(as_semaphore *sem);
  * Acquisition is FIFO: when permits are free but others are already
  * waiting, you queue behind them.
  *
- * Cancelling a waiting acquire takes no permit.  Cancelling it (as_cancel(),
- * which a task does when it is cancelled while awaiting it) after the permit
- * was granted but before the future's callbacks ran gives the permit back:
- * the awaiting task resumes with AS_ECANCELLED and does not hold it.
+ * as_future_cancel() on a waiting acquire (which a task does when it is
+ * cancelled while awaiting it) takes it out of the queue at once: it takes
+ * no permit, and a permit that is free goes to the next waiter.  Once the
+ * future is finished the permit is the awaiter's, and cancel does nothing:
+ * a task that is cancelled after the grant but before it resumed still
+ * gets the permit (task.h: an outcome that has arrived is delivered), and
+ * gives it back on its cleanup path.
  * Returns NULL if sem is NULL or freed, or memory ran out.
  */
 as_future *as_semaphore_acquire(as_semaphore *sem);

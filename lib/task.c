@@ -7,16 +7,14 @@
  * synchronously from a public call; it runs from the loop, as asyncio's
  * Task.__step does.
  *
- * The second half of the file is the cancel-hook table behind as_cancel().
+ * Cancellation reaches the task through its future's canceller
+ * (future.h): as_future_cancel() on as_task_future() is as_task_cancel().
  */
 #include "task.h"
-#include "task_internal.h"
 #include "errors.h"
 #include "internal.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <stdint.h>
 #include <stdlib.h>
 
 /*
@@ -60,7 +58,8 @@ struct as_task {
     int finished;               /* the task's outcome is decided */
 };
 
-static int cancel_hook(as_future *future, const char *message, void *userdata);
+static int task_canceller(as_future *future, const char *message,
+                          void *userdata);
 
 /* ------------------------------------------------------------ lifetime */
 
@@ -77,8 +76,10 @@ void as_task_unref(as_task *t)
     if (!t || --t->refs > 0)
         return;
     loop = t->loop;
-    if (!t->finished)
-        as__cancel_hook_clear(t->done);
+    /* Freed unfinished (lifetime rule 2): someone may still hold our future,
+     * and its canceller must not point at freed memory.  AS_ESTATE if the
+     * future is done already, which is fine. */
+    as_future_set_canceller(t->done, NULL, NULL);
     if (t->state_destroy)
         t->state_destroy(t->state);
     as_future_unref(t->next);
@@ -136,11 +137,7 @@ int as_task_new(as_task **out, as_loop *loop, as_task_step_fn step,
         free(t);
         return -ENOMEM;
     }
-    if ((err = as__cancel_hook_set(t->done, cancel_hook, t)) < 0) {
-        as_future_unref(t->done);
-        free(t);
-        return err;
-    }
+    as_future_set_canceller(t->done, task_canceller, t); /* fresh: cannot fail */
     t->refs = 1;
     t->loop = loop;
     t->step = step;
@@ -175,16 +172,18 @@ int as_task_done(const as_task *t)
 
 /* ------------------------------------------------------------ finishing */
 
+/* The outcome is decided; the future completes right after, which drops
+ * its canceller.  Until then `finished` makes a cancel a no-op. */
 static void finish(as_task *t)
 {
     t->finished = 1;
-    as__cancel_hook_clear(t->done);
 }
 
 static void finish_cancelled(as_task *t, const char *message)
 {
     finish(t);
-    as_future_cancel(t->done, message);
+    /* Not as_future_cancel(): that would ask our own canceller. */
+    as_future_set_cancelled(t->done, message);
 }
 
 as_step as_task_return(as_task *t, void *result, as_destroy_fn destroy)
@@ -226,10 +225,24 @@ as_step as_task_fail(as_task *t, int code, const char *message)
 
 as_step as_task_propagate(as_task *t)
 {
+    as_future *from = t->awaited;
+    int err;
+
     if (t->error == 0)
         return as_task_fail(t, AS_ESTATE,
                             "as_task_propagate() with nothing to propagate");
-    return as_task_fail(t, t->error, t->error_message);
+    /* A cancellation, or an error no future carries (an await that could
+     * not be made): only a code and a message to pass on. */
+    if (t->finished || t->error == AS_ECANCELLED || !from ||
+        as_future_error(from) != t->error)
+        return as_task_fail(t, t->error, t->error_message);
+    /* The awaited future's own error: move it whole, detail included (the
+     * partial bytes of an incomplete read survive the trip). */
+    finish(t);
+    err = as_future_transfer(t->done, from);
+    if (err == -ENOMEM) /* no memory for the message: keep the code */
+        as_future_set_error(t->done, t->error, NULL);
+    return AS_STEP_DONE;
 }
 
 /* ------------------------------------------------------------ awaiting */
@@ -313,9 +326,10 @@ static void start_wait(as_task *t)
         schedule_step(t, err);
         return;
     }
-    /* A cancel requested during the step applies to this await, as in
-     * asyncio; if the future is already done it waits for the next step. */
-    if (t->must_cancel && as_cancel(f, t->cancel_message))
+    /* A cancel requested earlier applies to this await, as in asyncio; if
+     * the future is already done, its outcome is delivered and the request
+     * waits for the next await (see run_step). */
+    if (t->must_cancel && as_future_cancel(f, t->cancel_message))
         t->must_cancel = 0;
     /* Our reference goes (lifetime rule 2).  If it was the last one the
      * future is freed here and await_release clears t->waiting. */
@@ -329,9 +343,11 @@ static void run_step(as_task *t, int error, as_future *awaited)
     if (t->finished)
         return;
     as_task_ref(t); /* the step may drop every other reference */
-    if (as_future_done(t->done) || t->must_cancel) {
-        /* Cancelled: either through as_task_cancel() with nothing that could
-         * carry it, or by as_future_cancel() on our future directly. */
+    if (as_future_done(t->done) || (t->must_cancel && !awaited)) {
+        /* Cancelled with no outcome to deliver: as_task_cancel() found
+         * nothing that could carry the request (before the first step, or
+         * the awaited future was freed), or our future was completed behind
+         * our back (as_future_set_cancelled() by someone else). */
         t->must_cancel = 0;
         error = AS_ECANCELLED;
         t->error_message = t->cancel_message;
@@ -412,8 +428,13 @@ int as_task_cancel(as_task *t, const char *message)
     free(t->cancel_message);
     /* Without memory for the text, cancel without it. */
     t->cancel_message = message ? as__strdup(message) : NULL;
-    if (t->waiting && as_cancel(t->waiting, t->cancel_message))
+    /* as_future_cancel() reaches the work behind the future through its
+     * canceller: a task waited on is cancelled in turn, and so on down. */
+    if (t->waiting && as_future_cancel(t->waiting, t->cancel_message))
         return 1;
+    /* Nothing to cancel now.  Either the awaited future is done and its
+     * outcome is on its way (delivered; the request waits for the next
+     * await), or the task is between steps or inside one. */
     t->must_cancel = 1;
     /* Waiting on nothing that can wake it (its future was freed): wake it
      * ourselves, so the step can clean up. */
@@ -422,137 +443,10 @@ int as_task_cancel(as_task *t, const char *message)
     return 1;
 }
 
-static int cancel_hook(as_future *future, const char *message, void *userdata)
+/* as_future_cancel() on the task's future: asyncio's Task.cancel(). */
+static int task_canceller(as_future *future, const char *message,
+                          void *userdata)
 {
     (void)future;
     return as_task_cancel(userdata, message);
-}
-
-/* ------------------------------------------------------------ cancel hooks */
-
-/*
- * future -> (hook, userdata), open addressing with linear probing.  One
- * table for the process, so it is under a mutex: loops on different threads
- * may create tasks at once.  The lock is uncontended in the common case (one
- * loop), about 20 ns per operation.  It exists only because future.h has no
- * cancel hook of its own; with one, this half of the file goes away.
- */
-struct hook {
-    as_future *future;
-    as__cancel_hook_fn fn;
-    void *userdata;
-};
-
-static pthread_mutex_t hooks_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct hook *hooks;
-static size_t hooks_cap; /* a power of two, or 0 */
-static size_t hooks_len;
-
-static size_t hook_home(const as_future *f, size_t cap)
-{
-    uintptr_t x = (uintptr_t)f;
-    x ^= x >> 16;
-    return (size_t)((x >> 3) * 2654435761u) & (cap - 1);
-}
-
-static size_t hook_find(const as_future *f)
-{
-    size_t i;
-
-    if (!hooks_cap)
-        return (size_t)-1;
-    for (i = hook_home(f, hooks_cap); hooks[i].future; i = (i + 1) & (hooks_cap - 1))
-        if (hooks[i].future == f)
-            return i;
-    return (size_t)-1;
-}
-
-static void hook_put(struct hook *table, size_t cap, struct hook h)
-{
-    size_t i = hook_home(h.future, cap);
-    while (table[i].future)
-        i = (i + 1) & (cap - 1);
-    table[i] = h;
-}
-
-int as__cancel_hook_set(as_future *f, as__cancel_hook_fn fn, void *userdata)
-{
-    struct hook h;
-    size_t i;
-
-    h.future = f;
-    h.fn = fn;
-    h.userdata = userdata;
-    pthread_mutex_lock(&hooks_lock);
-    if ((i = hook_find(f)) != (size_t)-1) {
-        hooks[i] = h;
-        pthread_mutex_unlock(&hooks_lock);
-        return 0;
-    }
-    if ((hooks_len + 1) * 2 > hooks_cap) { /* keep the load at most 1/2 */
-        size_t cap = hooks_cap ? hooks_cap * 2 : 64, j;
-        struct hook *table = calloc(cap, sizeof *table);
-        if (!table) {
-            pthread_mutex_unlock(&hooks_lock);
-            return -ENOMEM;
-        }
-        for (j = 0; j < hooks_cap; j++)
-            if (hooks[j].future)
-                hook_put(table, cap, hooks[j]);
-        free(hooks);
-        hooks = table;
-        hooks_cap = cap;
-    }
-    hook_put(hooks, hooks_cap, h);
-    hooks_len++;
-    pthread_mutex_unlock(&hooks_lock);
-    return 0;
-}
-
-void as__cancel_hook_clear(as_future *f)
-{
-    size_t i, j, home;
-
-    pthread_mutex_lock(&hooks_lock);
-    if ((i = hook_find(f)) == (size_t)-1) {
-        pthread_mutex_unlock(&hooks_lock);
-        return;
-    }
-    /* Backward-shift deletion: pull later entries of the probe chain into
-     * the hole, so lookups never need tombstones. */
-    hooks[i].future = NULL;
-    for (j = (i + 1) & (hooks_cap - 1); hooks[j].future;
-         j = (j + 1) & (hooks_cap - 1)) {
-        home = hook_home(hooks[j].future, hooks_cap);
-        /* Move j to i unless its home lies cyclically in (i, j]. */
-        if (((j - home) & (hooks_cap - 1)) >= ((j - i) & (hooks_cap - 1))) {
-            hooks[i] = hooks[j];
-            hooks[j].future = NULL;
-            i = j;
-        }
-    }
-    if (--hooks_len == 0) { /* give the memory back when idle */
-        free(hooks);
-        hooks = NULL;
-        hooks_cap = 0;
-    }
-    pthread_mutex_unlock(&hooks_lock);
-}
-
-int as_cancel(as_future *f, const char *message)
-{
-    as__cancel_hook_fn fn = NULL;
-    void *userdata = NULL;
-    size_t i;
-
-    if (!f)
-        return 0;
-    pthread_mutex_lock(&hooks_lock);
-    if ((i = hook_find(f)) != (size_t)-1) {
-        fn = hooks[i].fn;
-        userdata = hooks[i].userdata;
-    }
-    pthread_mutex_unlock(&hooks_lock);
-    /* Called unlocked: a hook cancels further futures through as_cancel(). */
-    return fn ? fn(f, message, userdata) : as_future_cancel(f, message);
 }

@@ -31,13 +31,24 @@
  *                            |
  *                            +--as_task_return/fail--> DONE (future finished)
  *
- * Cancellation (as_task_cancel(), or as_cancel() on the task's future)
+ * Cancellation (as_task_cancel(), or as_future_cancel() on the task's
+ * future, which is the same call: the task is its future's canceller)
  * cancels the future the task is waiting on, so the step function is resumed
  * with as_task_error() == AS_ECANCELLED.  It may clean up and propagate it
  * (the task ends CANCELLED) or catch it and go on (the task is not
  * cancelled), as `except CancelledError` does in Python.  A task cancelled
  * before its first step never runs its step function, as a coroutine that
  * never started cannot catch anything.
+ *
+ * A cancel never throws away an outcome that has already arrived.  If the
+ * awaited future is done when the cancel comes (its callback is on its way
+ * but the task has not resumed), the step sees that outcome, and the
+ * cancellation is delivered at the task's next await, which is cancelled at
+ * once; a task that returns instead ends CANCELLED.  asyncio here resumes
+ * the coroutine with CancelledError and drops the outcome, which loses a
+ * line that was read or a semaphore permit that was granted; awaiting a
+ * future that is already done does not suspend in Python at all, so the
+ * rule here is what a Python coroutine sees whenever no suspension happened.
  *
  * The macros at the end of this file let a step function read top to
  * bottom; each one's expansion is given next to it.
@@ -62,7 +73,7 @@
  *   5. The future from as_task_future() is owned by the task; as_future_ref()
  *      it to keep it after the task is gone.  If the task fails and nobody
  *      looks at the error, freeing that future reports "Future exception was
- *      never retrieved" to the loop's exception handler (future.h, rule 5).
+ *      never retrieved" to the loop's exception handler (future.h, rule 6).
  *   6. During a step, as_task_awaited() is the future that resumed it; the
  *      task holds a reference to it until the step returns.  Take its result
  *      (as_task_take_result()) to keep it; otherwise it is freed with the
@@ -70,8 +81,7 @@
  *
  * Cost: a step is one call through a function pointer; an await is one done
  * callback on the awaited future (a malloc in future.c) and no allocation
- * here.  Cancelling through a future (as_cancel()) looks the future up in a
- * small mutex-protected hash table, see as_cancel().
+ * here.  Cancelling through the future is one more indirect call.
  */
 #ifndef AS_TASK_H
 #define AS_TASK_H
@@ -124,32 +134,20 @@ as_loop *as_task_loop(const as_task *task);
 int as_task_done(const as_task *task);
 
 /**
- * Request cancellation, as asyncio's Task.cancel(): if the task waits on a
- * future, that future is cancelled (through as_cancel(), so a task waited on
- * is cancelled in turn) and the step function is resumed with
- * as_task_error() == AS_ECANCELLED; if it waits on nothing cancellable, the
- * next step receives AS_ECANCELLED instead of the awaited outcome.  message
- * (may be NULL) is copied and becomes as_task_error_message().
+ * Request cancellation, as asyncio's Task.cancel(); as_future_cancel() on
+ * as_task_future() calls this.  If the task waits on a pending future, that
+ * future is cancelled with as_future_cancel() (so a task, gather or wait_for
+ * waited on is cancelled in turn, through its canceller) and the step
+ * function is resumed with as_task_error() == AS_ECANCELLED once it has
+ * finished cancelling.  If the awaited future is already done, its outcome
+ * is delivered and the cancellation waits for the next await (see above).
+ * If the task waits on nothing (not started yet, or its future was freed),
+ * the next step receives AS_ECANCELLED.  message (may be NULL) is copied and
+ * becomes as_task_error_message().
  * Returns 1 if the request was made, 0 if the task is already done (a
  * finished task is not affected).
  */
 int as_task_cancel(as_task *task, const char *message);
-
-/**
- * Cancel the operation behind any future.  A task's future cancels the task
- * (as_task_cancel()); the futures of as_gather() and as_wait_for() cancel
- * what they wait on and complete once it has finished cancelling; a
- * semaphore acquire gives its permit back.  Any other future is cancelled
- * with as_future_cancel().  Returns 1 if a cancellation was requested, 0 if
- * the future was already done (or NULL).
- *
- * Why this and not as_future_cancel(): a future cannot know what runs behind
- * it, and future.h has no hook for it, so these modules keep a table from
- * future to "how to cancel me" (a hash table under a mutex, O(1)).  Calling
- * as_future_cancel() on such a future directly marks it cancelled at once
- * without stopping what runs behind it.
- */
-int as_cancel(as_future *future, const char *message);
 
 /* ------------------------------------------------------------ in a step */
 
@@ -185,8 +183,10 @@ void *as_task_take_result(as_task *task);
 
 /**
  * Finish the task with result (freed with destroy when its future is).
- * Returns AS_STEP_DONE.  If the task's future was already done (someone
- * called as_future_cancel() on it directly), result is freed at once.
+ * Returns AS_STEP_DONE.  If a cancellation is still waiting to be delivered
+ * (requested during this step, or after the last await's outcome arrived),
+ * the task ends CANCELLED as in asyncio, and result is freed at once; also
+ * if the task's future was completed behind its back.
  */
 as_step as_task_return(as_task *task, void *result, as_destroy_fn destroy);
 
@@ -200,8 +200,11 @@ as_step as_task_fail(as_task *task, int code, const char *message);
 /**
  * Finish the task with the error that resumed this step: what happens in
  * Python when an exception from `await` is not caught.  The awaited
- * future's error detail is not carried over (future.h has no way to move
- * it).  Returns AS_STEP_DONE.
+ * future's error moves to the task's future whole, with as_future_transfer():
+ * code, message and detail (the partial bytes of an incomplete read reach
+ * whoever awaits the task); the awaited future keeps its code and message
+ * but no longer holds the detail.  A cancellation ends the task CANCELLED
+ * with the cancel message.  Returns AS_STEP_DONE.
  */
 as_step as_task_propagate(as_task *task);
 

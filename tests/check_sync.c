@@ -67,7 +67,7 @@ START_TEST(test_cancelled_sleep_frees_its_timer)
     as_future *f = as_sleep(loop, 3600);
 
     ck_assert_uint_eq(as_loop_pending(loop), 1);
-    ck_assert_int_eq(as_cancel(f, NULL), 1);
+    ck_assert_int_eq(as_future_cancel(f, NULL), 1);
     tu_turn(loop); /* the sleep's done callback cancels the timer */
     ck_assert(as_future_cancelled(f));
     as_future_unref(f);
@@ -116,6 +116,8 @@ START_TEST(test_gather_first_error_wins)
 {
     as_loop *loop = tu_loop();
     as_future *kids[3], *g, *a, *b, *c;
+    int freed = 0;
+    tu_detail *d = tu_detail_new(&freed);
 
     a = kids[0] = as_future_new(loop);
     b = kids[1] = as_future_new(loop);
@@ -124,17 +126,23 @@ START_TEST(test_gather_first_error_wins)
     as_future_ref(b);
     as_future_ref(c);
     g = as_gather(loop, kids, 3, 0);
-    as_future_set_error(b, -ECONNREFUSED, "refused");
+    as_future_set_error_detail(b, -ECONNREFUSED, "refused", d, tu_detail_free);
     as_future_set_error(a, -EPIPE, NULL); /* later: not the gather's error */
     ck_assert_int_eq(as_loop_run_until_complete(loop, g), -ECONNREFUSED);
     ck_assert_str_eq(as_future_error_message(g), "refused");
+    /* The child's error moved whole: the detail is the gather's now. */
+    ck_assert_ptr_eq(as_future_error_detail(g), d);
+    ck_assert_ptr_null(as_future_error_detail(b));
+    ck_assert_int_eq(as_future_error(b), -ECONNREFUSED);
     /* The others are not cancelled: the sleep still finishes normally. */
     ck_assert(!as_future_cancelled(c));
     ck_assert_int_eq(as_loop_run_until_complete(loop, c), 0);
     as_future_unref(a);
     as_future_unref(b);
     as_future_unref(c);
+    ck_assert_int_eq(freed, 0);
     as_future_unref(g);
+    ck_assert_int_eq(freed, 1);
     tu_close(loop);
 }
 END_TEST
@@ -179,7 +187,7 @@ START_TEST(test_gather_child_cancelled_is_an_error)
     kids[1] = as_future_new(loop);
     as_future_ref(kids[0]);
     g = as_gather(loop, kids, 2, 0); /* kids[1]: only the gather held it... */
-    ck_assert_int_eq(as_cancel(kids[0], NULL), 1);
+    ck_assert_int_eq(as_future_cancel(kids[0], NULL), 1);
     ck_assert_int_eq(as_loop_run_until_complete(loop, g), AS_ECANCELLED);
     /* asyncio: a child's cancellation does not cancel the gather. */
     ck_assert(!as_future_cancelled(g));
@@ -201,7 +209,7 @@ START_TEST(test_gather_cancel_cancels_children)
         as_future_ref(kids[i]);
     g = as_gather(loop, kids, 3, 1);
     tu_turn(loop);
-    ck_assert_int_eq(as_cancel(g, "enough"), 1);
+    ck_assert_int_eq(as_future_cancel(g, "enough"), 1);
     ck_assert(!as_future_done(g)); /* done once the children are */
     ck_assert_int_eq(as_loop_run_until_complete(loop, g), AS_ECANCELLED);
     ck_assert(as_future_cancelled(g));
@@ -210,7 +218,7 @@ START_TEST(test_gather_cancel_cancels_children)
         ck_assert_str_eq(as_future_error_message(kids[i]), "enough");
         as_future_unref(kids[i]);
     }
-    ck_assert_int_eq(as_cancel(g, NULL), 0);
+    ck_assert_int_eq(as_future_cancel(g, NULL), 0);
     as_future_unref(g);
     tu_close(loop);
 }
@@ -256,13 +264,18 @@ START_TEST(test_wait_for_in_time)
     as_loop *loop = tu_loop();
     as_future *inner = as_future_new(loop), *w;
 
+    int *v = int_new(8);
+
     w = as_wait_for(loop, as_future_ref(inner), 5);
-    as_future_set_result(inner, int_new(8), free);
+    as_future_set_result(inner, v, free);
     ck_assert_int_eq(as_loop_run_until_complete(loop, w), 0);
-    ck_assert_ptr_eq(as_future_result(w), inner); /* rule 2: the inner future */
-    ck_assert_int_eq(*(int *)as_future_result(inner), 8);
+    /* Rule 2: the value itself, moved (not copied) from the inner future. */
+    ck_assert_ptr_eq(as_future_result(w), v);
+    ck_assert_int_eq(*(int *)as_future_result(w), 8);
+    ck_assert_ptr_null(as_future_result(inner));
     as_future_unref(inner);
-    as_future_unref(w);
+    ck_assert_int_eq(*(int *)as_future_result(w), 8); /* still there */
+    as_future_unref(w); /* frees v, once (valgrind/ASan would see twice) */
     tu_close(loop); /* the 5 s timer is gone too */
 }
 END_TEST
@@ -289,12 +302,18 @@ START_TEST(test_wait_for_error_and_outside_cancel)
     as_loop *loop = tu_loop();
     as_future *inner = as_future_new(loop), *w;
 
+    int freed = 0;
+    tu_detail *d = tu_detail_new(&freed);
+
     w = as_wait_for(loop, as_future_ref(inner), 5);
-    as_future_set_error(inner, -ECONNRESET, "reset");
-    ck_assert_int_eq(as_loop_run_until_complete(loop, w), -ECONNRESET);
-    ck_assert_str_eq(as_future_error_message(w), "reset");
+    as_future_set_error_detail(inner, AS_EINCOMPLETE, "2 of 5", d, tu_detail_free);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, w), AS_EINCOMPLETE);
+    ck_assert_str_eq(as_future_error_message(w), "2 of 5");
+    ck_assert_ptr_eq(as_future_error_detail(w), d); /* moved with the error */
+    ck_assert_ptr_null(as_future_error_detail(inner));
     as_future_unref(inner);
     as_future_unref(w);
+    ck_assert_int_eq(freed, 1);
 
     /* Someone else cancels the inner future: the wait_for is cancelled. */
     inner = as_future_new(loop);
@@ -314,8 +333,9 @@ START_TEST(test_wait_for_cancelled_cancels_inner)
     as_future *inner = as_sleep(loop, 10), *w;
 
     w = as_wait_for(loop, as_future_ref(inner), 5);
-    ck_assert_int_eq(as_cancel(w, "bye"), 1);
-    ck_assert(as_future_cancelled(inner));
+    ck_assert_int_eq(as_future_cancel(w, "bye"), 1);
+    ck_assert(as_future_cancelled(inner));   /* the canceller reached it */
+    ck_assert(!as_future_done(w)); /* done once the inner one has finished */
     ck_assert_int_eq(as_loop_run_until_complete(loop, w), AS_ECANCELLED);
     ck_assert(as_future_cancelled(w));
     ck_assert_str_eq(as_future_error_message(w), "bye");
@@ -386,7 +406,7 @@ START_TEST(test_wait_for_race_completion_first)
     nap(0.05);
     ck_assert_int_eq(as_loop_run_once(loop), 0); /* both timers, one turn */
     ck_assert_int_eq(as_loop_run_until_complete(loop, w), 0);
-    ck_assert_ptr_eq(as_future_result(w), inner); /* the result wins */
+    ck_assert_int_eq(*(int *)as_future_result(w), 1); /* the result wins */
     ck_assert(!as_future_cancelled(inner));
     as_future_unref(inner);
     as_future_unref(w);
@@ -451,7 +471,7 @@ static void run_slow(int return_value)
     }
     if (return_value) {
         ck_assert_int_eq(as_future_error(w), 0);
-        ck_assert_ptr_eq(as_future_result(w), as_task_future(t));
+        ck_assert_int_eq(*(int *)as_future_result(w), 7); /* the task's value */
     } else {
         ck_assert_int_eq(as_future_error(w), AS_ETIMEOUT);
         ck_assert(as_future_cancelled(as_task_future(t)));
@@ -471,6 +491,65 @@ END_TEST
 START_TEST(test_wait_for_cancelled_task_returns_result)
 {
     run_slow(1);
+}
+END_TEST
+
+/* as_future_cancel() on a wait_for around a task cancels the task (its
+ * step sees AS_ECANCELLED and cleans up); the wait_for ends CANCELLED, not
+ * timed out, and only after the cleanup. */
+START_TEST(test_wait_for_cancel_cancels_inner_task)
+{
+    as_loop *loop = tu_loop();
+    struct slow *s = calloc(1, sizeof *s);
+    as_task *t = NULL;
+    as_future *w;
+
+    ck_assert_int_eq(as_task_new(&t, loop, slow_step, s, free), 0);
+    w = as_wait_for(loop, as_future_ref(as_task_future(t)), 5);
+    tu_turn(loop); /* the task awaits its 10 s sleep */
+    ck_assert_int_eq(as_future_cancel(w, "stop"), 1);
+    ck_assert(!as_future_done(w));
+    ck_assert(!as_task_done(t)); /* cleaning up */
+    ck_assert_int_eq(as_loop_run_until_complete(loop, w), AS_ECANCELLED);
+    ck_assert(s->cleanup_done);
+    ck_assert(as_future_cancelled(w));
+    ck_assert(as_future_cancelled(as_task_future(t)));
+    as_future_unref(w);
+    as_task_unref(t);
+    tu_close(loop); /* the 5 s timer went with the cancel */
+}
+END_TEST
+
+/* as_future_cancel() on a gather of tasks cancels every task: each step
+ * sees AS_ECANCELLED and cleans up, and the gather ends CANCELLED (once the
+ * first has finished, as asyncio's gather does without return_exceptions). */
+START_TEST(test_gather_cancel_cancels_child_tasks)
+{
+    as_loop *loop = tu_loop();
+    struct slow *s[2];
+    as_task *t[2];
+    as_future *kids[2], *g;
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        s[i] = calloc(1, sizeof *s[i]);
+        ck_assert_int_eq(as_task_new(&t[i], loop, slow_step, s[i], free), 0);
+        kids[i] = as_future_ref(as_task_future(t[i]));
+    }
+    g = as_gather(loop, kids, 2, 0);
+    tu_turn(loop);
+    ck_assert_int_eq(as_future_cancel(g, NULL), 1);
+    ck_assert(!as_future_done(g));
+    ck_assert_int_eq(as_loop_run_until_complete(loop, g), AS_ECANCELLED);
+    ck_assert(as_future_cancelled(g));
+    for (i = 0; i < 2; i++) {
+        as_loop_run_until_complete(loop, as_task_future(t[i]));
+        ck_assert(s[i]->cleanup_done);
+        ck_assert(as_future_cancelled(as_task_future(t[i])));
+        as_task_unref(t[i]);
+    }
+    as_future_unref(g);
+    tu_close(loop);
 }
 END_TEST
 
@@ -583,22 +662,32 @@ START_TEST(test_semaphore_release_wakes_exactly_one)
 }
 END_TEST
 
+/* as_future_cancel() on a waiting acquire reaches the semaphore through
+ * its canceller: the waiter leaves the queue at once, and the permit that
+ * is released next goes to the one behind it. */
 START_TEST(test_semaphore_cancelled_waiter_takes_no_permit)
 {
     as_loop *loop = tu_loop();
     as_semaphore *sem = as_semaphore_new(loop, 0);
     as_future *a = as_semaphore_acquire(sem), *b = as_semaphore_acquire(sem);
 
-    ck_assert_int_eq(as_cancel(a, NULL), 1);
-    ck_assert_int_eq(as_semaphore_release(sem), 0);
-    ck_assert_int_eq(as_loop_run_until_complete(loop, b), 0); /* b, not a */
+    ck_assert_uint_eq(as_semaphore_waiting(sem), 2);
+    ck_assert_int_eq(as_future_cancel(a, "not now"), 1);
     ck_assert(as_future_cancelled(a));
+    ck_assert_str_eq(as_future_error_message(a), "not now");
+    ck_assert_uint_eq(as_semaphore_waiting(sem), 1); /* out of the queue now */
+    ck_assert_int_eq(as_semaphore_release(sem), 0);
+    ck_assert(as_future_done(b));                    /* granted to b at once */
+    ck_assert_int_eq(as_loop_run_until_complete(loop, b), 0);
     ck_assert_uint_eq(as_semaphore_value(sem), 0);
     ck_assert_uint_eq(as_semaphore_waiting(sem), 0);
-    /* Cancelled directly (as_future_cancel): skipped all the same. */
+    ck_assert_int_eq(as_future_cancel(b, NULL), 0); /* granted: b's to keep */
+    ck_assert_uint_eq(as_semaphore_value(sem), 0);
+    /* Completed behind the semaphore's back (as_future_set_cancelled()
+     * bypasses the canceller): skipped all the same. */
     as_future_unref(a);
     a = as_semaphore_acquire(sem);
-    as_future_cancel(a, NULL);
+    ck_assert_int_eq(as_future_set_cancelled(a, NULL), 0);
     ck_assert_int_eq(as_semaphore_release(sem), 0);
     tu_turn(loop);
     ck_assert_uint_eq(as_semaphore_value(sem), 1);
@@ -611,7 +700,9 @@ START_TEST(test_semaphore_cancelled_waiter_takes_no_permit)
 END_TEST
 
 /* The permit is granted, and the waiting task is cancelled in the same
- * turn, before it resumed: the permit must come back. */
+ * turn, before it resumed: the grant is delivered (the task holds the
+ * permit and gives it back on its way out), the task ends CANCELLED, and
+ * the permit is not lost. */
 struct holder {
     int pc;
     as_semaphore *sem;
@@ -656,8 +747,8 @@ START_TEST(test_semaphore_grant_then_cancel_returns_permit)
     ck_assert_int_eq(as_loop_call_soon(loop, release_then_cancel, NULL, NULL, NULL), 0);
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(race_task)),
                      AS_ECANCELLED);
-    ck_assert_int_eq(h->err, AS_ECANCELLED);
-    ck_assert(!h->got);
+    ck_assert_int_eq(h->err, 0);
+    ck_assert(h->got);
     /* The permit went on to the next waiter, who got it and gave it back. */
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t2)), 0);
     ck_assert(h2->got);
@@ -682,11 +773,11 @@ START_TEST(test_semaphore_immediate_grant_then_cancel)
     tu_turn(loop); /* acquired at once; resumes next turn */
     ck_assert_uint_eq(as_semaphore_value(race_sem), 0);
     ck_assert_int_eq(as_task_cancel(t, NULL), 1);
-    ck_assert_uint_eq(as_semaphore_value(race_sem), 1); /* given back */
+    ck_assert_uint_eq(as_semaphore_value(race_sem), 0); /* still the task's */
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)),
                      AS_ECANCELLED);
-    ck_assert(!h->got);
-    ck_assert_uint_eq(as_semaphore_value(race_sem), 1);
+    ck_assert(h->got);
+    ck_assert_uint_eq(as_semaphore_value(race_sem), 1); /* given back */
     as_task_unref(t);
     as_semaphore_free(race_sem);
     tu_close(loop);
@@ -717,7 +808,7 @@ START_TEST(test_event_wakes_all)
     as_future *a = as_event_wait(ev), *b = as_event_wait(ev), *c = as_event_wait(ev), *d;
 
     ck_assert(!as_event_is_set(ev));
-    as_cancel(b, NULL);
+    as_future_cancel(b, NULL);
     tu_turn(loop);
     as_event_set(ev);
     ck_assert(as_event_is_set(ev));
@@ -795,6 +886,8 @@ static Suite *sync_suite(void)
     tcase_add_test(tc, test_wait_for_race_timeout_first);
     tcase_add_test(tc, test_wait_for_waits_for_cancelled_task);
     tcase_add_test(tc, test_wait_for_cancelled_task_returns_result);
+    tcase_add_test(tc, test_wait_for_cancel_cancels_inner_task);
+    tcase_add_test(tc, test_gather_cancel_cancels_child_tasks);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("semaphore");

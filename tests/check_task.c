@@ -215,6 +215,37 @@ START_TEST(test_error_propagates_with_message)
 }
 END_TEST
 
+/* An uncaught error moves to the task's future whole: the detail too (an
+ * incomplete read's partial bytes survive being propagated). */
+START_TEST(test_propagate_keeps_detail)
+{
+    as_loop *loop = tu_loop();
+    as_task *t = NULL;
+    struct st *s = st_new();
+    as_future *a = as_future_new(loop);
+    int freed = 0;
+    tu_detail *d = tu_detail_new(&freed);
+
+    reset();
+    s->await_on[0] = as_future_ref(a);
+    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    tu_turn(loop);
+    ck_assert_int_eq(as_future_set_error_detail(a, AS_EINCOMPLETE, "2 of 5",
+                                                d, tu_detail_free), 0);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)),
+                     AS_EINCOMPLETE);
+    ck_assert_str_eq(as_future_error_message(as_task_future(t)), "2 of 5");
+    ck_assert_ptr_eq(as_future_error_detail(as_task_future(t)), d);
+    ck_assert_ptr_null(as_future_error_detail(a)); /* moved, not shared */
+    ck_assert_int_eq(as_future_error(a), AS_EINCOMPLETE); /* a keeps its code */
+    as_future_unref(a);
+    ck_assert_int_eq(freed, 0);
+    as_task_unref(t); /* frees the task's future, and the detail with it */
+    ck_assert_int_eq(freed, 1);
+    tu_close(loop);
+}
+END_TEST
+
 static as_step fail_step(as_task *t, void *p)
 {
     (void)p;
@@ -407,7 +438,7 @@ START_TEST(test_cancel_caught)
     s->await_on[0] = as_sleep(loop, 10);
     ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
     tu_turn(loop);
-    ck_assert_int_eq(as_cancel(as_task_future(t), NULL), 1); /* through the future */
+    ck_assert_int_eq(as_future_cancel(as_task_future(t), NULL), 1); /* through the future */
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)), 0);
     ck_assert(!as_future_cancelled(as_task_future(t)));
     ck_assert_int_eq(*(int *)as_future_result(as_task_future(t)), 99);
@@ -427,7 +458,7 @@ START_TEST(test_cancel_finished_task_has_no_effect)
     ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)), 0);
     ck_assert_int_eq(as_task_cancel(t, NULL), 0);
-    ck_assert_int_eq(as_cancel(as_task_future(t), NULL), 0);
+    ck_assert_int_eq(as_future_cancel(as_task_future(t), NULL), 0);
     tu_turn(loop);
     ck_assert_int_eq(as_future_error(as_task_future(t)), 0);
     ck_assert_int_eq(*(int *)as_future_result(as_task_future(t)), 0);
@@ -458,7 +489,10 @@ START_TEST(test_cancel_before_first_step)
 END_TEST
 
 /* The awaited future completes, and the cancel arrives in the same turn
- * before the task resumed: asyncio's _must_cancel. */
+ * before the task resumed.  The outcome that arrived is delivered (asyncio
+ * would drop it), and the cancellation waits for the next await: here the
+ * task returns instead, so it ends CANCELLED (asyncio's _must_cancel at the
+ * last step). */
 static as_task *victim;
 
 static void complete_then_cancel(void *p)
@@ -480,11 +514,38 @@ START_TEST(test_cancel_after_awaited_completed)
     ck_assert_int_eq(as_loop_call_soon(loop, complete_then_cancel, a, NULL, NULL), 0);
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(victim)),
                      AS_ECANCELLED);
-    ck_assert_int_eq(s->seen[0], AS_ECANCELLED);
+    ck_assert_int_eq(s->seen[0], 0);    /* the outcome was delivered */
+    ck_assert_int_eq(steps, 2);
     ck_assert_int_eq(as_future_error(a), 0); /* the future itself did finish */
     as_future_unref(a);
     as_task_unref(victim);
     tu_close(loop);
+}
+END_TEST
+
+/* Same, but the step awaits again: that await is cancelled at once, so the
+ * step sees AS_ECANCELLED there. */
+START_TEST(test_cancel_after_awaited_completed_hits_next_await)
+{
+    as_loop *loop = tu_loop();
+    struct st *s = st_new();
+    as_future *a = as_future_new(loop);
+
+    reset();
+    s->await_on[0] = as_future_ref(a);
+    s->await_on[1] = as_sleep(loop, 10);
+    ck_assert_int_eq(as_task_new(&victim, loop, awaiter, s, st_destroy), 0);
+    tu_turn(loop);
+    ck_assert_int_eq(as_loop_call_soon(loop, complete_then_cancel, a, NULL, NULL), 0);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(victim)),
+                     AS_ECANCELLED);
+    ck_assert_int_eq(s->seen[0], 0);
+    ck_assert_int_eq(s->seen[1], AS_ECANCELLED);
+    ck_assert(s->cleaned);
+    ck_assert_int_eq(steps, 3);
+    as_future_unref(a);
+    as_task_unref(victim);
+    tu_close(loop); /* the 10 s sleep was cancelled: its timer is gone */
 }
 END_TEST
 
@@ -629,7 +690,42 @@ START_TEST(test_awaited_task_catches_cancel)
 }
 END_TEST
 
-START_TEST(test_future_cancel_directly_on_task_future)
+/* as_future_cancel() on the task's future is as_task_cancel(): the awaited
+ * future is cancelled, the step sees AS_ECANCELLED, and the task's future
+ * stays pending until the step has decided (here: it propagates). */
+START_TEST(test_future_cancel_on_task_future_cancels_task)
+{
+    as_loop *loop = tu_loop();
+    as_task *t = NULL;
+    struct st *s = st_new();
+    as_future *a = as_future_new(loop);
+
+    reset();
+    s->await_on[0] = as_future_ref(a);
+    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    tu_turn(loop);
+    ck_assert_int_eq(as_future_cancel(as_task_future(t), "via future"), 1);
+    ck_assert(as_future_cancelled(a));          /* reached the work */
+    ck_assert(!as_task_done(t));                /* the step decides */
+    ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)),
+                     AS_ECANCELLED);
+    ck_assert_int_eq(steps, 2);
+    ck_assert_int_eq(s->seen[0], AS_ECANCELLED);
+    ck_assert_str_eq(s->msg, "via future");
+    ck_assert(s->cleaned);
+    ck_assert_str_eq(as_future_error_message(as_task_future(t)), "via future");
+    ck_assert_int_eq(as_future_cancel(as_task_future(t), NULL), 0); /* done */
+    as_future_unref(a);
+    as_task_unref(t);
+    tu_close(loop);
+}
+END_TEST
+
+/* The future is completed behind the task's back with
+ * as_future_set_cancelled() (which bypasses the canceller): the task learns
+ * it when it next resumes, its step sees AS_ECANCELLED, and the result it
+ * returns is dropped. */
+START_TEST(test_task_future_completed_behind_its_back)
 {
     as_loop *loop = tu_loop();
     as_task *t = NULL;
@@ -641,9 +737,7 @@ START_TEST(test_future_cancel_directly_on_task_future)
     s->catch_cancel = 1;
     ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
     tu_turn(loop);
-    /* Bypassing as_cancel: the future is CANCELLED at once; the task learns
-     * it when it next resumes, and its result is dropped. */
-    ck_assert_int_eq(as_future_cancel(as_task_future(t), NULL), 1);
+    ck_assert_int_eq(as_future_set_cancelled(as_task_future(t), NULL), 0);
     ck_assert_int_eq(as_task_cancel(t, NULL), 0);
     as_future_set_result(a, NULL, NULL);
     tu_turn(loop);
@@ -803,6 +897,7 @@ static Suite *task_suite(void)
     tcase_add_test(tc, test_await_results_in_order);
     tcase_add_test(tc, test_raw_state_machine_takes_result);
     tcase_add_test(tc, test_error_propagates_with_message);
+    tcase_add_test(tc, test_propagate_keeps_detail);
     tcase_add_test(tc, test_fail_with_positive_code_is_einval);
     tcase_add_test(tc, test_await_misuse_is_reported);
     tcase_add_test(tc, test_await_null_self_twice);
@@ -818,11 +913,13 @@ static Suite *task_suite(void)
     tcase_add_test(tc, test_cancel_finished_task_has_no_effect);
     tcase_add_test(tc, test_cancel_before_first_step);
     tcase_add_test(tc, test_cancel_after_awaited_completed);
+    tcase_add_test(tc, test_cancel_after_awaited_completed_hits_next_await);
     tcase_add_test(tc, test_self_cancel_then_return);
     tcase_add_test(tc, test_self_cancel_then_await);
     tcase_add_test(tc, test_cancel_reaches_awaited_task);
     tcase_add_test(tc, test_awaited_task_catches_cancel);
-    tcase_add_test(tc, test_future_cancel_directly_on_task_future);
+    tcase_add_test(tc, test_future_cancel_on_task_future_cancels_task);
+    tcase_add_test(tc, test_task_future_completed_behind_its_back);
     tcase_add_test(tc, test_cancel_revives_abandoned_task);
     suite_add_tcase(s, tc);
 

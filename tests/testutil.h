@@ -37,6 +37,27 @@ static inline void tu_close(as_loop *loop)
     ck_assert_int_eq(as_loop_close(loop), 0);
 }
 
+/* An error detail (as an incomplete read's partial bytes would be) that
+ * counts how many times it is freed: moved, never copied, freed once. */
+typedef struct tu_detail {
+    int *freed;
+} tu_detail;
+
+static inline tu_detail *tu_detail_new(int *freed)
+{
+    tu_detail *d = malloc(sizeof *d);
+    ck_assert_ptr_nonnull(d);
+    d->freed = freed;
+    return d;
+}
+
+static inline void tu_detail_free(void *p)
+{
+    tu_detail *d = p;
+    ++*d->freed;
+    free(d);
+}
+
 /* Run a suite in fork mode (CK_FORK=no overrides, e.g. under valgrind). */
 static inline int tu_run(Suite *s)
 {
