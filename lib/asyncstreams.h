@@ -12,5 +12,9 @@
 #include "future.h"
 #include "buffer.h"
 #include "reader.h"
+#include "transport.h"
+#include "writer.h"
+#include "resolve.h"
+#include "connect.h"
 
 #endif /* ASYNCSTREAMS_H */
