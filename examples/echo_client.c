@@ -146,7 +146,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "echo_client: loop: %s\n", as_strerror(rc));
         return 1;
     }
-    /* listing: main */
     f = as_open_connection(c.loop, host, portp, NULL);
     if (!f || as_future_add_done_callback(f, on_connected, &c, NULL) < 0) {
         fprintf(stderr, "echo_client: out of memory\n");
@@ -154,7 +153,6 @@ int main(int argc, char **argv)
     }
     as_future_unref(f);
     rc = as_loop_run_forever(c.loop);
-    /* end listing */
     if (rc != 0)
         c.status = 1;
     as_connection_free(c.conn);
