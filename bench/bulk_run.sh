@@ -7,11 +7,25 @@
 #      without strace.
 #
 #   bench/bulk_run.sh [MiB] [lines]     (defaults: 1024 MiB, 200000 lines)
-# Build first: make bench/bulk_transfer bench/bulk_lines
+#
+# Run it from the top of a built tree (`make` first): like the rest of
+# bench/, it compiles its programs itself, into bench/out/, against
+# lib/.libs/libasyncstreams.a with -O2.  Needs strace and bc.
 set -eu
+here=$(cd "$(dirname "$0")" && pwd)
 mib=${1:-1024}
 lines=${2:-200000}
-B=${B:-./bench}
+B=${OUT:-bench/out}
+LIBA=${LIBA:-lib/.libs/libasyncstreams.a}
+if [ ! -f "$LIBA" ]; then
+    echo "bulk_run.sh: $LIBA not found: run make first (from the build tree)" >&2
+    exit 1
+fi
+mkdir -p "$B"
+for p in bulk_transfer bulk_lines; do
+    ${CC:-cc} -std=c99 -D_POSIX_C_SOURCE=200809L -O2 -g -Wall -Wextra \
+        -I"$here/../lib" -o "$B/$p" "$here/$p.c" "$LIBA" -pthread
+done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

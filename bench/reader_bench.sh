@@ -4,8 +4,10 @@
 #
 #   bench/reader_bench.sh [MiB] [runs]      (defaults: 1024 MiB, 3 runs)
 #
-# Needs the C benchmark built (`make bench/reader_bench`) and python3.13
-# (pyenv 3.13.0 by default; set PYTHON to override).  Both sides get the same
+# Run it from the top of a built tree (`make` first): it compiles
+# bench/reader_bench.c into bench/out/ against lib/.libs/libasyncstreams.a,
+# with -O2 like the library.  Needs python3.13 (pyenv 3.13.0 by default;
+# set PYTHON to override).  Both sides get the same
 # glibc malloc settings, so CPython's 256 KiB-ish allocations do not pay
 # mmap/munmap per chunk (see reference/performance.md, section 5).
 set -eu
@@ -13,7 +15,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 mib=${1:-1024}
 runs=${2:-3}
 PYTHON=${PYTHON:-$HOME/.pyenv/versions/3.13.0/bin/python3}
-BENCH=${BENCH:-./bench/reader_bench}
+OUT=${OUT:-bench/out}
+LIBA=${LIBA:-lib/.libs/libasyncstreams.a}
+if [ ! -f "$LIBA" ]; then
+    echo "reader_bench.sh: $LIBA not found: run make first (from the build tree)" >&2
+    exit 1
+fi
+mkdir -p "$OUT"
+BENCH=$OUT/reader_bench
+${CC:-cc} -std=c99 -D_POSIX_C_SOURCE=200809L -O2 -g -Wall -Wextra \
+    -I"$here/../lib" -o "$BENCH" "$here/reader_bench.c" "$LIBA" -pthread
 export MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=268435456
 
 for mode in readline readexactly; do

@@ -79,10 +79,15 @@
  *     limit-sized blocks as it goes and loses them).  While it waits, the
  *     buffer may exceed 2 x limit: the transport is paused by feed_data and
  *     resumed each time the read waits again, as for readexactly(n > limit).
+ *   - read(-1) started while another read waits fails with AS_EBUSY at
+ *     once; CPython's first takes what is buffered, then fails and loses it.
  *   - A read that waits remembers how far it has searched as a position in
  *     the stream, so a second read consuming bytes meanwhile cannot make it
- *     skip any; and a woken read(n) that finds the buffer emptied by such a
- *     read waits again instead of returning b"" (which means EOF).
+ *     skip any (CPython's keeps a buffer offset that goes stale and skips
+ *     a separator); and a woken read(n) that finds the buffer emptied by
+ *     such a read waits again instead of returning b"" (which means EOF).
+ *   - set_exception() fails a read that was woken but has not retried yet;
+ *     CPython's has left the waiter slot by then and never sees the error.
  *   - A woken read stays the waiter until its retry has run (CPython clears
  *     _waiter in feed_data), so a second read that must wait in that window
  *     gets AS_EBUSY rather than displacing the first.
