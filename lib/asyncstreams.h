@@ -14,5 +14,9 @@
 #include "sync.h"
 #include "buffer.h"
 #include "reader.h"
+#include "transport.h"
+#include "writer.h"
+#include "resolve.h"
+#include "connect.h"
 
 #endif /* ASYNCSTREAMS_H */

@@ -1,0 +1,502 @@
+/*
+ * connect.c - the connect state machine of connect.h.
+ *
+ * One `attempt` record lives from the call until the result future is done
+ * and every callback that points at it has run; it is reference counted
+ * because three things may hold it at once: the result future's done
+ * callback (which notices cancellation), a resolver future's done callback,
+ * and the fd watcher of a connect in progress.
+ */
+#include "connect.h"
+#include "resolve.h"
+#include "transport.h"
+#include "errors.h"
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+typedef struct attempt {
+    int refs;
+    as_loop *loop;
+    as_future *result;               /* what the caller holds */
+    as_future *remote_res, *local_res; /* pending resolutions, or NULL */
+    struct addrinfo *remote, *local; /* resolved lists */
+    struct addrinfo *next;           /* next remote address to try */
+    struct addrinfo *unix_ai;        /* open_unix_connection's one address */
+    int fd;                          /* socket being connected, or -1 */
+    int watching;                    /* a writer watcher is registered */
+    struct sockaddr_storage cur;     /* address being tried */
+    socklen_t cur_len;
+    ssize_t limit;
+    int first_code;                  /* the first connect error */
+    int all_same;                    /* every error message identical */
+    char *first_msg, *msgs;          /* first message; all of them joined */
+} attempt;
+
+/* ------------------------------------------------------------ helpers */
+
+char *as_format_sockaddr(const struct sockaddr *sa, socklen_t len, char *buf,
+                         size_t size)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        snprintf(buf, size, "('%s', %u)", host, (unsigned)ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        snprintf(buf, size, "('%s', %u, %lu, %lu)", host, (unsigned)ntohs(in6->sin6_port),
+                 (unsigned long)ntohl(in6->sin6_flowinfo),
+                 (unsigned long)in6->sin6_scope_id);
+    } else if (sa->sa_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)sa;
+        size_t off = offsetof(struct sockaddr_un, sun_path);
+        size_t n = len > off ? (size_t)len - off : 0;
+        if (n > sizeof un->sun_path)
+            n = sizeof un->sun_path;
+        snprintf(buf, size, "('%.*s')", (int)strnlen(un->sun_path, n), un->sun_path);
+    } else {
+        snprintf(buf, size, "(family %d)", (int)sa->sa_family);
+    }
+    return buf;
+}
+
+void as_connection_free(as_connection *c)
+{
+    if (!c)
+        return;
+    as_writer_unref(c->writer);
+    as_reader_unref(c->reader);
+    free(c);
+}
+
+static void connection_destroy(void *p)
+{
+    as_connection_free(p);
+}
+
+static void attempt_unref(attempt *a)
+{
+    if (--a->refs > 0)
+        return;
+    as_future_unref(a->result);
+    as_future_unref(a->remote_res);
+    as_future_unref(a->local_res);
+    if (a->remote)
+        freeaddrinfo(a->remote);
+    if (a->local)
+        freeaddrinfo(a->local);
+    if (a->unix_ai) {
+        free(a->unix_ai->ai_addr);
+        free(a->unix_ai);
+    }
+    free(a->first_msg);
+    free(a->msgs);
+    free(a);
+}
+
+static void attempt_unref_cb(void *p)
+{
+    attempt_unref(p);
+}
+
+static void stop_watching(attempt *a)
+{
+    if (a->watching) {
+        a->watching = 0;
+        as_loop_remove_writer(a->loop, a->fd); /* its destroy drops a ref */
+    }
+}
+
+static void close_socket(attempt *a)
+{
+    stop_watching(a);
+    if (a->fd >= 0) {
+        (void)close(a->fd);
+        a->fd = -1;
+    }
+}
+
+/* Fail the result, unless it is already done (e.g. cancelled). */
+static void fail(attempt *a, int code, const char *msg)
+{
+    close_socket(a);
+    if (!as_future_done(a->result))
+        (void)as_future_set_error(a->result, code, msg);
+}
+
+/* Remember one address's failure for the final message. */
+static void record(attempt *a, int code, const char *msg)
+{
+    size_t len;
+    char *joined;
+    if (!a->first_msg) {
+        a->first_code = code;
+        a->first_msg = as__strdup(msg);
+        a->msgs = as__strdup(msg);
+        a->all_same = 1;
+        return;
+    }
+    if (!a->first_msg || strcmp(a->first_msg, msg) != 0)
+        a->all_same = 0;
+    if (!a->msgs)
+        return;
+    len = strlen(a->msgs) + 2 + strlen(msg) + 1;
+    if ((joined = malloc(len)) != NULL) {
+        snprintf(joined, len, "%s, %s", a->msgs, msg);
+        free(a->msgs);
+        a->msgs = joined;
+    }
+}
+
+static void record_errno(attempt *a, int err, const char *what)
+{
+    char addr[160], msg[256];
+    as_format_sockaddr((struct sockaddr *)&a->cur, a->cur_len, addr, sizeof addr);
+    snprintf(msg, sizeof msg, "[Errno %d] %s %s", -err, what, addr);
+    record(a, err, msg);
+}
+
+/* Every address failed: CPython's single or "Multiple exceptions" error. */
+static void fail_all(attempt *a)
+{
+    if (!a->first_msg) {
+        fail(a, a->first_code ? a->first_code : -ENOMEM, NULL);
+    } else if (a->all_same || !a->msgs) {
+        fail(a, a->first_code, a->first_msg);
+    } else {
+        size_t len = strlen(a->msgs) + 32;
+        char *m = malloc(len);
+        if (m)
+            snprintf(m, len, "Multiple exceptions: %s", a->msgs);
+        fail(a, a->first_code, m ? m : a->first_msg);
+        free(m);
+    }
+}
+
+/* ------------------------------------------------------------ success */
+
+static void connected(attempt *a)
+{
+    as_reader *reader = NULL;
+    as_transport *t = NULL;
+    as_writer *w = NULL;
+    as_connection *c;
+    int fd = a->fd, err;
+
+    stop_watching(a);
+    a->fd = -1;
+    if (as_future_done(a->result)) { /* cancelled meanwhile */
+        (void)close(fd);
+        return;
+    }
+    if ((err = as_reader_new(a->loop, a->limit, &reader)) < 0) {
+        (void)close(fd);
+        fail(a, err, NULL);
+        return;
+    }
+    if ((err = as_transport_new(a->loop, fd, reader, &t)) < 0) { /* closes fd */
+        as_reader_unref(reader);
+        fail(a, err, NULL);
+        return;
+    }
+    if ((err = as_writer_new(t, reader, &w)) < 0 || !(c = malloc(sizeof *c))) {
+        if (w)
+            as_writer_unref(w); /* drops its transport reference */
+        as_transport_abort(t);
+        as_transport_unref(t);
+        as_reader_unref(reader);
+        fail(a, err < 0 ? err : -ENOMEM, NULL);
+        return;
+    }
+    as_transport_unref(t); /* the writer holds it now */
+    c->reader = reader;
+    c->writer = w;
+    if (as_future_set_result(a->result, c, connection_destroy) < 0) {
+        as_writer_close(w);
+        as_connection_free(c);
+    }
+}
+
+/* ------------------------------------------------------------ connecting */
+
+static void try_next(attempt *a);
+
+static void on_connect_writable(void *p)
+{
+    attempt *a = p;
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+
+    if (as_future_done(a->result)) {
+        close_socket(a);
+        return;
+    }
+    if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        soerr = errno;
+    if (soerr == 0) {
+        connected(a);
+        return;
+    }
+    if (soerr == EINPROGRESS || soerr == EINTR)
+        return; /* spurious wake-up: keep waiting */
+    record_errno(a, -soerr, "Connect call failed");
+    close_socket(a);
+    try_next(a);
+}
+
+/* Bind to the first local address of the same family.  0 or an error that
+ * stops this attempt (recorded). */
+static int bind_local(attempt *a, int family)
+{
+    struct addrinfo *l;
+    int err = 0;
+    char addr[160], msg[320];
+
+    for (l = a->local; l; l = l->ai_next) {
+        if (l->ai_family != family)
+            continue;
+        if (bind(a->fd, l->ai_addr, l->ai_addrlen) == 0)
+            return 0;
+        err = -errno;
+        as_format_sockaddr(l->ai_addr, l->ai_addrlen, addr, sizeof addr);
+        snprintf(msg, sizeof msg, "error while attempting to bind on address %s: %s",
+                 addr, as_strerror(err));
+        /* CPython lower-cases the strerror text. */
+        {
+            char *s = strstr(msg, ": ");
+            for (s = s ? s + 2 : msg + strlen(msg); *s; s++)
+                if (*s >= 'A' && *s <= 'Z')
+                    *s = (char)(*s - 'A' + 'a');
+        }
+        record(a, err, msg);
+    }
+    if (!err) {
+        snprintf(msg, sizeof msg, "no matching local address with family=%d found", family);
+        record(a, -EADDRNOTAVAIL, msg);
+        return -EADDRNOTAVAIL;
+    }
+    return err;
+}
+
+/* Try addresses from a->next on until one connects or waits. */
+static void try_next(attempt *a)
+{
+    while (a->next) {
+        struct addrinfo *ai = a->next;
+        int fd, err, rc;
+
+        a->next = ai->ai_next;
+        memset(&a->cur, 0, sizeof a->cur);
+        memcpy(&a->cur, ai->ai_addr, ai->ai_addrlen);
+        a->cur_len = ai->ai_addrlen;
+
+        if ((fd = socket(ai->ai_family, SOCK_STREAM, ai->ai_protocol)) < 0) {
+            record_errno(a, -errno, "Connect call failed");
+            continue;
+        }
+        if (fd >= as_loop_max_fd(a->loop)) {
+            char msg[128];
+            (void)close(fd);
+            snprintf(msg, sizeof msg, "socket fd %d is too large for the %s backend "
+                     "(limit %d)", fd, as_loop_backend_name(a->loop),
+                     as_loop_max_fd(a->loop));
+            fail(a, AS_EFDSETSIZE, msg);
+            return;
+        }
+        a->fd = fd;
+        if ((err = as__set_nonblocking(fd)) < 0 || (err = as__set_cloexec(fd)) < 0) {
+            record_errno(a, err, "Connect call failed");
+            close_socket(a);
+            continue;
+        }
+        if (a->local && bind_local(a, ai->ai_family) < 0) {
+            close_socket(a);
+            continue;
+        }
+        rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        if (rc == 0) {
+            connected(a);
+            return;
+        }
+        if (errno == EINPROGRESS || errno == EINTR) {
+            /* EINTR: the connect goes on asynchronously (POSIX), so wait
+             * for writability exactly as for EINPROGRESS. */
+            a->refs++;
+            err = as_loop_add_writer(a->loop, fd, on_connect_writable, a, attempt_unref_cb);
+            if (err < 0) {
+                a->refs--;
+                fail(a, err, NULL);
+                return;
+            }
+            a->watching = 1;
+            return;
+        }
+        record_errno(a, -errno, "Connect call failed");
+        close_socket(a);
+    }
+    fail_all(a);
+}
+
+/* ------------------------------------------------------------ resolving */
+
+static void resolved(as_future *f, void *p)
+{
+    attempt *a = p;
+    int err;
+    (void)f;
+
+    if (as_future_done(a->result))
+        return;
+    /* Wait for both resolutions. */
+    if ((a->remote_res && !as_future_done(a->remote_res)) ||
+        (a->local_res && !as_future_done(a->local_res)))
+        return;
+    if (a->remote_res) {
+        if ((err = as_future_error(a->remote_res)) != 0) {
+            fail(a, err, as_future_error_message(a->remote_res));
+            return;
+        }
+        a->remote = as_future_take_result(a->remote_res);
+    }
+    if (a->local_res) {
+        if ((err = as_future_error(a->local_res)) != 0) {
+            fail(a, err, as_future_error_message(a->local_res));
+            return;
+        }
+        a->local = as_future_take_result(a->local_res);
+    }
+    a->next = a->remote;
+    try_next(a);
+}
+
+/* The result future is done: if it was cancelled, stop everything. */
+static void result_done(as_future *f, void *p)
+{
+    attempt *a = p;
+    (void)f;
+    close_socket(a);
+    if (a->remote_res)
+        (void)as_future_cancel(a->remote_res, NULL);
+    if (a->local_res)
+        (void)as_future_cancel(a->local_res, NULL);
+}
+
+static attempt *attempt_new(as_loop *loop, const as_connect_options *opts)
+{
+    attempt *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    if (!(a->result = as_future_new(loop))) {
+        free(a);
+        return NULL;
+    }
+    a->refs = 1; /* the caller's, until it returns */
+    a->loop = loop;
+    a->fd = -1;
+    a->limit = opts && opts->limit ? opts->limit : AS_READER_DEFAULT_LIMIT;
+    a->refs++;
+    if (as_future_add_done_callback(a->result, result_done, a, attempt_unref_cb) < 0) {
+        as_future_unref(a->result);
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* Return the result future and drop the call's own reference. */
+static as_future *finish_call(attempt *a)
+{
+    as_future *f = as_future_ref(a->result);
+    attempt_unref(a);
+    return f;
+}
+
+static int resolve(attempt *a, const char *host, const char *port, int family,
+                   as_future **out)
+{
+    struct addrinfo hints;
+    as_future *f;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM;
+    if (!(f = as_getaddrinfo(a->loop, host, port, &hints)))
+        return -ENOMEM;
+    *out = f;
+    a->refs++;
+    if (as_future_add_done_callback(f, resolved, a, attempt_unref_cb) < 0) {
+        a->refs--;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+as_future *as_open_connection(as_loop *loop, const char *host, const char *port,
+                              const as_connect_options *opts)
+{
+    attempt *a;
+    int err, family = opts ? opts->family : 0;
+
+    if (!loop || !(a = attempt_new(loop, opts)))
+        return NULL;
+    if (!host || !port || (opts && opts->limit < 0) ||
+        (family != 0 && family != AF_INET && family != AF_INET6)) {
+        fail(a, AS_EINVAL, NULL);
+        return finish_call(a);
+    }
+    if ((err = resolve(a, host, port, family, &a->remote_res)) < 0 ||
+        (opts && (opts->local_host || opts->local_port) &&
+         (err = resolve(a, opts->local_host, opts->local_port, family,
+                        &a->local_res)) < 0))
+        fail(a, err, NULL);
+    return finish_call(a);
+}
+
+as_future *as_open_unix_connection(as_loop *loop, const char *path,
+                                   const as_connect_options *opts)
+{
+    attempt *a;
+    struct sockaddr_un *un;
+    struct addrinfo *ai;
+
+    if (!loop || !(a = attempt_new(loop, opts)))
+        return NULL;
+    if (!path || !*path || (opts && opts->limit < 0)) {
+        fail(a, AS_EINVAL, NULL);
+        return finish_call(a);
+    }
+    if (strlen(path) >= sizeof un->sun_path) {
+        fail(a, AS_EINVAL, "path too long for a Unix socket address");
+        return finish_call(a);
+    }
+    /* One hand-made address, so try_next() serves both calls.  It is not
+     * getaddrinfo()'s, so attempt_unref() frees it by hand. */
+    ai = calloc(1, sizeof *ai);
+    un = calloc(1, sizeof *un);
+    if (!ai || !un) {
+        free(ai);
+        free(un);
+        fail(a, -ENOMEM, NULL);
+        return finish_call(a);
+    }
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, strlen(path) + 1);
+    ai->ai_family = AF_UNIX;
+    ai->ai_socktype = SOCK_STREAM;
+    ai->ai_addr = (struct sockaddr *)un;
+    ai->ai_addrlen = sizeof *un;
+    a->unix_ai = ai;
+    a->next = ai;
+    try_next(a);
+    return finish_call(a);
+}

@@ -1,0 +1,892 @@
+/*
+ * transport.c - a non-blocking stream socket feeding a StreamReader, with a
+ * write queue.  States and contracts: transport.h.
+ *
+ * Reading: when the fd is readable we recv() straight into the reader's
+ * buffer (as_reader_feed_reserve/commit): no intermediate buffer, no malloc
+ * per read.  One recv() per readiness: the loop is level-triggered, so bytes
+ * left in the kernel are reported on the next turn, and we skip the recv()
+ * that would only say EAGAIN.
+ *
+ * Writing: the queue is one contiguous as_buffer.  In C a write cannot keep
+ * a pointer to the caller's bytes (the caller owns them and may reuse them
+ * at once), so every byte not sent at once must be copied anyway; once
+ * copied, keeping them contiguous means a whole queue goes out in one
+ * send(), which is what writev() would buy for a list of buffers, and
+ * consuming from the front is O(1) (buffer.h).  writelines() with an empty
+ * queue does use sendmsg() over the caller's buffers, so nothing is copied
+ * when the kernel takes everything.
+ *
+ * Coalescing (the choice measured by bench/bulk_lines): CPython tries send()
+ * in every write(), so 16 pipelined replies cost 16 send() calls.  Here a
+ * small write into an empty queue is only copied, and a flush is scheduled
+ * with call_soon: it runs at the start of the next turn and sends everything
+ * written during this turn in one call.  The cost is one extra loop turn
+ * (a select() that does not wait) before a lone small reply leaves, about a
+ * microsecond; writes of 16 KiB or more, and writes that find at least
+ * 16 KiB queued, go out at once, because for them the copy costs more than
+ * the system call saves.
+ */
+#include "transport.h"
+#include "errors.h"
+#include "internal.h"
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef IOV_MAX
+#define IOV_MAX 16 /* _XOPEN_IOV_MAX, the smallest POSIX allows */
+#endif
+
+#if defined(HAVE_DECL_MSG_NOSIGNAL) && HAVE_DECL_MSG_NOSIGNAL
+#define SEND_FLAGS MSG_NOSIGNAL
+#else
+#define SEND_FLAGS 0 /* SO_NOSIGPIPE is set on the socket instead */
+#endif
+
+/* Writes at least this big skip coalescing (see the top of the file). */
+#define COALESCE_MAX 16384
+/* recv() asks for at least this much room, and takes at most MAX_RECV. */
+#define RECV_WANT 65536
+#define MAX_RECV (256 * 1024)
+/* After a burst, give back queue storage bigger than this once it empties. */
+#define QUEUE_KEEP (256 * 1024)
+
+enum state { OPEN, CLOSING, CLOSED, LOST };
+
+/* A growable list of waiting futures (drain or flush). */
+struct waiters {
+    as_future **v;
+    size_t n, cap;
+};
+
+struct as_transport {
+    as_loop *loop;
+    as_reader *reader;
+    int fd;
+    int refs;
+    enum state state;
+
+    as_buffer queue;              /* bytes written but not yet sent */
+    size_t high, low;             /* write-buffer watermarks */
+    unsigned long long sent;      /* bytes the kernel accepted */
+    unsigned long long written;   /* bytes accepted by write() */
+
+    unsigned int eof_wanted : 1;  /* write_eof() called */
+    unsigned int eof_sent : 1;    /* shutdown(SHUT_WR) done */
+    unsigned int peer_eof : 1;    /* recv() returned 0 */
+    unsigned int read_paused : 1; /* the reader asked us to pause */
+    unsigned int reading : 1;     /* a read watcher is registered */
+    unsigned int want_write : 1;  /* a write watcher is registered */
+    unsigned int flush_pending : 1; /* a coalescing flush is scheduled */
+    unsigned int write_paused : 1;  /* queue went above high water */
+    unsigned int coalesce : 1;
+    unsigned int self_ref : 1;    /* lifetime rule 3 */
+    unsigned int dropped : 1;     /* abort() dropped queued bytes */
+
+    int err;                      /* the first error, or 0 */
+    char *err_msg;                /* its message, or NULL for as_strerror */
+
+    struct waiters drain, flushw;
+    as_future *closed;
+
+    struct sockaddr_storage peer, self;
+    socklen_t peer_len, self_len;
+    int peer_err, self_err;
+};
+
+static void flush_queue(as_transport *t);
+
+/* ------------------------------------------------------------ waiters */
+
+static int waiters_add(struct waiters *w, as_future *f)
+{
+    size_t i, j;
+    /* Drop waiters that finished already (cancelled drains), so a long
+     * pause with many cancelled drains cannot grow the list for ever. */
+    for (i = j = 0; i < w->n; i++) {
+        if (as_future_done(w->v[i]))
+            as_future_unref(w->v[i]);
+        else
+            w->v[j++] = w->v[i];
+    }
+    w->n = j;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 4;
+        as_future **v = realloc(w->v, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        w->v = v;
+        w->cap = cap;
+    }
+    w->v[w->n++] = as_future_ref(f);
+    return 0;
+}
+
+/* Finish every waiter: with success (code 0) or an error.  A waiter that was
+ * cancelled meanwhile just refuses (AS_ESTATE), which is fine. */
+static void waiters_wake(struct waiters *w, int code, const char *msg)
+{
+    size_t i, n = w->n;
+    as_future **v = w->v;
+    w->v = NULL;
+    w->n = w->cap = 0;
+    for (i = 0; i < n; i++) {
+        if (code)
+            (void)as_future_set_error(v[i], code, msg);
+        else
+            (void)as_future_set_result(v[i], NULL, NULL);
+        as_future_unref(v[i]);
+    }
+    free(v);
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+static void transport_free(as_transport *t)
+{
+    as_loop *loop = t->loop;
+    /* Mark a stored error as retrieved: nobody may ever wait on the closed
+     * future, and that is not an unhandled error (CPython does the same in
+     * StreamReaderProtocol.__del__). */
+    (void)as_future_error(t->closed);
+    as_future_unref(t->closed);
+    as_reader_unref(t->reader);
+    as_buffer_destroy(&t->queue);
+    free(t->drain.v);
+    free(t->flushw.v);
+    free(t->err_msg);
+    free(t);
+    as__loop_obj_unref(loop);
+}
+
+as_transport *as_transport_ref(as_transport *t)
+{
+    t->refs++;
+    return t;
+}
+
+static void finish(as_transport *t, int err, const char *msg, int rst);
+
+void as_transport_unref(as_transport *t)
+{
+    if (!t)
+        return;
+    if (t->refs == 1 && t->state == OPEN) {
+        /* Lifetime rule 4: dropped while open.  Close without flushing;
+         * keep the transport alive while finish() runs. */
+        finish(t, 0, NULL, 0);
+    }
+    if (--t->refs == 0)
+        transport_free(t);
+}
+
+static void unref_cb(void *p)
+{
+    as_transport_unref(p);
+}
+
+/* ------------------------------------------------------------ closing */
+
+/*
+ * Enter CLOSED (err == 0) or LOST (err < 0): everything the connection held
+ * is released here, synchronously.  Idempotent.  No user callback runs:
+ * finishing futures only schedules their callbacks.
+ */
+static void finish(as_transport *t, int err, const char *msg, int rst)
+{
+    int self_ref = t->self_ref;
+
+    if (t->state == CLOSED || t->state == LOST)
+        return;
+    t->state = err ? LOST : CLOSED;
+    if (err) {
+        t->err = err;
+        if (msg)
+            t->err_msg = as__strdup(msg); /* NULL on ENOMEM: as_strerror() then */
+    }
+    if (t->reading)
+        as_loop_remove_reader(t->loop, t->fd);
+    if (t->want_write)
+        as_loop_remove_writer(t->loop, t->fd);
+    t->reading = t->want_write = 0;
+    if (rst) {
+        /* SO_LINGER with a zero timeout makes close() send RST and drop
+         * whatever the kernel still holds.  Best effort: if it fails the
+         * peer sees a FIN instead. */
+        struct linger lg;
+        lg.l_onoff = 1;
+        lg.l_linger = 0;
+        (void)setsockopt(t->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    /* POSIX leaves the fd state unspecified after close() fails with EINTR;
+     * on the systems we know it is closed, so never retry. */
+    (void)close(t->fd);
+    t->fd = -1;
+    if (as_buffer_len(&t->queue) > 0)
+        t->dropped = 1;
+    as_buffer_destroy(&t->queue);
+
+    (void)as_reader_set_flow_control(t->reader, NULL, NULL, NULL, NULL);
+    if (err) {
+        if (as_reader_set_exception(t->reader, err, t->err_msg) < 0)
+            as_reader_feed_eof(t->reader); /* ENOMEM: at least wake it */
+    } else {
+        as_reader_feed_eof(t->reader);
+    }
+
+    /* CPython wakes blocked drains on connection_lost: normally after a
+     * clean close, with the error otherwise. */
+    t->write_paused = 0;
+    waiters_wake(&t->drain, err, t->err_msg);
+    if (err)
+        waiters_wake(&t->flushw, err, t->err_msg);
+    else if (t->dropped)
+        waiters_wake(&t->flushw, AS_ECONNLOST,
+                     "Connection lost: queued bytes were dropped by abort()");
+    else
+        waiters_wake(&t->flushw, 0, NULL);
+
+    if (err)
+        (void)as_future_set_error(t->closed, err, t->err_msg);
+    else
+        (void)as_future_set_result(t->closed, NULL, NULL);
+
+    if (self_ref) {
+        t->self_ref = 0;
+        as_transport_unref(t);
+    }
+}
+
+/* The first send/receive error: the connection is lost. */
+static void fatal(as_transport *t, int err)
+{
+    finish(t, err, NULL, 0);
+}
+
+void as_transport_close(as_transport *t)
+{
+    if (t->state != OPEN)
+        return;
+    t->state = CLOSING;
+    if (t->reading) {
+        as_loop_remove_reader(t->loop, t->fd);
+        t->reading = 0;
+    }
+    if (as_buffer_len(&t->queue) == 0) {
+        finish(t, 0, NULL, 0);
+        return;
+    }
+    /* Lifetime rule 3: stay alive until the queue is out. */
+    t->self_ref = 1;
+    as_transport_ref(t);
+    if (!t->want_write && !t->flush_pending)
+        flush_queue(t);
+}
+
+void as_transport_abort(as_transport *t)
+{
+    finish(t, 0, NULL, 1);
+}
+
+int as_transport_is_closing(const as_transport *t)
+{
+    return t->state != OPEN;
+}
+
+int as_transport_error(const as_transport *t, const char **message)
+{
+    if (message)
+        *message = t->err ? (t->err_msg ? t->err_msg : as_strerror(t->err)) : NULL;
+    return t->err;
+}
+
+/* ------------------------------------------------------------ reading */
+
+static void read_once(as_transport *t);
+
+/* The watcher holds no reference (lifetime: finish() removes it), so hold
+ * one while we run: a fatal error may drop the last one. */
+static void on_readable(void *p)
+{
+    as_transport *t = p;
+    as_transport_ref(t);
+    read_once(t);
+    as_transport_unref(t);
+}
+
+static void read_once(as_transport *t)
+{
+    size_t avail = 0;
+    unsigned char *room;
+    ssize_t n;
+
+    room = as_reader_feed_reserve(t->reader, RECV_WANT, &avail);
+    if (!room) {
+        /* The reader is at EOF (somebody fed it by hand) or out of memory.
+         * Either way nothing can be delivered: stop reading. */
+        if (as_reader_at_eof(t->reader) || as_reader_exception(t->reader, NULL)) {
+            as_loop_remove_reader(t->loop, t->fd);
+            t->reading = 0;
+        } else {
+            fatal(t, -ENOMEM);
+        }
+        return;
+    }
+    if (avail > MAX_RECV)
+        avail = MAX_RECV;
+    do
+        n = recv(t->fd, room, avail, 0);
+    while (n < 0 && errno == EINTR);
+
+    if (n > 0) {
+        (void)as_reader_feed_commit(t->reader, (size_t)n);
+    } else if (n == 0) {
+        /* The peer's FIN.  Keep the transport open for writing, as
+         * StreamReaderProtocol.eof_received() returning True asks. */
+        t->peer_eof = 1;
+        as_loop_remove_reader(t->loop, t->fd);
+        t->reading = 0;
+        as_reader_feed_eof(t->reader);
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        fatal(t, -errno);
+    }
+}
+
+static int start_reading(as_transport *t)
+{
+    int err;
+    if (t->reading || t->read_paused || t->peer_eof || t->state != OPEN)
+        return 0;
+    err = as_loop_add_reader(t->loop, t->fd, on_readable, t, NULL);
+    if (err == 0)
+        t->reading = 1;
+    return err;
+}
+
+/* Reader flow-control hooks: they only change what we watch. */
+static int pause_hook(as_reader *r, void *p)
+{
+    as_transport *t = p;
+    (void)r;
+    t->read_paused = 1;
+    if (t->reading) {
+        as_loop_remove_reader(t->loop, t->fd);
+        t->reading = 0;
+    }
+    return 0;
+}
+
+static void deferred_fatal(void *p)
+{
+    as_transport *t = p;
+    fatal(t, -ENOMEM);
+}
+
+static int resume_hook(as_reader *r, void *p)
+{
+    as_transport *t = p;
+    (void)r;
+    t->read_paused = 0;
+    if (start_reading(t) < 0) {
+        /* Could not watch the fd again (out of memory): the reader would
+         * wait for ever.  Hooks must not call back into the reader, so
+         * fail the connection from a callback instead.  If even that
+         * cannot be scheduled, nothing more can be done here. */
+        as_transport_ref(t);
+        if (as_loop_call_soon(t->loop, deferred_fatal, t, unref_cb, NULL) < 0)
+            t->refs--; /* never 0 here: the caller holds the reader */
+    }
+    return 0;
+}
+
+int as_transport_is_reading_paused(const as_transport *t)
+{
+    return t->read_paused;
+}
+
+/* ------------------------------------------------------------ writing */
+
+/* Pause/resume writing (CPython's _maybe_pause_protocol and
+ * _maybe_resume_protocol), after every change of the queue size. */
+static void check_watermarks(as_transport *t)
+{
+    size_t size = as_buffer_len(&t->queue);
+    if (!t->write_paused && size > t->high)
+        t->write_paused = 1;
+    else if (t->write_paused && size <= t->low) {
+        t->write_paused = 0;
+        waiters_wake(&t->drain, 0, NULL);
+    }
+}
+
+static void on_writable(void *p);
+static void watch_writable(as_transport *t);
+
+/* The queue just emptied: stop watching, then FIN or close if asked. */
+static void queue_empty(as_transport *t)
+{
+    if (t->want_write) {
+        as_loop_remove_writer(t->loop, t->fd);
+        t->want_write = 0;
+    }
+    as_buffer_trim(&t->queue, QUEUE_KEEP);
+    waiters_wake(&t->flushw, 0, NULL);
+    if (t->state == CLOSING) {
+        finish(t, 0, NULL, 0);
+    } else if (t->eof_wanted && !t->eof_sent) {
+        t->eof_sent = 1;
+        if (shutdown(t->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+            fatal(t, -errno);
+    }
+}
+
+/* Send what the queue holds, in one send() (the queue is contiguous). */
+static void flush_queue(as_transport *t)
+{
+    size_t len = as_buffer_len(&t->queue);
+    ssize_t n;
+
+    if (len > 0) {
+        do
+            n = send(t->fd, as_buffer_data(&t->queue), len, SEND_FLAGS);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                fatal(t, -errno);
+                return;
+            }
+            n = 0;
+        }
+        as_buffer_consume(&t->queue, (size_t)n);
+        t->sent += (unsigned long long)n;
+    }
+    check_watermarks(t);
+    if (as_buffer_len(&t->queue) == 0) {
+        queue_empty(t);
+    } else {
+        watch_writable(t);
+    }
+}
+
+static void on_writable(void *p)
+{
+    as_transport *t = p;
+    as_transport_ref(t);
+    flush_queue(t);
+    as_transport_unref(t);
+}
+
+static void coalesced_flush(void *p)
+{
+    as_transport *t = p;
+    t->flush_pending = 0;
+    if ((t->state == OPEN || t->state == CLOSING) && !t->want_write)
+        flush_queue(t);
+}
+
+/* Queue bytes the kernel did not take; then arrange for them to go out. */
+static int enqueue(as_transport *t, const void *data, size_t len)
+{
+    if (len > 0 && as_buffer_append(&t->queue, data, len) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+static int write_state_error(const as_transport *t)
+{
+    if (t->err)
+        return t->err;
+    if (t->state != OPEN)
+        return AS_ECLOSED;
+    if (t->eof_wanted)
+        return AS_ESTATE;
+    return 0;
+}
+
+/* Bytes were queued and the kernel just refused more: wait for POLLOUT. */
+static void watch_writable(as_transport *t)
+{
+    int err;
+    if (t->want_write)
+        return;
+    err = as_loop_add_writer(t->loop, t->fd, on_writable, t, NULL);
+    if (err < 0)
+        fatal(t, err);
+    else
+        t->want_write = 1;
+}
+
+/* Bytes were queued without trying send(): coalesce them with the rest of
+ * this turn's writes, unless enough are queued to send now. */
+static void schedule_send(as_transport *t)
+{
+    if (t->want_write)
+        return; /* waiting for writability; on_writable sends them */
+    if (as_buffer_len(&t->queue) >= COALESCE_MAX) {
+        flush_queue(t);
+        return;
+    }
+    if (!t->flush_pending) {
+        as_transport_ref(t);
+        if (as_loop_call_soon(t->loop, coalesced_flush, t, unref_cb, NULL) == 0) {
+            t->flush_pending = 1;
+        } else {
+            t->refs--; /* the caller holds a reference: never 0 here */
+            flush_queue(t);
+        }
+    }
+}
+
+int as_transport_writelines(as_transport *t, const struct iovec *iov, int iovcnt)
+{
+    size_t total = 0, done = 0;
+    int i, err, tried = 0;
+
+    if (!t || (iovcnt > 0 && !iov) || iovcnt < 0)
+        return AS_EINVAL;
+    for (i = 0; i < iovcnt; i++) {
+        if (!iov[i].iov_base && iov[i].iov_len > 0)
+            return AS_EINVAL;
+        if (total + iov[i].iov_len < total)
+            return AS_EINVAL;
+        total += iov[i].iov_len;
+    }
+    if ((err = write_state_error(t)) != 0)
+        return err;
+    if (total == 0)
+        return 0;
+
+    as_transport_ref(t);
+    if (as_buffer_len(&t->queue) == 0 && !t->want_write &&
+        (!t->coalesce || total >= COALESCE_MAX)) {
+        /* Nothing queued: hand the caller's buffers to the kernel
+         * directly, IOV_MAX at a time, and copy only what it refuses. */
+        int first = 0;
+        tried = 1;
+        while (first < iovcnt && done < total) {
+            struct msghdr mh;
+            ssize_t n;
+            size_t want = 0;
+            int cnt = iovcnt - first > IOV_MAX ? IOV_MAX : iovcnt - first;
+            for (i = 0; i < cnt; i++)
+                want += iov[first + i].iov_len;
+            memset(&mh, 0, sizeof mh);
+            mh.msg_iov = (struct iovec *)&iov[first];
+            mh.msg_iovlen = cnt;
+            do
+                n = sendmsg(t->fd, &mh, SEND_FLAGS);
+            while (n < 0 && errno == EINTR);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    break;
+                err = -errno;
+                fatal(t, err);
+                as_transport_unref(t);
+                return err;
+            }
+            done += (size_t)n;
+            t->sent += (unsigned long long)n;
+            if ((size_t)n < want)
+                break;
+            first += cnt;
+        }
+    }
+    /* Copy the rest: skip the `done` bytes already sent. */
+    {
+        size_t skip = done;
+        for (i = 0; i < iovcnt && err == 0; i++) {
+            size_t len = iov[i].iov_len;
+            if (skip >= len) {
+                skip -= len;
+                continue;
+            }
+            err = enqueue(t, (const unsigned char *)iov[i].iov_base + skip, len - skip);
+            skip = 0;
+        }
+    }
+    if (err < 0) {
+        /* Part of the data may be out and the rest cannot be queued: the
+         * byte stream would have a hole, so the connection is over. */
+        fatal(t, err);
+        as_transport_unref(t);
+        return err;
+    }
+    t->written += total;
+    if (as_buffer_len(&t->queue) > 0) {
+        check_watermarks(t);
+        if (tried)
+            watch_writable(t);
+        else
+            schedule_send(t);
+    }
+    as_transport_unref(t);
+    return 0;
+}
+
+int as_transport_write(as_transport *t, const void *data, size_t len)
+{
+    struct iovec iov;
+    if (!t || (!data && len > 0))
+        return AS_EINVAL;
+    iov.iov_base = (void *)data;
+    iov.iov_len = len;
+    return as_transport_writelines(t, &iov, 1);
+}
+
+int as_transport_write_eof(as_transport *t)
+{
+    if (t->err)
+        return t->err;
+    if (t->state != OPEN)
+        return AS_ECLOSED;
+    if (t->eof_wanted)
+        return 0;
+    t->eof_wanted = 1;
+    if (as_buffer_len(&t->queue) == 0)
+        queue_empty(t);
+    return 0;
+}
+
+int as_transport_eof_written(const as_transport *t)
+{
+    return t->eof_wanted;
+}
+
+int as_transport_can_write_eof(const as_transport *t)
+{
+    (void)t;
+    return 1;
+}
+
+/* ------------------------------------------------------------ futures */
+
+static as_future *done_future(as_loop *loop, int code, const char *msg)
+{
+    as_future *f = as_future_new(loop);
+    if (!f)
+        return NULL;
+    if (code)
+        (void)as_future_set_error(f, code, msg);
+    else
+        (void)as_future_set_result(f, NULL, NULL);
+    return f;
+}
+
+static as_future *wait_on(as_transport *t, struct waiters *w)
+{
+    as_future *f = as_future_new(t->loop);
+    if (!f)
+        return NULL;
+    if (waiters_add(w, f) < 0) {
+        as_future_unref(f);
+        return NULL;
+    }
+    return f;
+}
+
+as_future *as_transport_wait_writable(as_transport *t)
+{
+    if (t->err)
+        return done_future(t->loop, t->err, t->err_msg);
+    if (!t->write_paused)
+        return done_future(t->loop, 0, NULL);
+    return wait_on(t, &t->drain);
+}
+
+as_future *as_transport_flush(as_transport *t)
+{
+    if (t->err)
+        return done_future(t->loop, t->err, t->err_msg);
+    if (t->dropped)
+        return done_future(t->loop, AS_ECONNLOST,
+                           "Connection lost: queued bytes were dropped by abort()");
+    if (as_buffer_len(&t->queue) == 0)
+        return done_future(t->loop, 0, NULL);
+    return wait_on(t, &t->flushw);
+}
+
+as_future *as_transport_closed(as_transport *t)
+{
+    return as_future_ref(t->closed);
+}
+
+/* ------------------------------------------------------------ accessors */
+
+as_loop *as_transport_loop(const as_transport *t)
+{
+    return t->loop;
+}
+
+as_reader *as_transport_reader(const as_transport *t)
+{
+    return t->reader;
+}
+
+size_t as_transport_get_write_buffer_size(const as_transport *t)
+{
+    return as_buffer_len(&t->queue);
+}
+
+void as_transport_get_write_buffer_limits(const as_transport *t, size_t *high,
+                                          size_t *low)
+{
+    if (high)
+        *high = t->high;
+    if (low)
+        *low = t->low;
+}
+
+int as_transport_set_write_buffer_limits(as_transport *t, long long high,
+                                         long long low)
+{
+    /* CPython's _set_write_buffer_limits(), None spelled as < 0. */
+    if (high < 0)
+        high = low < 0 ? AS_TRANSPORT_DEFAULT_HIGH_WATER : 4 * low;
+    if (low < 0)
+        low = high / 4;
+    if (!(high >= low && low >= 0))
+        return AS_EINVAL;
+    t->high = (size_t)high;
+    t->low = (size_t)low;
+    check_watermarks(t);
+    return 0;
+}
+
+unsigned long long as_transport_bytes_sent(const as_transport *t)
+{
+    return t->sent;
+}
+
+unsigned long long as_transport_bytes_written(const as_transport *t)
+{
+    return t->written;
+}
+
+int as_transport_fd(const as_transport *t)
+{
+    return t->fd;
+}
+
+static int copy_addr(int err, const struct sockaddr_storage *src, socklen_t srclen,
+                     struct sockaddr_storage *addr, socklen_t *len)
+{
+    if (!addr || !len)
+        return AS_EINVAL;
+    if (err)
+        return err;
+    memcpy(addr, src, sizeof *addr);
+    *len = srclen;
+    return 0;
+}
+
+int as_transport_peername(const as_transport *t, struct sockaddr_storage *addr,
+                          socklen_t *len)
+{
+    return copy_addr(t->peer_err, &t->peer, t->peer_len, addr, len);
+}
+
+int as_transport_sockname(const as_transport *t, struct sockaddr_storage *addr,
+                          socklen_t *len)
+{
+    return copy_addr(t->self_err, &t->self, t->self_len, addr, len);
+}
+
+void as_transport_set_coalescing(as_transport *t, int on)
+{
+    t->coalesce = on ? 1 : 0;
+}
+
+/* ------------------------------------------------------------ creation */
+
+static int setup_fd(int fd)
+{
+    int err, one = 1;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+
+    if ((err = as__set_nonblocking(fd)) < 0 || (err = as__set_cloexec(fd)) < 0)
+        return err;
+#if defined(HAVE_DECL_SO_NOSIGPIPE) && HAVE_DECL_SO_NOSIGPIPE
+    if (setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one) < 0)
+        return -errno;
+#endif
+    /* TCP_NODELAY, as CPython sets it: we coalesce writes ourselves, so
+     * Nagle's algorithm would only add latency. */
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+        return -errno;
+    return 0;
+}
+
+int as_transport_new(as_loop *loop, int fd, as_reader *reader, as_transport **out)
+{
+    as_transport *t;
+    int err;
+
+    if (fd < 0)
+        return AS_EINVAL;
+    if (!loop || !reader || !out) {
+        (void)close(fd);
+        return AS_EINVAL;
+    }
+    if (as_loop_is_closed(loop)) {
+        (void)close(fd);
+        return AS_ECLOSED;
+    }
+    if (fd >= as_loop_max_fd(loop)) {
+        (void)close(fd);
+        return AS_EFDSETSIZE;
+    }
+    if ((err = setup_fd(fd)) < 0) {
+        (void)close(fd);
+        return err;
+    }
+    if (!(t = calloc(1, sizeof *t))) {
+        (void)close(fd);
+        return -ENOMEM;
+    }
+    if (!(t->closed = as_future_new(loop))) {
+        free(t);
+        (void)close(fd);
+        return -ENOMEM;
+    }
+    t->loop = loop;
+    as__loop_obj_ref(loop);
+    t->reader = as_reader_ref(reader);
+    t->fd = fd;
+    t->refs = 1;
+    t->state = OPEN;
+    as_buffer_init(&t->queue);
+    t->high = AS_TRANSPORT_DEFAULT_HIGH_WATER;
+    t->low = AS_TRANSPORT_DEFAULT_HIGH_WATER / 4;
+    t->coalesce = 1;
+
+    t->peer_len = sizeof t->peer;
+    if (getpeername(fd, (struct sockaddr *)&t->peer, &t->peer_len) < 0)
+        t->peer_err = -errno;
+    t->self_len = sizeof t->self;
+    if (getsockname(fd, (struct sockaddr *)&t->self, &t->self_len) < 0)
+        t->self_err = -errno;
+
+    if ((err = start_reading(t)) < 0) {
+        /* Nothing was delivered yet: undo quietly (the closed future has no
+         * waiter, and finish() would feed the reader an EOF it never saw
+         * coming). */
+        (void)close(t->fd);
+        t->state = CLOSED;
+        t->refs = 0;
+        transport_free(t);
+        return err;
+    }
+    (void)as_reader_set_flow_control(reader, pause_hook, resume_hook, t, NULL);
+    *out = t;
+    return 0;
+}

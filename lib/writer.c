@@ -1,0 +1,181 @@
+/*
+ * writer.c - StreamWriter: delegation to the transport, plus drain()'s
+ * checks.  Contracts: writer.h.
+ */
+#include "writer.h"
+#include "errors.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+struct as_writer {
+    int refs;
+    as_transport *transport;
+    as_reader *reader;
+};
+
+int as_writer_new(as_transport *transport, as_reader *reader, as_writer **out)
+{
+    as_writer *w;
+    if (!transport || !out)
+        return AS_EINVAL;
+    if (!(w = malloc(sizeof *w)))
+        return -ENOMEM;
+    w->refs = 1;
+    w->transport = as_transport_ref(transport);
+    w->reader = reader ? as_reader_ref(reader) : NULL;
+    *out = w;
+    return 0;
+}
+
+as_writer *as_writer_ref(as_writer *w)
+{
+    w->refs++;
+    return w;
+}
+
+void as_writer_unref(as_writer *w)
+{
+    if (!w || --w->refs > 0)
+        return;
+    if (!as_transport_is_closing(w->transport)) {
+        as_error_context ctx = {"unclosed StreamWriter: closed when its last "
+                                "reference was dropped", 0, NULL, w};
+        as_loop_call_exception_handler(as_transport_loop(w->transport), &ctx);
+        as_transport_close(w->transport);
+    }
+    as_transport_unref(w->transport);
+    as_reader_unref(w->reader);
+    free(w);
+}
+
+as_transport *as_writer_transport(const as_writer *w)
+{
+    return w->transport;
+}
+
+as_reader *as_writer_reader(const as_writer *w)
+{
+    return w->reader;
+}
+
+as_loop *as_writer_loop(const as_writer *w)
+{
+    return as_transport_loop(w->transport);
+}
+
+int as_writer_write(as_writer *w, const void *data, size_t len)
+{
+    return as_transport_write(w->transport, data, len);
+}
+
+int as_writer_writelines(as_writer *w, const struct iovec *iov, int iovcnt)
+{
+    return as_transport_writelines(w->transport, iov, iovcnt);
+}
+
+int as_writer_write_eof(as_writer *w)
+{
+    return as_transport_write_eof(w->transport);
+}
+
+int as_writer_can_write_eof(const as_writer *w)
+{
+    return as_transport_can_write_eof(w->transport);
+}
+
+void as_writer_close(as_writer *w)
+{
+    as_transport_close(w->transport);
+}
+
+void as_writer_abort(as_writer *w)
+{
+    as_transport_abort(w->transport);
+}
+
+int as_writer_is_closing(const as_writer *w)
+{
+    return as_transport_is_closing(w->transport);
+}
+
+static as_future *failed(as_writer *w, int code, const char *msg)
+{
+    as_future *f = as_future_new(as_writer_loop(w));
+    if (f)
+        (void)as_future_set_error(f, code, msg);
+    return f;
+}
+
+/* The checks drain() and flush() share: steps 1-2 of writer.h. */
+static int stored_error(as_writer *w, const char **msg)
+{
+    int code = w->reader ? as_reader_exception(w->reader, msg) : 0;
+    if (code)
+        return code;
+    return as_transport_error(w->transport, msg);
+}
+
+as_future *as_writer_drain(as_writer *w)
+{
+    const char *msg = NULL;
+    int code = stored_error(w, &msg);
+    if (code)
+        return failed(w, code, msg);
+    if (as_transport_is_closing(w->transport))
+        return failed(w, AS_ECONNLOST, "Connection lost");
+    return as_transport_wait_writable(w->transport);
+}
+
+as_future *as_writer_flush(as_writer *w)
+{
+    const char *msg = NULL;
+    int code = stored_error(w, &msg);
+    if (code)
+        return failed(w, code, msg);
+    return as_transport_flush(w->transport);
+}
+
+as_future *as_writer_wait_closed(as_writer *w)
+{
+    return as_transport_closed(w->transport);
+}
+
+int as_writer_peername(const as_writer *w, struct sockaddr_storage *addr,
+                       socklen_t *len)
+{
+    return as_transport_peername(w->transport, addr, len);
+}
+
+int as_writer_sockname(const as_writer *w, struct sockaddr_storage *addr,
+                       socklen_t *len)
+{
+    return as_transport_sockname(w->transport, addr, len);
+}
+
+int as_writer_fd(const as_writer *w)
+{
+    return as_transport_fd(w->transport);
+}
+
+size_t as_writer_get_write_buffer_size(const as_writer *w)
+{
+    return as_transport_get_write_buffer_size(w->transport);
+}
+
+void as_writer_get_write_buffer_limits(const as_writer *w, size_t *high,
+                                       size_t *low)
+{
+    as_transport_get_write_buffer_limits(w->transport, high, low);
+}
+
+int as_writer_set_write_buffer_limits(as_writer *w, long long high, long long low)
+{
+    return as_transport_set_write_buffer_limits(w->transport, high, low);
+}
+
+unsigned long long as_writer_bytes_sent(const as_writer *w)
+{
+    return as_transport_bytes_sent(w->transport);
+}
