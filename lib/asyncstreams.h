@@ -16,5 +16,6 @@
 #include "writer.h"
 #include "resolve.h"
 #include "connect.h"
+#include "server.h"
 
 #endif /* ASYNCSTREAMS_H */
