@@ -208,18 +208,20 @@ static long read_all(int fd, char *buf, size_t cap)
 
 /* ------------------------------------------------------------ many clients */
 
-enum { CLIENTS = 200, LINES = 1000 };
+enum { MAX_CLIENTS = 200, MAX_LINES = 1000 };
 
 struct crowd {
     int port;
     int ok;
+    int clients, lines;
 };
 
 static void *crowd_thread(void *p)
 {
     struct crowd *c = p;
-    static int fds[CLIENTS];
-    static char sent[LINES * 16], got[LINES * 16 + 1];
+    static int fds[MAX_CLIENTS];
+    static char sent[MAX_LINES * 16], got[MAX_LINES * 16 + 1];
+    const int CLIENTS = c->clients, LINES = c->lines;
     size_t len = 0;
     int i, j;
 
@@ -267,7 +269,8 @@ START_TEST(two_hundred_clients_each_echo_a_thousand_lines)
 {
     as_loop *loop = tu_loop();
     struct echo_stats stats = {0, 0, 0};
-    struct crowd crowd = {0, 0};
+    struct crowd crowd = {0, 0, 0, 0};
+    const int CLIENTS = tu_scale(MAX_CLIENTS, 20), LINES = tu_scale(MAX_LINES, 100);
     struct watch_stats ws;
     as_server *s = start_tcp(loop, "127.0.0.1", echo_handler, &stats, NULL);
     as_future *wc;
@@ -276,6 +279,8 @@ START_TEST(two_hundred_clients_each_echo_a_thousand_lines)
     ck_assert(as_server_is_serving(s));
     ck_assert_uint_eq(as_server_nsockets(s), 1);
     crowd.port = as_server_port(s, 0);
+    crowd.clients = CLIENTS;
+    crowd.lines = LINES;
     ck_assert_int_gt(crowd.port, 0);
     ck_assert_int_eq(pthread_create(&th, NULL, crowd_thread, &crowd), 0);
 
@@ -339,11 +344,22 @@ static void run_for(as_loop *loop, double seconds)
     ck_assert_int_eq(as_loop_run_forever(loop), 0);
 }
 
+/* One turn that waits at most 20 ms, so a wait loop whose event never
+ * comes fails on its deadline instead of hanging. */
+static void short_turn(as_loop *loop)
+{
+    as_handle *h;
+    ck_assert_int_eq(as_loop_call_later(loop, 0.02, tu_noop, NULL, NULL, &h), 0);
+    ck_assert_int_eq(as_loop_run_once(loop), 0);
+    as_handle_cancel(h);
+    as_handle_release(h);
+}
+
 static void wait_for_connections(as_loop *loop, as_server *s, size_t n)
 {
     double deadline = now() + 5;
     while (as_server_active_connections(s) < n && now() < deadline)
-        ck_assert_int_eq(as_loop_run_once(loop), 0);
+        short_turn(loop);
     ck_assert_uint_eq(as_server_active_connections(s), n);
 }
 
@@ -537,8 +553,8 @@ START_TEST(a_failing_handler_is_reported_once_and_its_connection_closed)
     ck_assert_int_ge(fd, 0);
     wait_for_connections(loop, s, 1);
     t0 = now();
-    while (as_server_active_connections(s) > 0)
-        ck_assert_int_eq(as_loop_run_once(loop), 0);
+    while (as_server_active_connections(s) > 0 && now() - t0 < 5)
+        short_turn(loop);
     ck_assert_double_lt(now() - t0, 0.2); /* not the handler's release */
     ck_assert_int_eq(log.count, 1);
     ck_assert_int_eq(log.code, -EPROTO);
@@ -767,7 +783,7 @@ START_TEST(emfile_backs_off_reports_once_and_recovers)
     {
         double deadline = now() + 5;
         while (as_server_active_connections(s) < 8 && now() < deadline)
-            as_loop_run_once(loop);
+            short_turn(loop);
     }
     ck_assert_uint_eq(as_server_active_connections(s), 8);
     ck_assert_int_eq(log.count, 1);
@@ -812,7 +828,7 @@ START_TEST(a_client_fd_above_fd_setsize_is_closed_and_others_are_served)
     {
         double deadline = now() + 2;
         while (log.count == 0 && now() < deadline)
-            as_loop_run_once(loop);
+            short_turn(loop);
     }
     ck_assert_int_eq(log.count, 1);
     ck_assert_int_eq(log.code, AS_EFDSETSIZE);
@@ -1042,11 +1058,18 @@ int main(void)
     tcase_add_test(tc, shutdown_aborts_what_cannot_flush_by_the_deadline);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("accept errors");
-    tcase_set_timeout(tc, 20);
-    tcase_add_test(tc, emfile_backs_off_reports_once_and_recovers);
-    tcase_add_test(tc, a_client_fd_above_fd_setsize_is_closed_and_others_are_served);
-    suite_add_tcase(s, tc);
+    /* These exhaust file descriptors through RLIMIT_NOFILE, which valgrind
+     * virtualises (it keeps fds of its own near the limit): they run in
+     * make check and under the sanitizers, not under valgrind. */
+    if (!tu_under_valgrind()) {
+        tc = tcase_create("accept errors");
+        tcase_set_timeout(tc, 20);
+        tcase_add_test(tc, emfile_backs_off_reports_once_and_recovers);
+        tcase_add_test(tc, a_client_fd_above_fd_setsize_is_closed_and_others_are_served);
+        suite_add_tcase(s, tc);
+    } else {
+        fprintf(stderr, "check_server: under valgrind, the two fd-exhaustion tests are not run\n");
+    }
 
     tc = tcase_create("unix");
     tcase_add_test(tc, unix_server_serves_and_removes_its_file_on_close);
