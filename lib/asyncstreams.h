@@ -10,6 +10,8 @@
 #include "errors.h"
 #include "loop.h"
 #include "future.h"
+#include "task.h"
+#include "sync.h"
 #include "buffer.h"
 #include "reader.h"
 #include "transport.h"

@@ -38,6 +38,9 @@ struct as_future {
     void *error_detail;
     as_destroy_fn error_detail_destroy;
 
+    as_future_canceller_fn canceller; /* the work behind it, if any */
+    void *canceller_data;
+
     struct done_cb *callbacks;  /* FIFO list, not yet scheduled */
     struct done_cb *callbacks_tail;
 };
@@ -152,6 +155,7 @@ static void schedule_callbacks(as_future *f)
 {
     struct done_cb *cb = f->callbacks, *next;
 
+    f->canceller = NULL; /* done: nothing left to cancel */
     f->callbacks = f->callbacks_tail = NULL;
     /* A reference held across the loop: the last callback's destroy may
      * otherwise drop the last reference while we still walk the list. */
@@ -267,16 +271,66 @@ int as_future_set_error(as_future *f, int code, const char *message)
     return as_future_set_error_detail(f, code, message, NULL, NULL);
 }
 
+int as_future_set_canceller(as_future *f, as_future_canceller_fn fn,
+                            void *userdata)
+{
+    if (!f)
+        return AS_EINVAL;
+    if (f->state != AS_FUTURE_PENDING)
+        return AS_ESTATE;
+    f->canceller = fn;
+    f->canceller_data = userdata;
+    return 0;
+}
+
 int as_future_cancel(as_future *f, const char *message)
 {
     if (!f || f->state != AS_FUTURE_PENDING)
         return 0;
+    if (f->canceller)
+        return f->canceller(f, message, f->canceller_data);
+    as_future_set_cancelled(f, message);
+    return 1;
+}
+
+int as_future_set_cancelled(as_future *f, const char *message)
+{
+    if (!f)
+        return AS_EINVAL;
+    if (f->state != AS_FUTURE_PENDING)
+        return AS_ESTATE;
     /* If the message cannot be copied, cancel without it: a cancellation
      * must not fail for want of a string. */
     if (finish_with_error(f, AS_FUTURE_CANCELLED, AS_ECANCELLED, message,
                           NULL, NULL) < 0)
         finish_with_error(f, AS_FUTURE_CANCELLED, AS_ECANCELLED, NULL, NULL, NULL);
-    return 1;
+    return 0;
+}
+
+int as_future_transfer(as_future *dst, as_future *src)
+{
+    void *detail;
+    int err;
+
+    if (!dst || !src || dst == src)
+        return AS_EINVAL;
+    if (src->state == AS_FUTURE_PENDING || dst->state != AS_FUTURE_PENDING)
+        return AS_ESTATE;
+    if (src->state == AS_FUTURE_CANCELLED)
+        return as_future_set_cancelled(dst, src->error_message);
+    if (src->error == 0) {
+        err = as_future_set_result(dst, src->result, src->result_destroy);
+        src->result = NULL;
+        return err;
+    }
+    /* The message is copied (it is small); the detail moves. */
+    detail = src->error_detail;
+    err = as_future_set_error_detail(dst, src->error, src->error_message,
+                                     detail, src->error_detail_destroy);
+    if (err == 0)
+        src->error_detail = NULL;
+    src->retrieved = 1;
+    return err;
 }
 
 /* ------------------------------------------------------------ outcome */

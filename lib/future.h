@@ -23,7 +23,10 @@
  *      message is copied on set_error, the detail is adopted with its destroy
  *      function (for example the partial bytes of an incomplete read).
  *   4. A future holds a reference to its loop (see loop.h, rule 1).
- *   5. A future that is freed holding an error nobody looked at (through
+ *   5. A canceller's userdata (as_future_set_canceller()) is not owned by
+ *      the future: the canceller's owner keeps it alive until the future is
+ *      done, when the canceller is dropped.
+ *   6. A future that is freed holding an error nobody looked at (through
  *      as_future_error() or a done callback that called it) reports
  *      "Future exception was never retrieved" to the loop's exception
  *      handler, as asyncio does.  Cancellation is not reported.
@@ -47,6 +50,13 @@ typedef enum as_future_state {
 
 /** A done callback: the future first, then the caller's userdata. */
 typedef void (*as_future_cb)(as_future *future, void *userdata);
+
+/**
+ * How to cancel the work behind a future (see as_future_set_canceller()).
+ * Returns 1 if cancellation was requested, 0 if there was nothing to cancel.
+ */
+typedef int (*as_future_canceller_fn)(as_future *future, const char *message,
+                                      void *userdata);
 
 /** Create a pending future on loop.  Returns NULL on allocation failure or if
  *  the loop is closed. */
@@ -96,9 +106,43 @@ int as_future_set_error_detail(as_future *future, int code, const char *message,
 /**
  * Cancel the future: if pending, it becomes CANCELLED with error
  * AS_ECANCELLED and message `message` (may be NULL), its callbacks are
- * scheduled, and 1 is returned.  If already done, returns 0.
+ * scheduled, and 1 is returned.  If already done, returns 0.  A future with
+ * a canceller asks it instead (see as_future_set_canceller()).
  */
 int as_future_cancel(as_future *future, const char *message);
+
+/**
+ * Give the future a canceller: the work behind it (a task, a gather, a
+ * timeout) knows how to stop, and the future alone does not.  While the
+ * future is pending, as_future_cancel() calls fn(future, message, userdata)
+ * instead of moving to CANCELLED, and returns what fn returns; fn requests
+ * the stop, and the work later completes the future, normally with
+ * as_future_set_cancelled().  This is asyncio's Task.cancel() overriding
+ * Future.cancel(), and like it, fn runs synchronously inside
+ * as_future_cancel().  The canceller is dropped when the future completes;
+ * fn NULL removes it; a second call replaces it.
+ * Returns 0, AS_EINVAL (future NULL) or AS_ESTATE (already done).
+ */
+int as_future_set_canceller(as_future *future, as_future_canceller_fn fn,
+                            void *userdata);
+
+/**
+ * Finish as CANCELLED, bypassing any canceller: what the work behind a
+ * future calls once it has actually stopped.  Returns 0, or AS_ESTATE if
+ * already done.
+ */
+int as_future_set_cancelled(as_future *future, const char *message);
+
+/**
+ * Complete dst with src's outcome, moving what src owns: its result with
+ * its destroy function, or its error code, message and detail; a cancelled
+ * src cancels dst.  Nothing is copied or freed twice: afterwards src keeps
+ * its state but no longer holds the moved result or detail (its error counts
+ * as retrieved).  For combinators that pass an inner future's value on.
+ * Returns 0, AS_EINVAL (NULL or dst == src), or AS_ESTATE (src pending or
+ * dst already done; nothing moves).
+ */
+int as_future_transfer(as_future *dst, as_future *src);
 
 /**
  * The outcome: 0 if FINISHED with a result, the error code if FINISHED with

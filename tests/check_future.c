@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 struct seen {
@@ -362,6 +363,104 @@ START_TEST(closing_the_loop_releases_scheduled_callbacks)
 }
 END_TEST
 
+struct work {
+    int cancel_requests;
+    char last_message[32];
+    int refuse;
+};
+
+static int stop_work(as_future *f, const char *message, void *p)
+{
+    struct work *w = p;
+    (void)f;
+    w->cancel_requests++;
+    snprintf(w->last_message, sizeof w->last_message, "%s", message ? message : "");
+    return w->refuse ? 0 : 1;
+}
+
+START_TEST(a_canceller_is_asked_instead_of_cancelling_at_once)
+{
+    as_loop *loop = tu_loop();
+    as_future *f = as_future_new(loop);
+    struct work w = {0, "", 0};
+
+    ck_assert_int_eq(as_future_set_canceller(NULL, stop_work, &w), AS_EINVAL);
+    ck_assert_int_eq(as_future_set_canceller(f, stop_work, &w), 0);
+    ck_assert_int_eq(as_future_cancel(f, "stop"), 1);
+    /* The work was asked to stop; the future is still pending until the
+     * work says it has stopped. */
+    ck_assert_int_eq(w.cancel_requests, 1);
+    ck_assert_str_eq(w.last_message, "stop");
+    ck_assert(!as_future_done(f));
+    w.refuse = 1;
+    ck_assert_int_eq(as_future_cancel(f, NULL), 0);
+    ck_assert_int_eq(as_future_set_cancelled(f, "stopped"), 0);
+    ck_assert(as_future_cancelled(f));
+    ck_assert_str_eq(as_future_error_message(f), "stopped");
+    /* Done: the canceller is gone, cancel is a no-op, set_* refuse. */
+    ck_assert_int_eq(as_future_cancel(f, NULL), 0);
+    ck_assert_int_eq(w.cancel_requests, 2);
+    ck_assert_int_eq(as_future_set_canceller(f, stop_work, &w), AS_ESTATE);
+    ck_assert_int_eq(as_future_set_cancelled(f, NULL), AS_ESTATE);
+    as_future_unref(f);
+
+    /* Removing the canceller restores plain cancellation. */
+    f = as_future_new(loop);
+    as_future_set_canceller(f, stop_work, &w);
+    ck_assert_int_eq(as_future_set_canceller(f, NULL, NULL), 0);
+    ck_assert_int_eq(as_future_cancel(f, NULL), 1);
+    ck_assert(as_future_cancelled(f));
+    ck_assert_int_eq(w.cancel_requests, 2);
+    as_future_unref(f);
+    tu_close(loop);
+}
+END_TEST
+
+START_TEST(transfer_moves_a_result_an_error_or_a_cancellation)
+{
+    as_loop *loop = tu_loop();
+    as_future *src = as_future_new(loop), *dst = as_future_new(loop);
+    int *v = malloc(sizeof *v);
+    char *detail = malloc(8);
+
+    freed_results = 0;
+    details_freed = 0;
+    ck_assert_int_eq(as_future_transfer(dst, src), AS_ESTATE); /* src pending */
+    ck_assert_int_eq(as_future_transfer(dst, dst), AS_EINVAL);
+    *v = 5;
+    as_future_set_result(src, v, free_result);
+    ck_assert_int_eq(as_future_transfer(dst, src), 0);
+    ck_assert_ptr_eq(as_future_result(dst), v);
+    ck_assert_ptr_null(as_future_result(src));
+    ck_assert_int_eq(as_future_transfer(dst, src), AS_ESTATE); /* dst done */
+    as_future_unref(src);
+    ck_assert_int_eq(freed_results, 0);
+    as_future_unref(dst);
+    ck_assert_int_eq(freed_results, 1); /* freed once, by its new owner */
+
+    src = as_future_new(loop);
+    dst = as_future_new(loop);
+    as_future_set_error_detail(src, AS_EINCOMPLETE, "2 bytes read", detail, free_detail);
+    ck_assert_int_eq(as_future_transfer(dst, src), 0);
+    ck_assert_int_eq(as_future_error(dst), AS_EINCOMPLETE);
+    ck_assert_str_eq(as_future_error_message(dst), "2 bytes read");
+    ck_assert_ptr_eq(as_future_error_detail(dst), detail);
+    ck_assert_ptr_null(as_future_error_detail(src));
+    as_future_unref(src); /* no "never retrieved" report, no double free */
+    as_future_unref(dst);
+    ck_assert_int_eq(details_freed, 1);
+
+    src = as_future_new(loop);
+    dst = as_future_new(loop);
+    as_future_cancel(src, "gone");
+    ck_assert_int_eq(as_future_transfer(dst, src), 0);
+    ck_assert(as_future_cancelled(dst));
+    as_future_unref(src);
+    as_future_unref(dst);
+    tu_close(loop);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("future");
@@ -377,6 +476,8 @@ int main(void)
     tcase_add_test(tc, run_until_complete_returns_the_outcome);
     tcase_add_test(tc, run_until_complete_reports_a_stop_before_completion);
     tcase_add_test(tc, closing_the_loop_releases_scheduled_callbacks);
+    tcase_add_test(tc, a_canceller_is_asked_instead_of_cancelling_at_once);
+    tcase_add_test(tc, transfer_moves_a_result_an_error_or_a_cancellation);
     suite_add_tcase(s, tc);
     (void)stop_cb;
     return tu_run(s);

@@ -1,0 +1,916 @@
+/*
+ * sync.c - sleep, gather, wait_for, Semaphore and Event on futures.
+ *
+ * One pattern runs through the file.  Each combinator keeps a small record
+ * that is the userdata of the done callbacks it puts on the futures it waits
+ * on.  The record *produces* its own future (holds it) and *waits* on the
+ * others without holding them; a record is freed when the last of its
+ * callbacks has been released.  So the graph of references has no cycles,
+ * and when the loop closes and producers drop their futures, everything
+ * waiting on them unwinds by itself (task.h rule 2, sync.h rule 1).
+ *
+ * Where a record cancels other futures, it holds a reference to itself
+ * across the calls: a cancel on a closed loop releases callbacks at once,
+ * and one of them may be the record's last.
+ */
+#include "sync.h"
+#include "task.h"
+#include "task_internal.h"
+#include "errors.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* Finish f with a copy of code/message; a failed strdup keeps the code. */
+static void fail(as_future *f, int code, const char *message)
+{
+    if (as_future_set_error(f, code, message) == -ENOMEM)
+        as_future_set_error(f, code, NULL);
+}
+
+/* A future that is already failed: how a call reports bad input when it
+ * must return a future. */
+static as_future *failed(as_loop *loop, int code, const char *message)
+{
+    as_future *f = as_future_new(loop);
+    if (f)
+        fail(f, code, message);
+    return f;
+}
+
+static void unref_future(void *future)
+{
+    as_future_unref(future);
+}
+
+/* ------------------------------------------------------------ sleep */
+
+/* Two owners: the timer (which also holds the future) and the done
+ * callback on the future (which cancels the timer if the future is
+ * cancelled first). */
+struct sleep {
+    unsigned refs;
+    as_future *future; /* held until the timer is gone */
+    as_handle *timer;
+};
+
+static void sleep_unref(struct sleep *s)
+{
+    if (--s->refs == 0) {
+        as_handle_release(s->timer);
+        free(s);
+    }
+}
+
+static void sleep_fire(void *userdata)
+{
+    struct sleep *s = userdata;
+    as_future_set_result(s->future, NULL, NULL); /* AS_ESTATE if cancelled */
+}
+
+static void sleep_timer_release(void *userdata)
+{
+    struct sleep *s = userdata;
+    as_future *f = s->future;
+    s->future = NULL;
+    as_future_unref(f);
+    sleep_unref(s);
+}
+
+static void sleep_done(as_future *future, void *userdata)
+{
+    struct sleep *s = userdata;
+    (void)future;
+    as_handle_cancel(s->timer); /* nothing if it already fired */
+}
+
+static void sleep_done_release(void *userdata)
+{
+    sleep_unref(userdata);
+}
+
+as_future *as_sleep(as_loop *loop, double delay)
+{
+    struct sleep *s;
+    as_future *f;
+
+    if (!loop)
+        return NULL;
+    if (isnan(delay))
+        return failed(loop, AS_EINVAL, "sleep delay is NaN");
+    if (!(f = as_future_new(loop)))
+        return NULL;
+    if (!(s = calloc(1, sizeof *s))) {
+        as_future_unref(f);
+        return NULL;
+    }
+    s->refs = 1;
+    s->future = as_future_ref(f);
+    if (as_loop_call_later(loop, delay, sleep_fire, s, sleep_timer_release,
+                           &s->timer) < 0) {
+        as_future_unref(f);
+        as_future_unref(f);
+        free(s);
+        return NULL;
+    }
+    s->refs++;
+    if (as_future_add_done_callback(f, sleep_done, s, sleep_done_release) < 0) {
+        /* Without the callback a cancelled sleep keeps its timer until it
+         * is due; still correct, only slower to free. */
+        s->refs--;
+    }
+    return f;
+}
+
+/* ------------------------------------------------------------ gather */
+
+struct gather_child {
+    struct gather *g;
+    as_future *future; /* weak while pending; a reference once done */
+    int done;          /* its callback ran */
+};
+
+struct gather {
+    unsigned refs;
+    as_future *outer;  /* held */
+    int return_exceptions;
+    int finished;      /* outer's outcome is decided */
+    int cancel_requested;
+    size_t count, n_done;
+    struct gather_child child[];
+};
+
+static void gather_unref(struct gather *g)
+{
+    size_t i;
+
+    if (--g->refs > 0)
+        return;
+    if (!g->finished)
+        as__cancel_hook_clear(g->outer);
+    for (i = 0; i < g->count; i++)
+        if (g->child[i].done)
+            as_future_unref(g->child[i].future);
+    as_future_unref(g->outer);
+    free(g);
+}
+
+static void gather_result_free(void *p)
+{
+    as_gather_result *r = p;
+    size_t i;
+
+    for (i = 0; i < r->count; i++)
+        as_future_unref(r->futures[i]);
+    free(r);
+}
+
+static as_gather_result *gather_result_new(size_t count)
+{
+    as_gather_result *r;
+
+    if (count > (SIZE_MAX - sizeof *r) / sizeof(as_future *))
+        return NULL;
+    if (!(r = malloc(sizeof *r + count * sizeof(as_future *))))
+        return NULL;
+    r->count = count;
+    r->futures = (as_future **)(r + 1);
+    return r;
+}
+
+/* Decide the outer future.  Children already done are no longer needed. */
+static void gather_finish(struct gather *g)
+{
+    size_t i;
+
+    g->finished = 1;
+    as__cancel_hook_clear(g->outer);
+    for (i = 0; i < g->count; i++) {
+        if (g->child[i].done) {
+            as_future_unref(g->child[i].future);
+            g->child[i].future = NULL;
+            g->child[i].done = 0;
+        }
+    }
+}
+
+static void gather_child_done(as_future *future, void *userdata)
+{
+    struct gather_child *c = userdata;
+    struct gather *g = c->g;
+    int err = as_future_error(future); /* also marks the error retrieved */
+    size_t i;
+
+    c->future = as_future_ref(future);
+    c->done = 1;
+    g->n_done++;
+    if (g->finished) {
+        as_future_unref(c->future);
+        c->future = NULL;
+        c->done = 0;
+        return;
+    }
+    if (err != 0 && !g->return_exceptions) {
+        gather_finish(g);
+        if (err == AS_ECANCELLED && g->cancel_requested)
+            as_future_cancel(g->outer, as_future_error_message(future));
+        else /* a child's cancellation is an error of the gather, as asyncio */
+            fail(g->outer, err, as_future_error_message(future));
+        return;
+    }
+    if (g->n_done < g->count)
+        return;
+    if (g->cancel_requested) {
+        gather_finish(g);
+        as_future_cancel(g->outer, NULL);
+    } else {
+        as_gather_result *r = gather_result_new(g->count);
+        if (!r) {
+            gather_finish(g);
+            fail(g->outer, -ENOMEM, NULL);
+            return;
+        }
+        for (i = 0; i < g->count; i++) {
+            r->futures[i] = g->child[i].future; /* the reference moves */
+            g->child[i].done = 0;
+            g->child[i].future = NULL;
+        }
+        gather_finish(g);
+        as_future_set_result(g->outer, r, gather_result_free);
+    }
+}
+
+static void gather_child_release(void *userdata)
+{
+    struct gather_child *c = userdata;
+    if (!c->done)
+        c->future = NULL; /* freed without completing (rule 1) */
+    gather_unref(c->g);
+}
+
+static int gather_cancel(as_future *outer, const char *message, void *userdata)
+{
+    struct gather *g = userdata;
+    int any = 0;
+    size_t i;
+
+    (void)outer;
+    if (g->finished)
+        return 0;
+    g->refs++;
+    for (i = 0; i < g->count; i++)
+        if (!g->child[i].done && g->child[i].future &&
+            as_cancel(g->child[i].future, message))
+            any = 1;
+    if (any)
+        g->cancel_requested = 1;
+    gather_unref(g);
+    return any;
+}
+
+static void unref_all(as_future *const *futures, size_t from, size_t count)
+{
+    size_t i;
+    if (futures)
+        for (i = from; i < count; i++)
+            as_future_unref(futures[i]);
+}
+
+/* Refused input: the futures we took over can no longer be observed by
+ * anyone, so the work behind them is cancelled before they are dropped. */
+static void cancel_all(as_future *const *futures, size_t count)
+{
+    size_t i;
+    if (futures)
+        for (i = 0; i < count; i++)
+            as_cancel(futures[i], NULL);
+    unref_all(futures, 0, count);
+}
+
+as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
+                     int return_exceptions)
+{
+    as_future *outer;
+    struct gather *g;
+    size_t i;
+    int err;
+
+    if (!loop || !(outer = as_future_new(loop))) {
+        unref_all(futures, 0, count);
+        return NULL;
+    }
+    if (count == 0) {
+        as_gather_result *r = gather_result_new(0);
+        if (!r)
+            fail(outer, -ENOMEM, NULL);
+        else
+            as_future_set_result(outer, r, gather_result_free);
+        return outer;
+    }
+    for (i = 0; futures && i < count; i++)
+        if (!futures[i] || as_future_loop(futures[i]) != loop)
+            break;
+    if (!futures || i < count) {
+        cancel_all(futures, count);
+        fail(outer, AS_EINVAL, "gather: NULL future or future of another loop");
+        return outer;
+    }
+    if (count > (SIZE_MAX - sizeof *g) / sizeof g->child[0] ||
+        !(g = calloc(1, sizeof *g + count * sizeof g->child[0]))) {
+        unref_all(futures, 0, count);
+        fail(outer, -ENOMEM, NULL);
+        return outer;
+    }
+    g->refs = 1; /* ours, until the end of this function */
+    g->outer = as_future_ref(outer);
+    g->return_exceptions = return_exceptions;
+    g->count = count;
+    if ((err = as__cancel_hook_set(outer, gather_cancel, g)) < 0) {
+        gather_finish(g);
+        fail(outer, err, NULL);
+        unref_all(futures, 0, count);
+        gather_unref(g);
+        return outer;
+    }
+    for (i = 0; i < count; i++) {
+        struct gather_child *c = &g->child[i];
+        c->g = g;
+        c->future = futures[i];
+        g->refs++;
+        err = as_future_add_done_callback(futures[i], gather_child_done, c,
+                                          gather_child_release);
+        if (err < 0) {
+            g->refs--;
+            c->future = NULL;
+            if (!g->finished) {
+                gather_finish(g);
+                fail(outer, err, NULL);
+            }
+        }
+    }
+    /* The references we took over go: from now on the children are kept
+     * alive by whatever completes them. */
+    unref_all(futures, 0, count);
+    gather_unref(g);
+    return outer;
+}
+
+/* ------------------------------------------------------------ wait_for */
+
+struct wait_for {
+    unsigned refs;
+    as_future *inner;  /* weak, until its callback runs or it is freed */
+    as_future *outer;  /* held */
+    as_handle *timer;  /* our handle reference, or NULL */
+    int timed_out;     /* we cancelled the inner future for the timeout */
+    int cancel_requested;
+    int finished;
+};
+
+static void wf_unref(struct wait_for *w)
+{
+    if (--w->refs > 0)
+        return;
+    if (!w->finished)
+        as__cancel_hook_clear(w->outer);
+    as_handle_release(w->timer);
+    as_future_unref(w->outer);
+    free(w);
+}
+
+static void wf_finish(struct wait_for *w)
+{
+    w->finished = 1;
+    as__cancel_hook_clear(w->outer);
+    if (w->timer)
+        as_handle_cancel(w->timer); /* nothing if it already ran */
+}
+
+static void wf_inner_done(as_future *inner, void *userdata)
+{
+    struct wait_for *w = userdata;
+    int err = as_future_error(inner);
+
+    w->inner = NULL;
+    if (w->finished)
+        return;
+    w->refs++;
+    wf_finish(w);
+    if (err == 0) {
+        /* The inner result wins, even over a timeout that already fired. */
+        if (as_future_set_result(w->outer, as_future_ref(inner),
+                                 unref_future) < 0)
+            as_future_unref(inner); /* outer was cancelled directly */
+    } else if (as_future_cancelled(inner) && w->timed_out && !w->cancel_requested) {
+        fail(w->outer, AS_ETIMEOUT, NULL);
+    } else if (as_future_cancelled(inner)) {
+        as_future_cancel(w->outer, as_future_error_message(inner));
+    } else {
+        fail(w->outer, err, as_future_error_message(inner));
+    }
+    wf_unref(w);
+}
+
+static void wf_inner_release(void *userdata)
+{
+    struct wait_for *w = userdata;
+
+    if (w->inner) {
+        /* Freed without completing: it will never finish cancelling. */
+        w->inner = NULL;
+        if (!w->finished && w->timed_out) {
+            wf_finish(w);
+            fail(w->outer, AS_ETIMEOUT, NULL);
+        }
+    }
+    wf_unref(w);
+}
+
+static void wf_timeout(void *userdata)
+{
+    struct wait_for *w = userdata;
+
+    if (w->finished)
+        return;
+    if (!w->inner) { /* the inner future is gone; nothing to wait for */
+        wf_finish(w);
+        fail(w->outer, AS_ETIMEOUT, NULL);
+        return;
+    }
+    /* Completed earlier in this same turn: its callback is on its way and
+     * its result wins. */
+    if (as_future_done(w->inner))
+        return;
+    w->timed_out = 1;
+    w->refs++;
+    as_cancel(w->inner, NULL);
+    wf_unref(w);
+}
+
+static void wf_timer_release(void *userdata)
+{
+    wf_unref(userdata);
+}
+
+static int wf_cancel(as_future *outer, const char *message, void *userdata)
+{
+    struct wait_for *w = userdata;
+    int r = 0;
+
+    (void)outer;
+    if (w->finished)
+        return 0;
+    w->refs++;
+    w->cancel_requested = 1;
+    if (w->timer)
+        as_handle_cancel(w->timer);
+    if (!w->inner) {
+        wf_finish(w);
+        as_future_cancel(w->outer, message);
+        r = 1;
+    } else if (!as_future_done(w->inner)) {
+        r = as_cancel(w->inner, message);
+    }
+    wf_unref(w);
+    return r;
+}
+
+as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
+{
+    struct wait_for *w;
+    as_future *outer;
+    int err;
+
+    if (!loop || !(outer = as_future_new(loop))) {
+        as_future_unref(inner);
+        return NULL;
+    }
+    if (!inner) {
+        fail(outer, -ENOMEM, "wait_for: no future to wait for");
+        return outer;
+    }
+    if (as_future_loop(inner) != loop || isnan(timeout)) {
+        as_cancel(inner, NULL); /* nobody could see it finish */
+        as_future_unref(inner);
+        fail(outer, AS_EINVAL, "wait_for: future of another loop or NaN timeout");
+        return outer;
+    }
+    if (!(w = calloc(1, sizeof *w))) {
+        as_future_unref(inner);
+        fail(outer, -ENOMEM, NULL);
+        return outer;
+    }
+    w->refs = 2; /* ours until the end of this function; the inner callback's */
+    w->outer = as_future_ref(outer);
+    w->inner = inner;
+    if ((err = as__cancel_hook_set(outer, wf_cancel, w)) < 0 ||
+        (err = as_future_add_done_callback(inner, wf_inner_done, w,
+                                           wf_inner_release)) < 0) {
+        w->inner = NULL;
+        w->refs--;
+        wf_finish(w);
+        fail(outer, err, NULL);
+        as_cancel(inner, NULL);
+        as_future_unref(inner);
+        wf_unref(w);
+        return outer;
+    }
+    if (timeout <= 0) {
+        /* asyncio: with no time at all, cancel now unless it is done. */
+        if (!as_future_done(inner)) {
+            w->timed_out = 1;
+            as_cancel(inner, NULL);
+        }
+    } else if (!isinf(timeout)) {
+        w->refs++;
+        err = as_loop_call_later(loop, timeout, wf_timeout, w,
+                                 wf_timer_release, &w->timer);
+        if (err < 0) {
+            w->refs--;
+            w->timer = NULL;
+            if (!w->finished) {
+                wf_finish(w);
+                fail(outer, err, NULL);
+            }
+            as_cancel(inner, NULL);
+        }
+    }
+    as_future_unref(inner); /* now weak (rule 1) */
+    wf_unref(w);
+    return outer;
+}
+
+/* ------------------------------------------------------------ waiter queue */
+
+/*
+ * The waiters of a semaphore or an event: a FIFO list of records, each the
+ * userdata of a done callback registered on its future *before* the future
+ * is handed out, so that callback runs before anyone else's.
+ */
+struct waiter {
+    struct waiter *prev, *next;
+    int linked;
+    void *owner;        /* the semaphore or event; a reference */
+    as_future *future;  /* held until the record is freed */
+    int granted;        /* semaphore: the permit was given to this future */
+    int revoked;        /* semaphore: ...and given back by as_cancel() */
+    int delivered;      /* our done callback has run */
+};
+
+struct waitq {
+    struct waiter *head, *tail;
+    size_t len;
+};
+
+static void waitq_push(struct waitq *q, struct waiter *w)
+{
+    w->prev = q->tail;
+    w->next = NULL;
+    if (q->tail)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+    w->linked = 1;
+    q->len++;
+}
+
+static void waitq_unlink(struct waitq *q, struct waiter *w)
+{
+    if (!w->linked)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        q->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        q->tail = w->prev;
+    w->prev = w->next = NULL;
+    w->linked = 0;
+    q->len--;
+}
+
+/* Cancel every waiting future; their callbacks unlink and free them. */
+static void waitq_cancel_all(struct waitq *q)
+{
+    struct waiter *w, *next;
+
+    for (w = q->head; w; w = next) {
+        next = w->next;
+        waitq_unlink(q, w);
+        as_future_cancel(w->future, NULL);
+    }
+}
+
+/* ------------------------------------------------------------ semaphore */
+
+struct as_semaphore {
+    unsigned refs;     /* the creator's + one per waiter record */
+    as_loop *loop;
+    unsigned value;
+    int freed;
+    struct waitq q;
+};
+
+static void sem_unref(as_semaphore *sem)
+{
+    as_loop *loop;
+
+    if (--sem->refs > 0)
+        return;
+    loop = sem->loop;
+    free(sem);
+    as__loop_obj_unref(loop);
+}
+
+/* Grant free permits to the longest waiters.  A waiter whose future is done
+ * already (cancelled directly, its callback not yet run) is skipped. */
+static void sem_wake(as_semaphore *sem)
+{
+    struct waiter *w = sem->q.head, *next;
+
+    while (w && sem->value > 0) {
+        next = w->next;
+        if (!as_future_done(w->future)) {
+            waitq_unlink(&sem->q, w);
+            sem->value--;
+            w->granted = 1;
+            as_future_set_result(w->future, NULL, NULL);
+        }
+        w = next;
+    }
+}
+
+static void sem_waiter_done(as_future *future, void *userdata)
+{
+    struct waiter *w = userdata;
+    as_semaphore *sem = w->owner;
+
+    w->delivered = 1;
+    as__cancel_hook_clear(future);
+    if (w->linked) { /* cancelled while waiting: it took no permit */
+        waitq_unlink(&sem->q, w);
+        sem_wake(sem);
+    }
+}
+
+static void sem_waiter_release(void *userdata)
+{
+    struct waiter *w = userdata;
+    as_semaphore *sem = w->owner;
+
+    waitq_unlink(&sem->q, w);
+    if (!w->delivered)
+        as__cancel_hook_clear(w->future);
+    as_future_unref(w->future);
+    free(w);
+    sem_unref(sem);
+}
+
+static int sem_cancel(as_future *future, const char *message, void *userdata)
+{
+    struct waiter *w = userdata;
+    as_semaphore *sem = w->owner;
+
+    if (!as_future_done(future)) {
+        waitq_unlink(&sem->q, w);
+        as_future_cancel(future, message);
+        sem->refs++;
+        sem_wake(sem);
+        sem_unref(sem);
+        return 1;
+    }
+    if (w->granted && !w->delivered && !w->revoked) {
+        /* Granted, but nobody has seen it yet: the awaiting task is being
+         * cancelled, and will resume with AS_ECANCELLED instead.  Take the
+         * permit back (asyncio's acquire() does this in its except clause). */
+        w->revoked = 1;
+        sem->value++;
+        sem->refs++;
+        sem_wake(sem);
+        sem_unref(sem);
+    }
+    return 0;
+}
+
+as_semaphore *as_semaphore_new(as_loop *loop, unsigned value)
+{
+    as_semaphore *sem;
+
+    if (!loop || as_loop_is_closed(loop) || !(sem = calloc(1, sizeof *sem)))
+        return NULL;
+    sem->refs = 1;
+    sem->loop = loop;
+    sem->value = value;
+    as__loop_obj_ref(loop);
+    return sem;
+}
+
+void as_semaphore_free(as_semaphore *sem)
+{
+    if (!sem || sem->freed)
+        return;
+    sem->freed = 1;
+    waitq_cancel_all(&sem->q);
+    sem_unref(sem);
+}
+
+int as_semaphore_locked(const as_semaphore *sem)
+{
+    const struct waiter *w;
+
+    if (sem->value == 0)
+        return 1;
+    for (w = sem->q.head; w; w = w->next)
+        if (!as_future_done(w->future))
+            return 1;
+    return 0;
+}
+
+unsigned as_semaphore_value(const as_semaphore *sem)
+{
+    return sem->value;
+}
+
+size_t as_semaphore_waiting(const as_semaphore *sem)
+{
+    return sem->q.len;
+}
+
+/*
+ * Every acquire gets a record and a cancel hook, even one granted at once:
+ * its future completes now but its awaiter resumes a turn later, and a
+ * cancel in between must be able to give the permit back.  Cost: two small
+ * mallocs and a hash insert per acquire.
+ */
+as_future *as_semaphore_acquire(as_semaphore *sem)
+{
+    struct waiter *w;
+    as_future *f;
+    int immediate;
+
+    if (!sem || sem->freed || !(f = as_future_new(sem->loop)))
+        return NULL;
+    if (!(w = calloc(1, sizeof *w))) {
+        as_future_unref(f);
+        return NULL;
+    }
+    w->owner = sem;
+    w->future = as_future_ref(f);
+    if (as__cancel_hook_set(f, sem_cancel, w) < 0)
+        goto fail;
+    if (as_future_add_done_callback(f, sem_waiter_done, w,
+                                    sem_waiter_release) < 0) {
+        as__cancel_hook_clear(f);
+        goto fail;
+    }
+    sem->refs++;
+    immediate = !as_semaphore_locked(sem);
+    if (immediate) {
+        sem->value--;
+        w->granted = 1;
+        as_future_set_result(f, NULL, NULL);
+    } else {
+        waitq_push(&sem->q, w);
+    }
+    return f;
+fail:
+    as_future_unref(f);
+    as_future_unref(f);
+    free(w);
+    return NULL;
+}
+
+int as_semaphore_release(as_semaphore *sem)
+{
+    if (!sem)
+        return AS_EINVAL;
+    if (sem->value == UINT_MAX)
+        return AS_ESTATE;
+    sem->value++;
+    sem->refs++;
+    sem_wake(sem);
+    sem_unref(sem);
+    return 0;
+}
+
+/* ------------------------------------------------------------ event */
+
+struct as_event {
+    unsigned refs;     /* the creator's + one per waiter record */
+    as_loop *loop;
+    int set;
+    int freed;
+    struct waitq q;
+};
+
+static void event_unref(as_event *ev)
+{
+    as_loop *loop;
+
+    if (--ev->refs > 0)
+        return;
+    loop = ev->loop;
+    free(ev);
+    as__loop_obj_unref(loop);
+}
+
+static void event_waiter_done(as_future *future, void *userdata)
+{
+    struct waiter *w = userdata;
+    (void)future;
+    waitq_unlink(&((as_event *)w->owner)->q, w); /* cancelled while waiting */
+}
+
+static void event_waiter_release(void *userdata)
+{
+    struct waiter *w = userdata;
+    as_event *ev = w->owner;
+
+    waitq_unlink(&ev->q, w);
+    as_future_unref(w->future);
+    free(w);
+    event_unref(ev);
+}
+
+as_event *as_event_new(as_loop *loop)
+{
+    as_event *ev;
+
+    if (!loop || as_loop_is_closed(loop) || !(ev = calloc(1, sizeof *ev)))
+        return NULL;
+    ev->refs = 1;
+    ev->loop = loop;
+    as__loop_obj_ref(loop);
+    return ev;
+}
+
+void as_event_free(as_event *ev)
+{
+    if (!ev || ev->freed)
+        return;
+    ev->freed = 1;
+    waitq_cancel_all(&ev->q);
+    event_unref(ev);
+}
+
+as_future *as_event_wait(as_event *ev)
+{
+    struct waiter *w;
+    as_future *f;
+
+    if (!ev || ev->freed || !(f = as_future_new(ev->loop)))
+        return NULL;
+    if (ev->set) {
+        as_future_set_result(f, NULL, NULL);
+        return f;
+    }
+    if (!(w = calloc(1, sizeof *w))) {
+        as_future_unref(f);
+        return NULL;
+    }
+    w->owner = ev;
+    w->future = as_future_ref(f);
+    if (as_future_add_done_callback(f, event_waiter_done, w,
+                                    event_waiter_release) < 0) {
+        as_future_unref(f);
+        as_future_unref(f);
+        free(w);
+        return NULL;
+    }
+    ev->refs++;
+    waitq_push(&ev->q, w);
+    return f;
+}
+
+void as_event_set(as_event *ev)
+{
+    struct waiter *w;
+
+    if (!ev || ev->set)
+        return;
+    ev->set = 1;
+    ev->refs++;
+    while ((w = ev->q.head) != NULL) {
+        waitq_unlink(&ev->q, w);
+        as_future_set_result(w->future, NULL, NULL); /* AS_ESTATE if cancelled */
+    }
+    event_unref(ev);
+}
+
+void as_event_clear(as_event *ev)
+{
+    if (ev)
+        ev->set = 0;
+}
+
+int as_event_is_set(const as_event *ev)
+{
+    return ev && ev->set;
+}

@@ -1,0 +1,176 @@
+/*
+ * sync.h - the tools around tasks: sleep, gather, wait_for, Semaphore, Event.
+ *
+ * Each one is asyncio's, built from futures and the loop only:
+ *
+ *   as_sleep(loop, d)          asyncio.sleep(d)
+ *   as_gather(loop, fs, n, rx) asyncio.gather(*fs, return_exceptions=rx)
+ *   as_wait_for(loop, f, t)    asyncio.wait_for(f, t)  (3.12+: asyncio.timeout)
+ *   as_semaphore_*             asyncio.Semaphore
+ *   as_event_*                 asyncio.Event
+ *
+ * Every call that returns a future returns one the caller owns (one
+ * reference), and never completes it synchronously in a way you could
+ * observe: its done callbacks run on a later turn (future.h).  Cancel these
+ * futures with as_cancel() (task.h): it reaches the work behind them.
+ *
+ * Lifetimes:
+ *   1. as_gather() and as_wait_for() take over the references you pass them,
+ *      so `as_wait_for(loop, as_sleep(loop, 5), 1)` leaks nothing; pass
+ *      as_future_ref(f) to keep your own.  They wait on those futures
+ *      without holding them (as tasks do, task.h rule 2): whatever completes
+ *      a future keeps it alive.  One that is freed without completing can
+ *      never let them finish; nothing leaks, the result never comes.
+ *   2. The results they hand back are the futures they waited on, never a
+ *      copy: a result's owner and destroy function are the producer's
+ *      business, and future.h has no way to move them from one future to
+ *      another.  as_gather()'s result is an as_gather_result listing the
+ *      children; as_wait_for()'s result is the inner future itself.
+ *   3. A semaphore or an event is owned by its creator and ended with
+ *      _free(), which cancels the futures still waiting on it.  Its memory
+ *      lives until the last of them has run its callbacks.  Each holds a
+ *      reference to the loop (loop.h rule 1).
+ *   4. A sleep's timer is cancelled when its future is, so cancelling a long
+ *      sleep frees its timer at once.
+ */
+#ifndef AS_SYNC_H
+#define AS_SYNC_H
+
+#include <stddef.h>
+#include "future.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * A future that finishes with result NULL after `delay` seconds (a delay
+ * <= 0 finishes it on the next turn or so, after the callbacks already
+ * ready).  A NaN delay gives a future failed with AS_EINVAL.  Returns NULL if
+ * memory ran out or the loop is closed.
+ */
+as_future *as_sleep(as_loop *loop, double delay);
+
+/** as_gather()'s result: the children, each done, in the order given. */
+typedef struct as_gather_result {
+    size_t count;
+    as_future **futures; /**< count futures, each referenced by the result */
+} as_gather_result;
+
+/**
+ * Wait for all of futures[0..count-1] (lifetime rule 1: their references are
+ * taken over).  The returned future finishes with an as_gather_result (owned
+ * by the future) once all are done.
+ *
+ * With return_exceptions == 0, the first child that fails (or is cancelled)
+ * fails the gather at once with that child's code and message; the other
+ * children are not cancelled and run on, as in asyncio.  With
+ * return_exceptions != 0 every outcome, error or not, is in the result.
+ *
+ * as_cancel() on the gather cancels every child not yet done; the gather
+ * then ends CANCELLED once they have all finished.
+ *
+ * count == 0 gives a future finished with an empty result.  A NULL entry, a
+ * NULL array with count > 0, or a future from another loop fails it with
+ * AS_EINVAL, and the futures given are cancelled (nobody could see them
+ * finish).  Returns NULL only if memory ran out or the loop is closed.
+ */
+as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
+                     int return_exceptions);
+
+/**
+ * Wait for future (taken over, rule 1) for at most `timeout` seconds, as
+ * asyncio.wait_for in Python 3.12+.  The returned future
+ *   - finishes with the inner future as its result (rule 2) if the inner one
+ *     finished with a result, also when that happens in the very turn the
+ *     timeout fires, or when it returns a result after being cancelled;
+ *   - fails with the inner future's code and message if it failed;
+ *   - on timeout, cancels the inner one (through as_cancel()), waits until it
+ *     has finished cancelling, then fails with AS_ETIMEOUT;
+ *   - ends CANCELLED if the inner one was cancelled by someone else, or if
+ *     the wait_for itself was cancelled (as_cancel() cancels the inner one).
+ * timeout <= 0 cancels at once unless the inner future is already done;
+ * timeout == INFINITY waits as long as it takes; NaN (or a future of
+ * another loop) fails it with AS_EINVAL and cancels the future given.
+ * A NULL future fails it with -ENOMEM (the call meant to make it failed).
+ * Returns NULL only if memory ran out or the loop is closed.
+ *
+ * Cancel-safety is the inner operation's: a read that is cancelled must
+ * consume nothing (the reader guarantees it), so the next read gets the
+ * bytes.
+ */
+as_future *as_wait_for(as_loop *loop, as_future *future, double timeout);
+
+/* ------------------------------------------------------------ semaphore */
+
+typedef struct as_semaphore as_semaphore;
+
+/** A semaphore with `value` permits.  NULL if memory ran out, the loop is
+ *  closed or loop is NULL. */
+as_semaphore *as_semaphore_new(as_loop *loop, unsigned value);
+
+/**
+ * End the semaphore (lifetime rule 3): acquires still waiting are cancelled.
+ * NULL is ignored.
+ */
+void as_semaphore_free(as_semaphore *sem);
+
+/**
+ * Acquire a permit.  The returned future finishes with result NULL when the
+ * permit is yours; then give it back with as_semaphore_release().
+ * Acquisition is FIFO: when permits are free but others are already
+ * waiting, you queue behind them.
+ *
+ * Cancelling a waiting acquire takes no permit.  Cancelling it (as_cancel(),
+ * which a task does when it is cancelled while awaiting it) after the permit
+ * was granted but before the future's callbacks ran gives the permit back:
+ * the awaiting task resumes with AS_ECANCELLED and does not hold it.
+ * Returns NULL if sem is NULL or freed, or memory ran out.
+ */
+as_future *as_semaphore_acquire(as_semaphore *sem);
+
+/**
+ * Give a permit back, and grant it to exactly one waiter if any (the
+ * longest waiting).  Like asyncio.Semaphore (not BoundedSemaphore), it may
+ * raise the count above the initial value.  Returns 0, AS_EINVAL (NULL) or
+ * AS_ESTATE (the count would overflow).
+ */
+int as_semaphore_release(as_semaphore *sem);
+
+/** True if an acquire would have to wait: no permit, or others waiting. */
+int as_semaphore_locked(const as_semaphore *sem);
+
+/** Permits free right now. */
+unsigned as_semaphore_value(const as_semaphore *sem);
+
+/** Acquires waiting in the queue. */
+size_t as_semaphore_waiting(const as_semaphore *sem);
+
+/* ------------------------------------------------------------ event */
+
+typedef struct as_event as_event;
+
+/** An event, initially clear.  NULL if memory ran out or the loop is closed. */
+as_event *as_event_new(as_loop *loop);
+
+/** End the event (lifetime rule 3).  NULL is ignored. */
+void as_event_free(as_event *ev);
+
+/** A future that finishes with result NULL once the event is set (at once if
+ *  it is set now).  NULL if ev is NULL or freed, or memory ran out. */
+as_future *as_event_wait(as_event *ev);
+
+/** Set the event: every waiting future finishes.  Setting it again does
+ *  nothing. */
+void as_event_set(as_event *ev);
+
+/** Clear the event: later waits wait. */
+void as_event_clear(as_event *ev);
+
+/** True while the event is set. */
+int as_event_is_set(const as_event *ev);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AS_SYNC_H */

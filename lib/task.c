@@ -1,0 +1,558 @@
+/*
+ * task.c - a future driven by a step function: the machine `await` makes.
+ *
+ * The whole module is two loop callbacks and one rule.  step_cb runs the
+ * first step (and any step that cannot be tied to a future); await_done runs
+ * the step after an awaited future completes.  The rule: a step never runs
+ * synchronously from a public call; it runs from the loop, as asyncio's
+ * Task.__step does.
+ *
+ * The second half of the file is the cancel-hook table behind as_cancel().
+ */
+#include "task.h"
+#include "task_internal.h"
+#include "errors.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/*
+ * One registration of await_done on an awaited future.  Why two of them:
+ * the callback's destroy hook runs just *after* await_done has returned, and
+ * by then the step may already have awaited the next future.  Each await
+ * takes the slot that is not in use, so the late destroy of the previous
+ * await cannot be mistaken for the end of the current one.
+ */
+struct await_slot {
+    as_task *task;
+    as_future *future;  /* weak; set while registered and not yet completed */
+    int registered;     /* the callback's destroy hook is still to come */
+};
+
+struct as_task {
+    unsigned refs;
+    as_loop *loop;
+    as_future *done;            /* the task's completion; one reference */
+    as_task_step_fn step;
+    void *state;
+    as_destroy_fn state_destroy;
+
+    struct await_slot slots[2];
+    as_future *waiting;         /* weak: what the task waits on, or NULL */
+
+    /* Valid during a step only. */
+    int error;                  /* outcome of the await that resumed it */
+    const char *error_message;
+    as_future *awaited;         /* referenced */
+    as_future *next;            /* as_task_await()'s future, adopted */
+    int next_error;             /* as_task_await() could not take it */
+    int awaiting;               /* as_task_await() was called */
+
+    char *cancel_message;
+    int must_cancel;            /* cancel the next step (asyncio's _must_cancel) */
+    int sched_error;            /* outcome for the scheduled step */
+    int scheduled;              /* step_cb is on the loop */
+    int running;                /* inside step() */
+    int started;                /* step() has been called once */
+    int finished;               /* the task's outcome is decided */
+};
+
+static int cancel_hook(as_future *future, const char *message, void *userdata);
+
+/* ------------------------------------------------------------ lifetime */
+
+as_task *as_task_ref(as_task *t)
+{
+    t->refs++;
+    return t;
+}
+
+void as_task_unref(as_task *t)
+{
+    as_loop *loop;
+
+    if (!t || --t->refs > 0)
+        return;
+    loop = t->loop;
+    if (!t->finished)
+        as__cancel_hook_clear(t->done);
+    if (t->state_destroy)
+        t->state_destroy(t->state);
+    as_future_unref(t->next);
+    as_future_unref(t->done);
+    free(t->cancel_message);
+    free(t);
+    as__loop_obj_unref(loop);
+}
+
+static void step_release(void *userdata)
+{
+    as_task_unref(userdata);
+}
+
+static void run_step(as_task *t, int error, as_future *awaited);
+
+static void step_cb(void *userdata)
+{
+    as_task *t = userdata;
+    t->scheduled = 0;
+    run_step(t, t->sched_error, NULL);
+}
+
+/* Run the step from the loop on the next turn, resumed with `error`.  The
+ * callback holds a reference.  Fails only if the loop refuses (closed, no
+ * memory); the task then can never run again. */
+static int schedule_step(as_task *t, int error)
+{
+    int err;
+
+    t->sched_error = error;
+    t->scheduled = 1;
+    as_task_ref(t);
+    err = as_loop_call_soon(t->loop, step_cb, t, step_release, NULL);
+    if (err < 0) {
+        t->scheduled = 0;
+        t->refs--; /* never the last: every caller holds one */
+    }
+    return err;
+}
+
+int as_task_new(as_task **out, as_loop *loop, as_task_step_fn step,
+                void *state, as_destroy_fn state_destroy)
+{
+    as_task *t;
+    int err;
+
+    if (!loop || !step)
+        return AS_EINVAL;
+    if (as_loop_is_closed(loop))
+        return AS_ECLOSED;
+    if (!(t = calloc(1, sizeof *t)))
+        return -ENOMEM;
+    if (!(t->done = as_future_new(loop))) {
+        free(t);
+        return -ENOMEM;
+    }
+    if ((err = as__cancel_hook_set(t->done, cancel_hook, t)) < 0) {
+        as_future_unref(t->done);
+        free(t);
+        return err;
+    }
+    t->refs = 1;
+    t->loop = loop;
+    t->step = step;
+    as__loop_obj_ref(loop);
+    if ((err = schedule_step(t, 0)) < 0) {
+        as_task_unref(t); /* state is still the caller's: not destroyed */
+        return err;
+    }
+    t->state = state;
+    t->state_destroy = state_destroy;
+    if (out)
+        *out = t;
+    else
+        as_task_unref(t); /* the scheduled step holds it */
+    return 0;
+}
+
+as_future *as_task_future(const as_task *t)
+{
+    return t->done;
+}
+
+as_loop *as_task_loop(const as_task *t)
+{
+    return t->loop;
+}
+
+int as_task_done(const as_task *t)
+{
+    return as_future_done(t->done);
+}
+
+/* ------------------------------------------------------------ finishing */
+
+static void finish(as_task *t)
+{
+    t->finished = 1;
+    as__cancel_hook_clear(t->done);
+}
+
+static void finish_cancelled(as_task *t, const char *message)
+{
+    finish(t);
+    as_future_cancel(t->done, message);
+}
+
+as_step as_task_return(as_task *t, void *result, as_destroy_fn destroy)
+{
+    if (t->finished || t->must_cancel) {
+        /* asyncio: a task cancelled during its last step ends CANCELLED
+         * even though the coroutine returned. */
+        if (!t->finished)
+            finish_cancelled(t, t->cancel_message);
+        if (result && destroy)
+            destroy(result);
+        return AS_STEP_DONE;
+    }
+    finish(t);
+    if (as_future_set_result(t->done, result, destroy) < 0 && result && destroy)
+        destroy(result); /* the future was cancelled from outside */
+    return AS_STEP_DONE;
+}
+
+as_step as_task_fail(as_task *t, int code, const char *message)
+{
+    if (t->finished)
+        return AS_STEP_DONE;
+    if (code >= 0) {
+        code = AS_EINVAL;
+        message = "as_task_fail() needs a negative error code";
+    }
+    if (code == AS_ECANCELLED) {
+        finish_cancelled(t, message);
+        return AS_STEP_DONE;
+    }
+    finish(t);
+    /* Only a failed strdup of the message can make this fail while the
+     * future is pending: then keep the code and drop the text. */
+    if (as_future_set_error(t->done, code, message) == -ENOMEM)
+        as_future_set_error(t->done, code, NULL);
+    return AS_STEP_DONE;
+}
+
+as_step as_task_propagate(as_task *t)
+{
+    if (t->error == 0)
+        return as_task_fail(t, AS_ESTATE,
+                            "as_task_propagate() with nothing to propagate");
+    return as_task_fail(t, t->error, t->error_message);
+}
+
+/* ------------------------------------------------------------ awaiting */
+
+as_step as_task_await(as_task *t, as_future *future)
+{
+    if (!t->running || t->finished) {
+        /* Not in a step: nobody will look at this await.  Drop it. */
+        as_future_unref(future);
+        return AS_STEP_AWAIT;
+    }
+    if (t->awaiting) {
+        as_future_unref(future);
+        t->next_error = AS_ESTATE;
+        return AS_STEP_AWAIT;
+    }
+    t->awaiting = 1;
+    if (!future)
+        t->next_error = -ENOMEM;
+    else if (future == t->done || as_future_loop(future) != t->loop) {
+        as_future_unref(future); /* awaiting itself would never end */
+        t->next_error = AS_EINVAL;
+    } else
+        t->next = future;
+    return AS_STEP_AWAIT;
+}
+
+static void await_done(as_future *future, void *userdata)
+{
+    struct await_slot *slot = userdata;
+    as_task *t = slot->task;
+
+    slot->future = NULL;
+    if (t->waiting == future)
+        t->waiting = NULL;
+    run_step(t, as_future_error(future), future);
+}
+
+static void await_release(void *userdata)
+{
+    struct await_slot *slot = userdata;
+    as_task *t = slot->task;
+
+    slot->registered = 0;
+    if (slot->future) {
+        /* Freed without completing: nothing can wake the task any more
+         * (lifetime rule 2).  A later cancel still can, see as_task_cancel. */
+        if (t->waiting == slot->future)
+            t->waiting = NULL;
+        slot->future = NULL;
+    }
+    as_task_unref(t);
+}
+
+/* After a step returned AS_STEP_AWAIT: register on the future it awaits. */
+static void start_wait(as_task *t)
+{
+    as_future *f = t->next;
+    struct await_slot *slot;
+    int err;
+
+    t->next = NULL;
+    if (t->next_error) {
+        as_future_unref(f);
+        schedule_step(t, t->next_error);
+        return;
+    }
+    slot = !t->slots[0].registered ? &t->slots[0] : &t->slots[1];
+    slot->task = t;
+    slot->future = f;
+    slot->registered = 1;
+    t->waiting = f;
+    as_task_ref(t);
+    err = as_future_add_done_callback(f, await_done, slot, await_release);
+    if (err < 0) {
+        slot->registered = 0;
+        slot->future = NULL;
+        t->waiting = NULL;
+        t->refs--; /* run_step holds one */
+        as_future_unref(f);
+        schedule_step(t, err);
+        return;
+    }
+    /* A cancel requested during the step applies to this await, as in
+     * asyncio; if the future is already done it waits for the next step. */
+    if (t->must_cancel && as_cancel(f, t->cancel_message))
+        t->must_cancel = 0;
+    /* Our reference goes (lifetime rule 2).  If it was the last one the
+     * future is freed here and await_release clears t->waiting. */
+    as_future_unref(f);
+}
+
+static void run_step(as_task *t, int error, as_future *awaited)
+{
+    as_step r;
+
+    if (t->finished)
+        return;
+    as_task_ref(t); /* the step may drop every other reference */
+    if (as_future_done(t->done) || t->must_cancel) {
+        /* Cancelled: either through as_task_cancel() with nothing that could
+         * carry it, or by as_future_cancel() on our future directly. */
+        t->must_cancel = 0;
+        error = AS_ECANCELLED;
+        t->error_message = t->cancel_message;
+    } else if (error != 0 && awaited)
+        t->error_message = as_future_error_message(awaited);
+    else
+        t->error_message = NULL;
+    if (error != 0 && !t->error_message)
+        t->error_message = as_strerror(error);
+
+    if (!t->started && error == AS_ECANCELLED) {
+        /* Cancelled before it ever ran: no code of the coroutine runs. */
+        finish_cancelled(t, t->cancel_message);
+        as_task_unref(t);
+        return;
+    }
+    t->started = 1;
+    t->error = error;
+    t->awaited = awaited ? as_future_ref(awaited) : NULL;
+    t->awaiting = 0;
+    t->next_error = 0;
+
+    t->running = 1;
+    r = t->step(t, t->state);
+    t->running = 0;
+
+    awaited = t->awaited;
+    t->awaited = NULL;
+    t->error = 0;
+    t->error_message = NULL;
+    if (t->finished) {
+        as_future_unref(t->next); /* awaited and finished: drop the await */
+        t->next = NULL;
+    } else if (r == AS_STEP_AWAIT && t->awaiting)
+        start_wait(t);
+    else if (r == AS_STEP_AWAIT)
+        as_task_fail(t, AS_ESTATE,
+                     "step returned AS_STEP_AWAIT without as_task_await()");
+    else
+        as_task_return(t, NULL, NULL);
+    as_future_unref(awaited);
+    as_task_unref(t);
+}
+
+/* ------------------------------------------------------------ in a step */
+
+int as_task_error(const as_task *t)
+{
+    return t->error;
+}
+
+const char *as_task_error_message(const as_task *t)
+{
+    return t->error ? t->error_message : NULL;
+}
+
+as_future *as_task_awaited(const as_task *t)
+{
+    return t->awaited;
+}
+
+void *as_task_result(const as_task *t)
+{
+    return t->awaited ? as_future_result(t->awaited) : NULL;
+}
+
+void *as_task_take_result(as_task *t)
+{
+    return t->awaited ? as_future_take_result(t->awaited) : NULL;
+}
+
+/* ------------------------------------------------------------ cancelling */
+
+int as_task_cancel(as_task *t, const char *message)
+{
+    if (!t || t->finished || as_future_done(t->done))
+        return 0;
+    free(t->cancel_message);
+    /* Without memory for the text, cancel without it. */
+    t->cancel_message = message ? as__strdup(message) : NULL;
+    if (t->waiting && as_cancel(t->waiting, t->cancel_message))
+        return 1;
+    t->must_cancel = 1;
+    /* Waiting on nothing that can wake it (its future was freed): wake it
+     * ourselves, so the step can clean up. */
+    if (!t->waiting && !t->scheduled && !t->running)
+        schedule_step(t, 0);
+    return 1;
+}
+
+static int cancel_hook(as_future *future, const char *message, void *userdata)
+{
+    (void)future;
+    return as_task_cancel(userdata, message);
+}
+
+/* ------------------------------------------------------------ cancel hooks */
+
+/*
+ * future -> (hook, userdata), open addressing with linear probing.  One
+ * table for the process, so it is under a mutex: loops on different threads
+ * may create tasks at once.  The lock is uncontended in the common case (one
+ * loop), about 20 ns per operation.  It exists only because future.h has no
+ * cancel hook of its own; with one, this half of the file goes away.
+ */
+struct hook {
+    as_future *future;
+    as__cancel_hook_fn fn;
+    void *userdata;
+};
+
+static pthread_mutex_t hooks_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hook *hooks;
+static size_t hooks_cap; /* a power of two, or 0 */
+static size_t hooks_len;
+
+static size_t hook_home(const as_future *f, size_t cap)
+{
+    uintptr_t x = (uintptr_t)f;
+    x ^= x >> 16;
+    return (size_t)((x >> 3) * 2654435761u) & (cap - 1);
+}
+
+static size_t hook_find(const as_future *f)
+{
+    size_t i;
+
+    if (!hooks_cap)
+        return (size_t)-1;
+    for (i = hook_home(f, hooks_cap); hooks[i].future; i = (i + 1) & (hooks_cap - 1))
+        if (hooks[i].future == f)
+            return i;
+    return (size_t)-1;
+}
+
+static void hook_put(struct hook *table, size_t cap, struct hook h)
+{
+    size_t i = hook_home(h.future, cap);
+    while (table[i].future)
+        i = (i + 1) & (cap - 1);
+    table[i] = h;
+}
+
+int as__cancel_hook_set(as_future *f, as__cancel_hook_fn fn, void *userdata)
+{
+    struct hook h;
+    size_t i;
+
+    h.future = f;
+    h.fn = fn;
+    h.userdata = userdata;
+    pthread_mutex_lock(&hooks_lock);
+    if ((i = hook_find(f)) != (size_t)-1) {
+        hooks[i] = h;
+        pthread_mutex_unlock(&hooks_lock);
+        return 0;
+    }
+    if ((hooks_len + 1) * 2 > hooks_cap) { /* keep the load at most 1/2 */
+        size_t cap = hooks_cap ? hooks_cap * 2 : 64, j;
+        struct hook *table = calloc(cap, sizeof *table);
+        if (!table) {
+            pthread_mutex_unlock(&hooks_lock);
+            return -ENOMEM;
+        }
+        for (j = 0; j < hooks_cap; j++)
+            if (hooks[j].future)
+                hook_put(table, cap, hooks[j]);
+        free(hooks);
+        hooks = table;
+        hooks_cap = cap;
+    }
+    hook_put(hooks, hooks_cap, h);
+    hooks_len++;
+    pthread_mutex_unlock(&hooks_lock);
+    return 0;
+}
+
+void as__cancel_hook_clear(as_future *f)
+{
+    size_t i, j, home;
+
+    pthread_mutex_lock(&hooks_lock);
+    if ((i = hook_find(f)) == (size_t)-1) {
+        pthread_mutex_unlock(&hooks_lock);
+        return;
+    }
+    /* Backward-shift deletion: pull later entries of the probe chain into
+     * the hole, so lookups never need tombstones. */
+    hooks[i].future = NULL;
+    for (j = (i + 1) & (hooks_cap - 1); hooks[j].future;
+         j = (j + 1) & (hooks_cap - 1)) {
+        home = hook_home(hooks[j].future, hooks_cap);
+        /* Move j to i unless its home lies cyclically in (i, j]. */
+        if (((j - home) & (hooks_cap - 1)) >= ((j - i) & (hooks_cap - 1))) {
+            hooks[i] = hooks[j];
+            hooks[j].future = NULL;
+            i = j;
+        }
+    }
+    if (--hooks_len == 0) { /* give the memory back when idle */
+        free(hooks);
+        hooks = NULL;
+        hooks_cap = 0;
+    }
+    pthread_mutex_unlock(&hooks_lock);
+}
+
+int as_cancel(as_future *f, const char *message)
+{
+    as__cancel_hook_fn fn = NULL;
+    void *userdata = NULL;
+    size_t i;
+
+    if (!f)
+        return 0;
+    pthread_mutex_lock(&hooks_lock);
+    if ((i = hook_find(f)) != (size_t)-1) {
+        fn = hooks[i].fn;
+        userdata = hooks[i].userdata;
+    }
+    pthread_mutex_unlock(&hooks_lock);
+    /* Called unlocked: a hook cancels further futures through as_cancel(). */
+    return fn ? fn(f, message, userdata) : as_future_cancel(f, message);
+}

@@ -1,0 +1,279 @@
+/*
+ * task.h - hand-compiled coroutines: what `await` compiles to.
+ *
+ * A Python coroutine
+ *
+ *      async def fetch():
+ *          await asyncio.sleep(1)
+ *          return 42
+ *
+ * is compiled into a state machine: a frame that holds the locals and the
+ * place to resume, and a function that runs from that place to the next
+ * `await`.  A task here is exactly that machine, written by hand:
+ *
+ *   - the *state* is a struct you define; its `pc` field says where to
+ *     resume, and every local that must survive an await lives in it (a C
+ *     local variable does not: the step function returns at each await);
+ *   - the *step function* runs from `pc` to the next await, calls
+ *     as_task_await(task, future) and returns AS_STEP_AWAIT; or it finishes
+ *     with as_task_return() / as_task_fail() and returns AS_STEP_DONE;
+ *   - when the awaited future completes, the task calls the step function
+ *     again, and as_task_error() / as_task_result() give the outcome of the
+ *     await, as `await` returns a value or raises in Python.
+ *
+ * The task's own completion is an ordinary future (as_task_future()), so
+ * everything that works on futures (gather, wait_for, run_until_complete,
+ * another task's await) works on tasks.
+ *
+ *      new --call_soon--> RUNNING --as_task_await--> WAITING
+ *                            ^                          |
+ *                            +---- awaited future done -+
+ *                            |
+ *                            +--as_task_return/fail--> DONE (future finished)
+ *
+ * Cancellation (as_task_cancel(), or as_cancel() on the task's future)
+ * cancels the future the task is waiting on, so the step function is resumed
+ * with as_task_error() == AS_ECANCELLED.  It may clean up and propagate it
+ * (the task ends CANCELLED) or catch it and go on (the task is not
+ * cancelled), as `except CancelledError` does in Python.  A task cancelled
+ * before its first step never runs its step function, as a coroutine that
+ * never started cannot catch anything.
+ *
+ * The macros at the end of this file let a step function read top to
+ * bottom; each one's expansion is given next to it.
+ *
+ * Lifetimes:
+ *   1. as_task_new() returns (if asked) one reference, the caller's; give it
+ *      back with as_task_unref().  The task holds itself alive while it has a
+ *      step scheduled or a future to wake it, so a task whose caller dropped
+ *      its reference runs to the end ("fire and forget").
+ *   2. A task waits on a future without holding a reference to it: whatever
+ *      will complete the future (a timer, a reader, another task) keeps it
+ *      alive.  If the awaited future is freed without ever completing (its
+ *      producer was closed: the loop was closed), the task can never resume;
+ *      once nobody else holds it, it is freed with its state.  So abandoned
+ *      tasks leak nothing, and cycles cannot form.
+ *   3. as_task_await() takes over the caller's reference to the future (so
+ *      `as_task_await(t, as_sleep(loop, 1))` leaks nothing); pass
+ *      as_future_ref(f) to keep your own.
+ *   4. The state is the task's from a successful as_task_new() on, and is
+ *      freed with state_destroy (may be NULL) when the task is freed, which
+ *      is after its last step.  If as_task_new() fails, it stays the caller's.
+ *   5. The future from as_task_future() is owned by the task; as_future_ref()
+ *      it to keep it after the task is gone.  If the task fails and nobody
+ *      looks at the error, freeing that future reports "Future exception was
+ *      never retrieved" to the loop's exception handler (future.h, rule 5).
+ *   6. During a step, as_task_awaited() is the future that resumed it; the
+ *      task holds a reference to it until the step returns.  Take its result
+ *      (as_task_take_result()) to keep it; otherwise it is freed with the
+ *      future.
+ *
+ * Cost: a step is one call through a function pointer; an await is one done
+ * callback on the awaited future (a malloc in future.c) and no allocation
+ * here.  Cancelling through a future (as_cancel()) looks the future up in a
+ * small mutex-protected hash table, see as_cancel().
+ */
+#ifndef AS_TASK_H
+#define AS_TASK_H
+
+#include "future.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct as_task as_task;
+
+/** What a step function returns. */
+typedef enum as_step {
+    AS_STEP_DONE = 0, /**< finished: as_task_return() or as_task_fail() was called */
+    AS_STEP_AWAIT = 1 /**< suspended: as_task_await() was called */
+} as_step;
+
+/**
+ * A step function: run the coroutine from state's resume point to its next
+ * await or to its end.  Return the value of as_task_await(),
+ * as_task_return(), as_task_fail() or as_task_propagate().
+ */
+typedef as_step (*as_task_step_fn)(as_task *task, void *state);
+
+/**
+ * Create a task on loop and schedule its first step with
+ * as_loop_call_soon(): it never runs synchronously.  On success returns 0 and
+ * stores a reference in *out if out is not NULL (lifetime rule 1).  Returns
+ * AS_EINVAL (no loop or no step), AS_ECLOSED or -ENOMEM; on failure the
+ * state stays the caller's and state_destroy is not called.
+ */
+int as_task_new(as_task **out, as_loop *loop, as_task_step_fn step,
+                void *state, as_destroy_fn state_destroy);
+
+/** Add a reference; returns task. */
+as_task *as_task_ref(as_task *task);
+
+/** Drop a reference.  NULL is ignored.  Dropping the last one of a task that
+ *  is still running does not stop it (lifetime rule 1). */
+void as_task_unref(as_task *task);
+
+/** The task's completion future, owned by the task (lifetime rule 5). */
+as_future *as_task_future(const as_task *task);
+
+/** The loop the task runs on. */
+as_loop *as_task_loop(const as_task *task);
+
+/** True once the task's future is done. */
+int as_task_done(const as_task *task);
+
+/**
+ * Request cancellation, as asyncio's Task.cancel(): if the task waits on a
+ * future, that future is cancelled (through as_cancel(), so a task waited on
+ * is cancelled in turn) and the step function is resumed with
+ * as_task_error() == AS_ECANCELLED; if it waits on nothing cancellable, the
+ * next step receives AS_ECANCELLED instead of the awaited outcome.  message
+ * (may be NULL) is copied and becomes as_task_error_message().
+ * Returns 1 if the request was made, 0 if the task is already done (a
+ * finished task is not affected).
+ */
+int as_task_cancel(as_task *task, const char *message);
+
+/**
+ * Cancel the operation behind any future.  A task's future cancels the task
+ * (as_task_cancel()); the futures of as_gather() and as_wait_for() cancel
+ * what they wait on and complete once it has finished cancelling; a
+ * semaphore acquire gives its permit back.  Any other future is cancelled
+ * with as_future_cancel().  Returns 1 if a cancellation was requested, 0 if
+ * the future was already done (or NULL).
+ *
+ * Why this and not as_future_cancel(): a future cannot know what runs behind
+ * it, and future.h has no hook for it, so these modules keep a table from
+ * future to "how to cancel me" (a hash table under a mutex, O(1)).  Calling
+ * as_future_cancel() on such a future directly marks it cancelled at once
+ * without stopping what runs behind it.
+ */
+int as_cancel(as_future *future, const char *message);
+
+/* ------------------------------------------------------------ in a step */
+
+/**
+ * Suspend the task until future is done, taking over the caller's reference
+ * to it (lifetime rule 3).  Returns AS_STEP_AWAIT, which the step function
+ * returns.  If future is NULL (the call that should have made it failed),
+ * the task resumes on the next turn with as_task_error() == -ENOMEM.
+ * Awaiting twice in one step resumes it with AS_ESTATE.
+ */
+as_step as_task_await(as_task *task, as_future *future);
+
+/**
+ * The outcome of the await that resumed this step: 0 if the awaited future
+ * finished with a result, its error code if it failed, AS_ECANCELLED if it
+ * was cancelled or the task is being cancelled.  0 in the first step.
+ */
+int as_task_error(const as_task *task);
+
+/** The message that goes with as_task_error() (never NULL when it is not 0),
+ *  or NULL. */
+const char *as_task_error_message(const as_task *task);
+
+/** The future that resumed this step, or NULL (first step, or an await that
+ *  could not be made).  Valid until the step returns (lifetime rule 6). */
+as_future *as_task_awaited(const as_task *task);
+
+/** as_future_result() of the awaited future, or NULL. */
+void *as_task_result(const as_task *task);
+
+/** as_future_take_result() of the awaited future: the caller owns it. */
+void *as_task_take_result(as_task *task);
+
+/**
+ * Finish the task with result (freed with destroy when its future is).
+ * Returns AS_STEP_DONE.  If the task's future was already done (someone
+ * called as_future_cancel() on it directly), result is freed at once.
+ */
+as_step as_task_return(as_task *task, void *result, as_destroy_fn destroy);
+
+/**
+ * Finish the task with an error (message may be NULL).  AS_ECANCELLED ends
+ * the task CANCELLED, as raising CancelledError does.  A code >= 0 is a
+ * programming error and becomes AS_EINVAL.  Returns AS_STEP_DONE.
+ */
+as_step as_task_fail(as_task *task, int code, const char *message);
+
+/**
+ * Finish the task with the error that resumed this step: what happens in
+ * Python when an exception from `await` is not caught.  The awaited
+ * future's error detail is not carried over (future.h has no way to move
+ * it).  Returns AS_STEP_DONE.
+ */
+as_step as_task_propagate(as_task *task);
+
+/* ------------------------------------------------------------ macros */
+
+/*
+ * The macro layer: a step function in the shape of the coroutine it stands
+ * for.  `s` is a pointer to your state struct, which must have an `int pc`
+ * field set to 0 before the first step.  This:
+ *
+ *      static as_step hello(as_task *t, void *p)
+ *      {
+ *          struct hello_state *s = p;
+ *          AS_TASK_BEGIN(s);
+ *          AS_AWAIT(t, s, as_sleep(as_task_loop(t), 0.1));
+ *          AS_TASK_CHECK(t);
+ *          AS_TASK_RETURN(t, NULL, NULL);
+ *          AS_TASK_END(t);
+ *      }
+ *
+ * expands to this (the 17 is the line the AS_AWAIT is on):
+ *
+ *      static as_step hello(as_task *t, void *p)
+ *      {
+ *          struct hello_state *s = p;
+ *          switch (s->pc) { case 0:;
+ *          do { s->pc = 17; return as_task_await(t, as_sleep(...));
+ *               case 17:; } while (0);
+ *          do { if (as_task_error(t) != 0) return as_task_propagate(t); } while (0);
+ *          return as_task_return(t, NULL, NULL);
+ *          } return as_task_return(t, NULL, NULL);
+ *      }
+ *
+ * The first call jumps to `case 0`; each AS_AWAIT records its line in pc and
+ * returns; the next call jumps straight back behind it (Duff's device, as in
+ * protothreads).  The rules follow from the expansion:
+ *   - locals declared in the function do not survive an AS_AWAIT: keep them
+ *     in the state struct;
+ *   - at most one AS_AWAIT per source line, since the line is the label;
+ *   - no AS_AWAIT inside a `switch` of your own, whose `case` would capture
+ *     the label (loops and ifs are fine).
+ */
+#define AS_TASK_BEGIN(s)                                                       \
+    switch ((s)->pc) {                                                         \
+    case 0:;
+
+#define AS_AWAIT(t, s, future)                                                 \
+    do {                                                                       \
+        (s)->pc = __LINE__;                                                    \
+        return as_task_await((t), (future));                                   \
+    case __LINE__:;                                                            \
+    } while (0)
+
+/* Propagate the error (or cancellation) the last await resumed with. */
+#define AS_TASK_CHECK(t)                                                       \
+    do {                                                                       \
+        if (as_task_error(t) != 0)                                             \
+            return as_task_propagate(t);                                       \
+    } while (0)
+
+#define AS_TASK_RETURN(t, result, destroy)                                     \
+    return as_task_return((t), (result), (destroy))
+
+#define AS_TASK_FAIL(t, code, message)                                         \
+    return as_task_fail((t), (code), (message))
+
+/* Falling off the end returns NULL, as a Python function returns None. */
+#define AS_TASK_END(t)                                                         \
+    }                                                                          \
+    return as_task_return((t), NULL, NULL)
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AS_TASK_H */
