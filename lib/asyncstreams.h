@@ -18,5 +18,6 @@
 #include "writer.h"
 #include "resolve.h"
 #include "connect.h"
+#include "server.h"
 
 #endif /* ASYNCSTREAMS_H */

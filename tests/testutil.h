@@ -29,6 +29,20 @@ static inline void tu_turn(as_loop *loop)
     ck_assert_int_eq(as_loop_run_once(loop), 0);
 }
 
+/* True when `make valgrind` runs the suite (it sets AS_TEST_VALGRIND). */
+static inline int tu_under_valgrind(void)
+{
+    return getenv("AS_TEST_VALGRIND") != NULL;
+}
+
+/* Workload size: `full` normally, `quick` under valgrind, which checks
+ * memory, not scale, and runs ~50x slower.  The full size still runs in
+ * make check and under the sanitizers. */
+static inline int tu_scale(int full, int quick)
+{
+    return tu_under_valgrind() ? quick : full;
+}
+
 /* Every test ends here: nothing scheduled, nothing alive, loop freed. */
 static inline void tu_close(as_loop *loop)
 {

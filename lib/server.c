@@ -1,0 +1,937 @@
+/*
+ * server.c - listening sockets, accept, and the connections a server made.
+ *
+ * The server is three small state machines side by side:
+ *   - each listener: watching its socket, or backing off after an accept
+ *     error (a timer brings it back);
+ *   - the server: bound -> serving -> closed;
+ *   - each client record: open until its transport's closed future
+ *     finishes, then gone.  wait_closed() waits for "closed and no records".
+ * Everything that can finish later (resolution, a handler, a transport)
+ * reports back through a future's done callback, never synchronously.
+ */
+#include "server.h"
+#include "connect.h"
+#include "errors.h"
+#include "internal.h"
+#include "resolve.h"
+#include "transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define BACKOFF_FIRST 0.05
+#define BACKOFF_MAX 1.0
+
+struct listener {
+    as_server *server;
+    int fd;
+    int watching;
+    double backoff;       /* delay of the current error episode, 0 if none */
+    as_handle *resume;    /* the backoff timer */
+};
+
+/* One connection the server made.  Two references: the transport's closed
+ * callback and the handler's done callback (when there is a handler). */
+struct client {
+    as_server *server;    /* NULL once the server is freed */
+    as_transport *transport;
+    as_reader *reader;
+    as_future *handler;
+    struct client *prev, *next;
+    int refs;
+};
+
+struct waiter {
+    as_future *future;
+    struct waiter *next;
+};
+
+struct as_server {
+    as_loop *loop;
+    unsigned refs;
+    as_client_connected_fn cb;
+    void *userdata;
+    as_destroy_fn destroy;
+
+    struct listener *listeners;
+    size_t nlisteners;
+    ssize_t limit;
+    int backlog;
+    int listening;        /* listen() was called */
+    int serving;
+    int closed;
+
+    char *unix_path;      /* Unix servers: the file to remove on close */
+    dev_t unix_dev;
+    ino_t unix_ino;
+
+    struct client *clients;
+    size_t nclients;
+    int fd_report_done;   /* an fd >= FD_SETSIZE was reported this episode */
+
+    as_future *serve_forever;
+    struct waiter *waiters;    /* wait_closed() and shutdown() futures */
+    as_handle *shutdown_timer;
+};
+
+/* ------------------------------------------------------------ reports */
+
+static void report(as_server *s, const char *message, int code, const char *detail)
+{
+    as_error_context ctx;
+    ctx.message = message;
+    ctx.code = code;
+    ctx.detail = detail;
+    ctx.object = s;
+    as_loop_call_exception_handler(s->loop, &ctx);
+}
+
+/* ------------------------------------------------------------ clients */
+
+static void client_release(void *p)
+{
+    struct client *c = p;
+    if (--c->refs > 0)
+        return;
+    as_transport_unref(c->transport);
+    as_reader_unref(c->reader);
+    as_future_unref(c->handler);
+    free(c);
+}
+
+static void check_closed(as_server *s);
+
+/* The transport is closed: the connection is gone. */
+static void client_gone(as_future *closed, void *p)
+{
+    struct client *c = p;
+    as_server *s = c->server;
+
+    (void)as_future_error(closed); /* seen: an error here is the handler's business */
+    if (!s)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->server = NULL;
+    s->nclients--;
+    check_closed(s);
+}
+
+static void handler_done(as_future *h, void *p)
+{
+    struct client *c = p;
+    int err = as_future_error(h);
+
+    /* Cancelled: silent, as in CPython 3.13.  Failed: reported once, and
+     * the connection is closed so the client is not left hanging. */
+    if (err != 0 && err != AS_ECANCELLED) {
+        as_error_context ctx;
+        ctx.message = "Unhandled exception in client_connected_cb";
+        ctx.code = err;
+        ctx.detail = as_future_error_message(h);
+        ctx.object = c->transport;
+        as_loop_call_exception_handler(as_future_loop(h), &ctx);
+    }
+    if (err != 0)
+        as_transport_close(c->transport);
+}
+
+/* Make a connection of an accepted fd and hand it to the callback. */
+static void new_client(as_server *s, int fd)
+{
+    as_reader *r = NULL;
+    as_writer *w = NULL;
+    as_transport *t = NULL;
+    as_future *closed, *h;
+    struct client *c;
+    int err;
+
+    if ((err = as_reader_new(s->loop, s->limit, &r)) < 0) {
+        close(fd);
+        report(s, "cannot serve a new connection", err, NULL);
+        return;
+    }
+    if ((err = as_transport_new(s->loop, fd, r, &t)) < 0) {
+        /* The transport closed the fd.  An fd too large for select() is an
+         * episode like EMFILE: reported once until an accept succeeds. */
+        if (err != AS_EFDSETSIZE || !s->fd_report_done)
+            report(s, "accepted connection closed", err,
+                   err == AS_EFDSETSIZE ? "its fd is too large for the loop's backend" : NULL);
+        if (err == AS_EFDSETSIZE)
+            s->fd_report_done = 1;
+        as_reader_unref(r);
+        return;
+    }
+    s->fd_report_done = 0;
+    c = calloc(1, sizeof *c);
+    closed = as_transport_closed(t);
+    if (!c || !closed || (err = as_writer_new(t, r, &w)) < 0) {
+        report(s, "cannot serve a new connection", c && closed ? err : -ENOMEM, NULL);
+        free(c);
+        as_future_unref(closed);
+        as_transport_abort(t);
+        as_transport_unref(t);
+        as_reader_unref(r);
+        return;
+    }
+    c->server = s;
+    c->transport = t;
+    c->reader = as_reader_ref(r);
+    c->refs = 1;
+    if (as_future_add_done_callback(closed, client_gone, c, client_release) < 0) {
+        as_future_unref(closed);
+        client_release(c);
+        as_writer_abort(w);
+        as_writer_unref(w);
+        as_reader_unref(r);
+        report(s, "cannot serve a new connection", -ENOMEM, NULL);
+        return;
+    }
+    as_future_unref(closed);
+    c->next = s->clients;
+    if (s->clients)
+        s->clients->prev = c;
+    s->clients = c;
+    s->nclients++;
+
+    /* The handler gets our references to r and w (server.h, rule 4). */
+    h = s->cb(r, w, s->userdata);
+    if (h) {
+        c->handler = h; /* the handler handed its reference over */
+        c->refs++;
+        if (as_future_add_done_callback(h, handler_done, c, client_release) < 0)
+            c->refs--;
+    }
+}
+
+/* ------------------------------------------------------------ accepting */
+
+static int accept_nonblocking(int lfd)
+{
+    int fd;
+#ifdef HAVE_ACCEPT4
+    fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+#else
+    int err;
+    fd = accept(lfd, NULL, NULL);
+    if (fd < 0)
+        return -errno;
+    if ((err = as__set_nonblocking(fd)) < 0 || (err = as__set_cloexec(fd)) < 0) {
+        close(fd);
+        return err;
+    }
+#endif
+    return fd;
+}
+
+static void on_acceptable(void *p);
+
+static int watch(struct listener *l)
+{
+    int err = as_loop_add_reader(l->server->loop, l->fd, on_acceptable, l, NULL);
+    l->watching = err == 0;
+    return err;
+}
+
+static void resume_accepting(void *p)
+{
+    struct listener *l = p;
+    as_handle_release(l->resume);
+    l->resume = NULL;
+    if (l->server->serving)
+        watch(l);
+}
+
+/* No fd to accept into: stop watching the socket (it stays readable, so
+ * retrying now would spin) and come back after a growing delay.  One report
+ * per episode; the episode ends when an accept succeeds. */
+static void back_off(struct listener *l, int err)
+{
+    as_server *s = l->server;
+
+    if (l->backoff == 0) {
+        char detail[96];
+        snprintf(detail, sizeof detail,
+                 "not accepting for %.2f s, then retrying (up to every %.0f s) until it works",
+                 BACKOFF_FIRST, BACKOFF_MAX);
+        report(s, "accept() failed; pausing the listening socket", err, detail);
+        l->backoff = BACKOFF_FIRST;
+    } else {
+        l->backoff = l->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : l->backoff * 2;
+    }
+    as_loop_remove_reader(s->loop, l->fd);
+    l->watching = 0;
+    if (as_loop_call_later(s->loop, l->backoff, resume_accepting, l, NULL, &l->resume) < 0)
+        l->resume = NULL; /* cannot even schedule: retry at once next turn */
+    if (!l->resume)
+        watch(l);
+}
+
+static void on_acceptable(void *p)
+{
+    struct listener *l = p;
+    as_server *s = l->server;
+    int i;
+
+    /* A handler may drop the last user reference or close the server. */
+    as_server_ref(s);
+    for (i = 0; i < s->backlog && s->serving; i++) {
+        int fd = accept_nonblocking(l->fd);
+        if (fd >= 0) {
+            l->backoff = 0;
+            new_client(s, fd);
+            continue;
+        }
+        if (fd == -EAGAIN || fd == -EWOULDBLOCK)
+            break;
+        /* The peer gave up before we accepted: nothing to do. */
+        if (fd == -EINTR || fd == -ECONNABORTED
+#ifdef EPROTO
+            || fd == -EPROTO
+#endif
+            )
+            continue;
+        back_off(l, fd);
+        break;
+    }
+    as_server_unref(s);
+}
+
+static int start_listening(as_server *s)
+{
+    size_t i;
+    int err;
+
+    if (!s->listening) {
+        for (i = 0; i < s->nlisteners; i++)
+            if (listen(s->listeners[i].fd, s->backlog) < 0)
+                return -errno;
+        s->listening = 1;
+    }
+    if (!s->serving) {
+        for (i = 0; i < s->nlisteners; i++) {
+            struct listener *l = &s->listeners[i];
+            if (!l->watching && !l->resume && (err = watch(l)) < 0)
+                return err;
+        }
+        s->serving = 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void resolve_waiters(as_server *s)
+{
+    struct waiter *w = s->waiters, *next;
+    s->waiters = NULL;
+    for (; w; w = next) {
+        next = w->next;
+        as_future_set_result(w->future, NULL, NULL);
+        as_future_unref(w->future);
+        free(w);
+    }
+}
+
+static void check_closed(as_server *s)
+{
+    if (!s->closed || s->nclients > 0)
+        return;
+    if (s->shutdown_timer) {
+        as_handle_cancel(s->shutdown_timer);
+        as_handle_release(s->shutdown_timer);
+        s->shutdown_timer = NULL;
+    }
+    resolve_waiters(s);
+}
+
+void as_server_close(as_server *s)
+{
+    size_t i;
+
+    if (!s || s->closed)
+        return;
+    s->closed = 1;
+    s->serving = 0;
+    for (i = 0; i < s->nlisteners; i++) {
+        struct listener *l = &s->listeners[i];
+        as_loop_remove_reader(s->loop, l->fd);
+        if (l->resume) {
+            as_handle_cancel(l->resume);
+            as_handle_release(l->resume);
+        }
+        close(l->fd);
+    }
+    free(s->listeners);
+    s->listeners = NULL;
+    s->nlisteners = 0;
+
+    /* Remove our socket file, unless somebody replaced it since. */
+    if (s->unix_path) {
+        struct stat st;
+        if (stat(s->unix_path, &st) == 0 && st.st_dev == s->unix_dev &&
+            st.st_ino == s->unix_ino)
+            unlink(s->unix_path);
+        free(s->unix_path);
+        s->unix_path = NULL;
+    }
+    if (s->serve_forever) {
+        as_future *f = s->serve_forever;
+        s->serve_forever = NULL;
+        as_future_cancel(f, NULL);
+        as_future_unref(f);
+    }
+    check_closed(s);
+}
+
+as_server *as_server_ref(as_server *s)
+{
+    s->refs++;
+    return s;
+}
+
+void as_server_unref(as_server *s)
+{
+    struct client *c;
+    struct waiter *w, *next;
+    as_loop *loop;
+
+    if (!s || --s->refs > 0)
+        return;
+    as_server_close(s);
+    /* Connections go on without us (rule 2). */
+    for (c = s->clients; c; c = c->next)
+        c->server = NULL;
+    for (w = s->waiters; w; w = next) {
+        next = w->next;
+        as_future_cancel(w->future, "server freed");
+        as_future_unref(w->future);
+        free(w);
+    }
+    if (s->shutdown_timer) {
+        as_handle_cancel(s->shutdown_timer);
+        as_handle_release(s->shutdown_timer);
+    }
+    if (s->destroy)
+        s->destroy(s->userdata);
+    loop = s->loop;
+    free(s);
+    as__loop_obj_unref(loop);
+}
+
+static void server_destroy(void *p)
+{
+    as_server_unref(p);
+}
+
+as_loop *as_server_loop(const as_server *s)
+{
+    return s->loop;
+}
+
+size_t as_server_nsockets(const as_server *s)
+{
+    return s->nlisteners;
+}
+
+int as_server_socket_fd(const as_server *s, size_t i)
+{
+    return i < s->nlisteners ? s->listeners[i].fd : AS_EINVAL;
+}
+
+int as_server_sockname(const as_server *s, size_t i,
+                       struct sockaddr_storage *addr, socklen_t *len)
+{
+    if (i >= s->nlisteners || !addr || !len)
+        return AS_EINVAL;
+    *len = sizeof *addr;
+    if (getsockname(s->listeners[i].fd, (struct sockaddr *)addr, len) < 0)
+        return -errno;
+    return 0;
+}
+
+int as_server_port(const as_server *s, size_t i)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int err = as_server_sockname(s, i, &ss, &len);
+    if (err < 0)
+        return err;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return AS_EINVAL;
+}
+
+int as_server_is_serving(const as_server *s)
+{
+    return s->serving;
+}
+
+int as_server_is_closed(const as_server *s)
+{
+    return s->closed;
+}
+
+size_t as_server_active_connections(const as_server *s)
+{
+    return s->nclients;
+}
+
+static as_future *failed(as_loop *loop, int code, const char *message)
+{
+    as_future *f = as_future_new(loop);
+    if (f)
+        as_future_set_error(f, code, message);
+    return f;
+}
+
+static void finish_now(void *p)
+{
+    as_future_set_result(p, NULL, NULL);
+}
+
+static void unref_future(void *p)
+{
+    as_future_unref(p);
+}
+
+as_future *as_server_start_serving(as_server *s)
+{
+    as_future *f;
+    int err;
+
+    if (s->closed)
+        return failed(s->loop, AS_ESTATE, "server is closed");
+    if ((err = start_listening(s)) < 0)
+        return failed(s->loop, err, NULL);
+    if (!(f = as_future_new(s->loop)))
+        return NULL;
+    /* Finish on the next turn, as CPython's `await sleep(0)`. */
+    as_future_ref(f);
+    if (as_loop_call_soon(s->loop, finish_now, f, unref_future, NULL) < 0) {
+        as_future_unref(f);
+        as_future_set_result(f, NULL, NULL);
+    }
+    return f;
+}
+
+static void serve_forever_done(as_future *f, void *p)
+{
+    as_server *s = p;
+    /* Cancelled by the caller: close the server (close() itself cancels
+     * this future, which is then no longer s->serve_forever). */
+    if (as_future_cancelled(f) && s->serve_forever == f)
+        as_server_close(s);
+}
+
+as_future *as_server_serve_forever(as_server *s)
+{
+    as_future *f;
+    int err;
+
+    if (s->serve_forever)
+        return failed(s->loop, AS_ESTATE,
+                      "server is already being awaited on serve_forever()");
+    if (s->closed)
+        return failed(s->loop, AS_ESTATE, "server is closed");
+    if ((err = start_listening(s)) < 0)
+        return failed(s->loop, err, NULL);
+    if (!(f = as_future_new(s->loop)))
+        return NULL;
+    if (as_future_add_done_callback(f, serve_forever_done, as_server_ref(s),
+                                    server_destroy) < 0) {
+        as_server_unref(s);
+        as_future_set_error(f, -ENOMEM, NULL);
+        return f;
+    }
+    s->serve_forever = as_future_ref(f);
+    return f;
+}
+
+static as_future *add_waiter(as_server *s)
+{
+    as_future *f = as_future_new(s->loop);
+    struct waiter *w;
+
+    if (!f)
+        return NULL;
+    if (s->closed && s->nclients == 0) {
+        as_future_set_result(f, NULL, NULL);
+        return f;
+    }
+    if (!(w = malloc(sizeof *w))) {
+        as_future_set_error(f, -ENOMEM, NULL);
+        return f;
+    }
+    w->future = as_future_ref(f);
+    w->next = s->waiters;
+    s->waiters = w;
+    return f;
+}
+
+as_future *as_server_wait_closed(as_server *s)
+{
+    return add_waiter(s);
+}
+
+void as_server_close_clients(as_server *s)
+{
+    struct client *c;
+    for (c = s->clients; c; c = c->next)
+        as_transport_close(c->transport);
+}
+
+void as_server_abort_clients(as_server *s)
+{
+    struct client *c;
+    for (c = s->clients; c; c = c->next)
+        as_transport_abort(c->transport);
+}
+
+static void shutdown_deadline(void *p)
+{
+    as_server *s = p;
+    as_handle_release(s->shutdown_timer);
+    s->shutdown_timer = NULL;
+    as_server_abort_clients(s);
+}
+
+as_future *as_server_shutdown(as_server *s, double timeout)
+{
+    struct client *c;
+    as_future *f;
+
+    if (isnan(timeout))
+        return failed(s->loop, AS_EINVAL, "timeout is NaN");
+    as_server_close(s);
+    for (c = s->clients; c; c = c->next) {
+        as_reader_feed_eof(c->reader);
+        if (c->handler)
+            as_future_cancel(c->handler, "server shutdown");
+        as_transport_close(c->transport);
+    }
+    if (!(f = add_waiter(s)) || as_future_done(f))
+        return f;
+    if (timeout <= 0) {
+        as_server_abort_clients(s);
+    } else if (!s->shutdown_timer ||
+               as_handle_when(s->shutdown_timer) > as_loop_time(s->loop) + timeout) {
+        as_handle *h;
+        if (as_loop_call_later(s->loop, timeout, shutdown_deadline, s, NULL, &h) < 0) {
+            as_server_abort_clients(s); /* cannot wait: abort now */
+        } else {
+            if (s->shutdown_timer) {
+                as_handle_cancel(s->shutdown_timer);
+                as_handle_release(s->shutdown_timer);
+            }
+            s->shutdown_timer = h;
+        }
+    }
+    return f;
+}
+
+/* ------------------------------------------------------------ creating */
+
+static as_server *server_new(as_loop *loop, as_client_connected_fn cb,
+                             void *userdata, as_destroy_fn destroy,
+                             const as_server_options *o)
+{
+    as_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->loop = loop;
+    s->refs = 1;
+    s->cb = cb;
+    s->userdata = userdata;
+    s->destroy = destroy;
+    s->limit = o && o->limit > 0 ? o->limit : AS_READER_DEFAULT_LIMIT;
+    s->backlog = o && o->backlog > 0 ? o->backlog : 100;
+    as__loop_obj_ref(loop);
+    return s;
+}
+
+static int add_listener(as_server *s, int fd)
+{
+    struct listener *ls = realloc(s->listeners, (s->nlisteners + 1) * sizeof *ls);
+    size_t i;
+    if (!ls)
+        return -ENOMEM;
+    s->listeners = ls;
+    /* realloc may have moved the array: the watchers' userdata (none yet,
+     * we are not serving) and the back pointers must follow. */
+    for (i = 0; i < s->nlisteners; i++)
+        ls[i].server = s;
+    ls[s->nlisteners].server = s;
+    ls[s->nlisteners].fd = fd;
+    ls[s->nlisteners].watching = 0;
+    ls[s->nlisteners].backoff = 0;
+    ls[s->nlisteners].resume = NULL;
+    s->nlisteners++;
+    return 0;
+}
+
+/* A socket of the given family, non-blocking, close-on-exec, that the
+ * loop's backend can watch. */
+static int listening_socket(as_loop *loop, int family)
+{
+    int fd = socket(family, SOCK_STREAM, 0), err;
+    if (fd < 0)
+        return -errno;
+    if ((err = as__set_nonblocking(fd)) < 0 || (err = as__set_cloexec(fd)) < 0) {
+        close(fd);
+        return err;
+    }
+    if (fd >= as_loop_max_fd(loop)) {
+        close(fd);
+        return AS_EFDSETSIZE;
+    }
+    return fd;
+}
+
+static int bind_error(as_future *result, int err, const struct sockaddr *sa,
+                      socklen_t len)
+{
+    char addr[160], msg[256];
+    as_format_sockaddr(sa, len, addr, sizeof addr);
+    snprintf(msg, sizeof msg, "error while attempting to bind on address %s: %s",
+             addr, as_strerror(err));
+    return as_future_set_error(result, err, msg);
+}
+
+/* Bind one listening socket per address; on any failure, none. */
+static int bind_all(as_server *s, const struct addrinfo *ai,
+                    const as_server_options *o, as_future *result)
+{
+    int one = 1, err;
+
+    for (; ai; ai = ai->ai_next) {
+        int fd = listening_socket(s->loop, ai->ai_family);
+        if (fd < 0)
+            return as_future_set_error(result, fd, NULL), fd;
+        if (!(o && o->reuse_address < 0))
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (o && o->reuse_port > 0) {
+#ifdef SO_REUSEPORT
+            if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+                err = -errno;
+                close(fd);
+                return as_future_set_error(result, err, "cannot set SO_REUSEPORT"), err;
+            }
+#else
+            close(fd);
+            return as_future_set_error(result, AS_EINVAL,
+                                       "reuse_port not supported on this platform"), AS_EINVAL;
+#endif
+        }
+#ifdef IPV6_V6ONLY
+        /* Bind IPv6 to IPv6 only, so the IPv4 wildcard socket can share the
+         * port (what CPython does too). */
+        if (ai->ai_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+#endif
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+            err = -errno;
+            close(fd);
+            bind_error(result, err, ai->ai_addr, ai->ai_addrlen);
+            return err;
+        }
+        if ((err = add_listener(s, fd)) < 0) {
+            close(fd);
+            as_future_set_error(result, err, NULL);
+            return err;
+        }
+    }
+    return 0;
+}
+
+/* Bound: listen (unless told not to) and deliver the server. */
+static void deliver(as_server *s, const as_server_options *o, as_future *result)
+{
+    int err = 0;
+    if (!(o && o->no_start))
+        err = start_listening(s);
+    else if (s->nlisteners > 0)
+        err = 0; /* CPython listens in start_serving() */
+    if (err < 0) {
+        as_future_set_error(result, err, NULL);
+        as_server_unref(s);
+        return;
+    }
+    if (as_future_set_result(result, s, server_destroy) < 0)
+        as_server_unref(s); /* cancelled meanwhile */
+}
+
+struct start_job {
+    as_future *result;
+    as_future *resolving;
+    as_server *server;       /* holds the callback and its userdata */
+    as_server_options opts;
+    int has_opts;
+};
+
+static void start_job_free(void *p)
+{
+    struct start_job *j = p;
+    if (j->server)
+        as_server_unref(j->server); /* runs destroy(userdata) */
+    as_future_unref(j->result);
+    as_future_unref(j->resolving);
+    free(j);
+}
+
+static void resolved(as_future *res, void *p)
+{
+    struct start_job *j = p;
+    const as_server_options *o = j->has_opts ? &j->opts : NULL;
+    int err = as_future_error(res);
+
+    if (as_future_done(j->result))
+        return; /* the caller cancelled start_server */
+    if (err < 0) {
+        as_future_set_error(j->result, err, as_future_error_message(res));
+        return;
+    }
+    if (bind_all(j->server, as_future_result(res), o, j->result) < 0)
+        return;
+    deliver(j->server, o, j->result);
+    j->server = NULL; /* delivered, or freed by deliver() on failure */
+}
+
+static void start_cancelled(as_future *result, void *p)
+{
+    as_future *resolving = p;
+    if (as_future_cancelled(result))
+        as_future_cancel(resolving, NULL);
+}
+
+as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
+                           void *userdata, as_destroy_fn destroy,
+                           const char *host, const char *port,
+                           const as_server_options *o)
+{
+    struct addrinfo hints;
+    struct start_job *j;
+    as_future *result;
+
+    if (!loop || !cb || !port)
+        return failed(loop, AS_EINVAL, "start_server needs a loop, a callback and a port");
+    if (o && (o->family != 0 && o->family != AF_INET && o->family != AF_INET6))
+        return failed(loop, AS_EINVAL, "family must be AF_INET, AF_INET6 or 0");
+    if (!(result = as_future_new(loop)) || !(j = calloc(1, sizeof *j)))
+        return as_future_unref(result), NULL;
+    if (!(j->server = server_new(loop, cb, userdata, destroy, o))) {
+        free(j);
+        as_future_set_error(result, -ENOMEM, NULL);
+        return result;
+    }
+    if (o) {
+        j->opts = *o;
+        j->has_opts = 1;
+    }
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = o ? o->family : 0;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    j->resolving = as_getaddrinfo(loop, host && *host ? host : NULL, port, &hints);
+    j->result = as_future_ref(result);
+    if (!j->resolving ||
+        as_future_add_done_callback(j->resolving, resolved, j, start_job_free) < 0) {
+        start_job_free(j);
+        as_future_set_error(result, -ENOMEM, NULL);
+        return result;
+    }
+    /* Cancelling the start also cancels a resolution still under way. */
+    if (as_future_add_done_callback(result, start_cancelled,
+                                    as_future_ref(j->resolving), unref_future) < 0)
+        as_future_unref(j->resolving);
+    return result;
+}
+
+/* Is somebody accepting on the Unix socket at path?  1 yes, 0 no (stale). */
+static int unix_path_in_use(const struct sockaddr_un *sun)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0), in_use;
+    if (fd < 0)
+        return 1; /* cannot tell: do not remove anything */
+    as__set_nonblocking(fd);
+    in_use = connect(fd, (const struct sockaddr *)sun, sizeof *sun) == 0 ||
+             errno == EAGAIN || errno == EINPROGRESS;
+    close(fd);
+    return in_use;
+}
+
+as_future *as_start_unix_server(as_loop *loop, as_client_connected_fn cb,
+                                void *userdata, as_destroy_fn destroy,
+                                const char *path, const as_server_options *o)
+{
+    struct sockaddr_un sun;
+    struct stat st;
+    as_future *result;
+    as_server *s;
+    char msg[sizeof sun.sun_path + 64];
+    int fd, err;
+
+    if (!loop || !cb || !path || !*path)
+        return failed(loop, AS_EINVAL, "start_unix_server needs a loop, a callback and a path");
+    if (strlen(path) >= sizeof sun.sun_path)
+        return failed(loop, AS_EINVAL, "path too long for a Unix socket address");
+    if (!(result = as_future_new(loop)))
+        return NULL;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    snprintf(msg, sizeof msg, "Address '%s' is already in use", path);
+
+    /* A socket file nobody accepts on is left over from an earlier run:
+     * remove it.  One in use, or any other kind of file, stays. */
+    if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode) && !unix_path_in_use(&sun))
+        unlink(path);
+
+    if (!(s = server_new(loop, cb, userdata, destroy, o))) {
+        as_future_set_error(result, -ENOMEM, NULL);
+        return result;
+    }
+    if ((fd = listening_socket(loop, AF_UNIX)) < 0) {
+        as_future_set_error(result, fd, NULL);
+        as_server_unref(s);
+        return result;
+    }
+    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+        err = -errno;
+        close(fd);
+        as_future_set_error(result, err, err == -EADDRINUSE ? msg : NULL);
+        as_server_unref(s);
+        return result;
+    }
+    if ((err = add_listener(s, fd)) < 0) {
+        close(fd);
+        unlink(path);
+        as_future_set_error(result, err, NULL);
+        as_server_unref(s);
+        return result;
+    }
+    if (!(o && o->keep_socket_file) && stat(path, &st) == 0) {
+        s->unix_path = as__strdup(path);
+        s->unix_dev = st.st_dev;
+        s->unix_ino = st.st_ino;
+    }
+    deliver(s, o, result);
+    return result;
+}
