@@ -327,6 +327,9 @@ int as_future_transfer(as_future *dst, as_future *src)
     detail = src->error_detail;
     err = as_future_set_error_detail(dst, src->error, src->error_message,
                                      detail, src->error_detail_destroy);
+    if (err == -ENOMEM) /* the message could not be copied: move the rest */
+        err = as_future_set_error_detail(dst, src->error, NULL, detail,
+                                         src->error_detail_destroy);
     if (err == 0)
         src->error_detail = NULL;
     src->retrieved = 1;

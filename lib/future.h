@@ -138,7 +138,9 @@ int as_future_set_cancelled(as_future *future, const char *message);
  * its destroy function, or its error code, message and detail; a cancelled
  * src cancels dst.  Nothing is copied or freed twice: afterwards src keeps
  * its state but no longer holds the moved result or detail (its error counts
- * as retrieved).  For combinators that pass an inner future's value on.
+ * as retrieved).  If the message cannot be copied (out of memory), dst gets
+ * the code's own text instead, so a transfer never fails for want of memory.
+ * For combinators that pass an inner future's value on.
  * Returns 0, AS_EINVAL (NULL or dst == src), or AS_ESTATE (src pending or
  * dst already done; nothing moves).
  */

@@ -48,12 +48,10 @@ static as_future *failed(as_loop *loop, int code, const char *message)
 }
 
 /* Complete dst with src's outcome, moving result or error detail
- * (future.h).  If the error message cannot be copied, keep the code. */
+ * (future.h; it cannot fail for want of memory). */
 static void pass_on(as_future *dst, as_future *src)
 {
-    int code = as_future_error(src);
-    if (as_future_transfer(dst, src) == -ENOMEM)
-        as_future_set_error(dst, code, NULL);
+    (void)as_future_transfer(dst, src);
 }
 
 /* ------------------------------------------------------------ sleep */

@@ -226,7 +226,6 @@ as_step as_task_fail(as_task *t, int code, const char *message)
 as_step as_task_propagate(as_task *t)
 {
     as_future *from = t->awaited;
-    int err;
 
     if (t->error == 0)
         return as_task_fail(t, AS_ESTATE,
@@ -239,9 +238,7 @@ as_step as_task_propagate(as_task *t)
     /* The awaited future's own error: move it whole, detail included (the
      * partial bytes of an incomplete read survive the trip). */
     finish(t);
-    err = as_future_transfer(t->done, from);
-    if (err == -ENOMEM) /* no memory for the message: keep the code */
-        as_future_set_error(t->done, t->error, NULL);
+    (void)as_future_transfer(t->done, from); /* cannot fail: t->done is pending */
     return AS_STEP_DONE;
 }
 
