@@ -32,6 +32,7 @@
 enum handle_kind { KIND_ONESHOT, KIND_TIMER, KIND_WATCHER };
 
 #define NOT_IN_HEAP SIZE_MAX
+#define END_OF_TURN_ROUNDS 16
 
 struct as_handle {
     as_callback_fn fn;
@@ -50,6 +51,13 @@ struct as_handle {
     unsigned char userdata_live;
 };
 
+/* A FIFO of handle pointers: an array used as a ring, capacity a power of
+ * two, doubled when full. */
+struct ring {
+    as_handle **items;
+    size_t cap, head, len;
+};
+
 /* Per-fd watchers; the table is indexed by fd and grows on demand. */
 struct watchers {
     as_handle *reader;
@@ -60,9 +68,8 @@ struct as_loop {
     const as__backend_ops *backend;
     void *backend_state;
 
-    /* Ready queue: a ring of handle pointers (capacity a power of two). */
-    as_handle **ring;
-    size_t ring_cap, ring_head, ring_len;
+    struct ring ready;        /* runs in the next turn */
+    struct ring turn_end;     /* runs at the end of this turn */
 
     /* Timer heap ordered by (when, seq). */
     as_handle **heap;
@@ -151,32 +158,37 @@ double as_handle_when(const as_handle *h)
 
 /* ------------------------------------------------------------ ready queue */
 
-static int ring_push(as_loop *loop, as_handle *h)
+static int ring_push(struct ring *q, as_handle *h)
 {
-    if (loop->ring_len == loop->ring_cap) {
-        size_t cap = loop->ring_cap ? loop->ring_cap * 2 : 64, i;
-        as_handle **ring = malloc(cap * sizeof *ring);
-        if (!ring)
+    if (q->len == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64, i;
+        as_handle **items = malloc(cap * sizeof *items);
+        if (!items)
             return -ENOMEM;
         /* Unwrap into the new array, oldest first. */
-        for (i = 0; i < loop->ring_len; i++)
-            ring[i] = loop->ring[(loop->ring_head + i) & (loop->ring_cap - 1)];
-        free(loop->ring);
-        loop->ring = ring;
-        loop->ring_cap = cap;
-        loop->ring_head = 0;
+        for (i = 0; i < q->len; i++)
+            items[i] = q->items[(q->head + i) & (q->cap - 1)];
+        free(q->items);
+        q->items = items;
+        q->cap = cap;
+        q->head = 0;
     }
-    loop->ring[(loop->ring_head + loop->ring_len) & (loop->ring_cap - 1)] = h;
-    loop->ring_len++;
+    q->items[(q->head + q->len) & (q->cap - 1)] = h;
+    q->len++;
     return 0;
 }
 
-static as_handle *ring_pop(as_loop *loop)
+static as_handle *ring_pop(struct ring *q)
 {
-    as_handle *h = loop->ring[loop->ring_head];
-    loop->ring_head = (loop->ring_head + 1) & (loop->ring_cap - 1);
-    loop->ring_len--;
+    as_handle *h = q->items[q->head];
+    q->head = (q->head + 1) & (q->cap - 1);
+    q->len--;
     return h;
+}
+
+static const as_handle *ring_at(const struct ring *q, size_t i)
+{
+    return q->items[(q->head + i) & (q->cap - 1)];
 }
 
 /* ------------------------------------------------------------ timer heap */
@@ -449,7 +461,29 @@ int as_loop_call_soon(as_loop *loop, as_callback_fn fn, void *userdata,
         return AS_ECLOSED;
     if (!(h = handle_new(loop, KIND_ONESHOT, fn, userdata, destroy)))
         return -ENOMEM;
-    if (ring_push(loop, h) < 0) {
+    if (ring_push(&loop->ready, h) < 0) {
+        free(h);
+        return -ENOMEM;
+    }
+    if (out) {
+        h->refs++;
+        *out = h;
+    }
+    return 0;
+}
+
+int as_loop_call_end_of_turn(as_loop *loop, as_callback_fn fn, void *userdata,
+                             as_destroy_fn destroy, as_handle **out)
+{
+    as_handle *h;
+
+    if (!loop || !fn)
+        return AS_EINVAL;
+    if (loop->closed)
+        return AS_ECLOSED;
+    if (!(h = handle_new(loop, KIND_ONESHOT, fn, userdata, destroy)))
+        return -ENOMEM;
+    if (ring_push(&loop->turn_end, h) < 0) {
         free(h);
         return -ENOMEM;
     }
@@ -563,7 +597,7 @@ static void take_inbox(as_loop *loop)
     for (; h; h = next) {
         next = h->next;
         h->next = NULL;
-        if (ring_push(loop, h) < 0) {
+        if (ring_push(&loop->ready, h) < 0) {
             /* Out of memory: the callback cannot be queued.  Report it and
              * hand the userdata back rather than lose it silently. */
             as_error_context ctx = {"call_soon_threadsafe callback dropped",
@@ -661,9 +695,9 @@ static void on_ready(void *ctx, int fd, int events)
         return;
     }
     w = &loop->fds[fd];
-    if ((events & AS__READABLE) && w->reader && ring_push(loop, w->reader) == 0)
+    if ((events & AS__READABLE) && w->reader && ring_push(&loop->ready, w->reader) == 0)
         w->reader->refs++;
-    if ((events & AS__WRITABLE) && w->writer && ring_push(loop, w->writer) == 0)
+    if ((events & AS__WRITABLE) && w->writer && ring_push(&loop->ready, w->writer) == 0)
         w->writer->refs++;
 }
 
@@ -710,9 +744,9 @@ static int turn(as_loop *loop)
 {
     double timeout = -1, now;
     size_t ntodo;
-    int n;
+    int n, round;
 
-    if (loop->ring_len > 0 || loop->stopping)
+    if (loop->ready.len > 0 || loop->turn_end.len > 0 || loop->stopping)
         timeout = 0;
     else if (loop->heap_len > 0) {
         timeout = loop->heap[0]->when - monotonic_now();
@@ -732,7 +766,7 @@ static int turn(as_loop *loop)
     while (loop->heap_len > 0 && loop->heap[0]->when <= now) {
         as_handle *h = loop->heap[0];
         heap_remove(loop, h);
-        if (ring_push(loop, h) < 0) {
+        if (ring_push(&loop->ready, h) < 0) {
             /* Out of memory: put it back (the heap has room, it just gave
              * up a slot) and try again next turn. */
             (void)heap_push(loop, h);
@@ -742,8 +776,17 @@ static int turn(as_loop *loop)
 
     /* Run only what is ready now; what these callbacks schedule waits for
      * the next turn. */
-    for (ntodo = loop->ring_len; ntodo > 0; ntodo--)
-        run_handle(ring_pop(loop));
+    for (ntodo = loop->ready.len; ntodo > 0; ntodo--)
+        run_handle(ring_pop(&loop->ready));
+
+    /* Then the end-of-turn callbacks, including those they schedule for the
+     * end of this same turn (a reader's retry may write, and the write's
+     * flush belongs to this turn too).  A callback that keeps rescheduling
+     * itself here would never let the turn end, so after a few rounds what
+     * is left waits for the end of the next turn. */
+    for (round = 0; round < END_OF_TURN_ROUNDS && loop->turn_end.len > 0; round++)
+        for (ntodo = loop->turn_end.len; ntodo > 0; ntodo--)
+            run_handle(ring_pop(&loop->turn_end));
     return 0;
 }
 
@@ -786,9 +829,9 @@ void as_loop_stop(as_loop *loop)
 
 size_t as_loop_pending(const as_loop *loop)
 {
-    size_t i, n = loop->heap_len + loop->nwatchers;
-    for (i = 0; i < loop->ring_len; i++) {
-        const as_handle *h = loop->ring[(loop->ring_head + i) & (loop->ring_cap - 1)];
+    size_t i, n = loop->heap_len + loop->nwatchers + loop->turn_end.len;
+    for (i = 0; i < loop->ready.len; i++) {
+        const as_handle *h = ring_at(&loop->ready, i);
         if (!h->cancelled && h->kind != KIND_WATCHER)
             n++;
     }
@@ -842,8 +885,8 @@ int as_loop_close(as_loop *loop)
     /* Drop everything still scheduled.  A destroy hook may free objects or
      * even try to schedule more; scheduling now fails with AS_ECLOSED, so
      * these loops terminate. */
-    while (loop->ring_len > 0) {
-        as_handle *h = ring_pop(loop);
+    while (loop->ready.len > 0 || loop->turn_end.len > 0) {
+        as_handle *h = ring_pop(loop->ready.len > 0 ? &loop->ready : &loop->turn_end);
         if (h->kind != KIND_WATCHER)
             drop_userdata(h);
         handle_unref(h);
@@ -867,13 +910,15 @@ int as_loop_close(as_loop *loop)
     close(loop->wake_fds[0]);
     close(loop->wake_fds[1]);
 
-    free(loop->ring);
+    free(loop->ready.items);
+    free(loop->turn_end.items);
     free(loop->heap);
     free(loop->fds);
-    loop->ring = NULL;
+    memset(&loop->ready, 0, sizeof loop->ready);
+    memset(&loop->turn_end, 0, sizeof loop->turn_end);
     loop->heap = NULL;
     loop->fds = NULL;
-    loop->ring_len = loop->ring_cap = loop->heap_len = loop->heap_cap = 0;
+    loop->heap_len = loop->heap_cap = 0;
     loop->fds_cap = 0;
     loop->backend->destroy(loop->backend_state);
     loop->backend_state = NULL;

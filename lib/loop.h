@@ -5,9 +5,10 @@
  *   1. ask the backend which watched fds are ready, waiting at most until the
  *      earliest timer is due (not at all if callbacks are already ready);
  *   2. move the ready fds' watchers and the due timers to the ready queue;
- *   3. run exactly the callbacks that were in the ready queue at that point.
- * Callbacks scheduled while step 3 runs wait for the next turn, so a callback
- * that reschedules itself cannot starve I/O.
+ *   3. run exactly the callbacks that were in the ready queue at that point;
+ *   4. run the end-of-turn callbacks (as_loop_call_end_of_turn()).
+ * Callbacks scheduled with call_soon while steps 3-4 run wait for the next
+ * turn, so a callback that reschedules itself cannot starve I/O.
  *
  * Every callback has the shape `void fn(void *userdata)` and comes with an
  * optional destroy hook `void destroy(void *userdata)`, which the loop calls
@@ -108,6 +109,20 @@ double as_loop_time(const as_loop *loop);
  */
 int as_loop_call_soon(as_loop *loop, as_callback_fn fn, void *userdata,
                       as_destroy_fn destroy, as_handle **out);
+
+/**
+ * Schedule fn(userdata) to run at the end of the current turn: after every
+ * callback of this turn, before the loop next waits in the backend.  Called
+ * when the loop is not running, at the end of the next turn.  For work that
+ * should see everything a turn did, done once: a transport sending all the
+ * writes of a turn in one system call, a reader answering a read after all
+ * the data of a turn has arrived.  It never runs synchronously.  Callbacks
+ * scheduled by end-of-turn callbacks run in the same turn, for a bounded
+ * number of rounds (a callback that reschedules itself forever runs once per
+ * turn).  Returns 0, AS_EINVAL, AS_ECLOSED or -ENOMEM.
+ */
+int as_loop_call_end_of_turn(as_loop *loop, as_callback_fn fn, void *userdata,
+                             as_destroy_fn destroy, as_handle **out);
 
 /**
  * Schedule fn(userdata) to run `delay` seconds from now (delay <= 0 means as

@@ -549,6 +549,117 @@ START_TEST(an_fd_closed_while_watched_is_reported_and_dropped)
 }
 END_TEST
 
+/* ------------------------------------------------------------ end of turn */
+
+struct eot {
+    as_loop *loop;
+    struct log *log;
+    int again;         /* reschedule itself this many more times */
+    int forever;
+};
+
+static void eot_cb(void *p)
+{
+    struct eot *e = p;
+    e->log->order[e->log->n++] = 100;
+    if (e->forever || e->again-- > 0)
+        ck_assert_int_eq(as_loop_call_end_of_turn(e->loop, eot_cb, e, NULL, NULL), 0);
+}
+
+static void schedule_eot_and_soon(void *p)
+{
+    struct eot *e = p;
+    static struct tagged late;
+    late.log = e->log;
+    late.tag = 2;
+    e->log->order[e->log->n++] = 1;
+    ck_assert_int_eq(as_loop_call_end_of_turn(e->loop, eot_cb, e, NULL, NULL), 0);
+    /* Not synchronous. */
+    ck_assert_int_eq(e->log->n, 1);
+    /* call_soon from here waits for the next turn, after the end of this one. */
+    ck_assert_int_eq(as_loop_call_soon(e->loop, append, &late, NULL, NULL), 0);
+}
+
+START_TEST(end_of_turn_callbacks_run_after_the_turn_before_the_next)
+{
+    as_loop *loop = tu_loop();
+    struct log log = {{0}, 0, 0};
+    struct tagged t3 = {&log, 3};
+    struct eot e = {loop, &log, 0, 0};
+
+    as_loop_call_soon(loop, schedule_eot_and_soon, &e, NULL, NULL);
+    as_loop_call_soon(loop, append, &t3, NULL, NULL);
+    ck_assert_int_eq(as_loop_run_once(loop), 0);
+    /* 1 and 3 were the turn's callbacks; 100 ran at its end; 2 waits. */
+    ck_assert_int_eq(log.n, 3);
+    ck_assert_int_eq(log.order[0], 1);
+    ck_assert_int_eq(log.order[1], 3);
+    ck_assert_int_eq(log.order[2], 100);
+    ck_assert_uint_eq(as_loop_pending(loop), 1);
+    ck_assert_int_eq(as_loop_run_once(loop), 0);
+    ck_assert_int_eq(log.order[3], 2);
+    tu_close(loop);
+}
+END_TEST
+
+START_TEST(end_of_turn_scheduled_outside_the_loop_runs_without_waiting)
+{
+    as_loop *loop = tu_loop();
+    struct log log = {{0}, 0, 0};
+    struct eot e = {loop, &log, 2, 0};
+    as_handle *far;
+
+    /* Nothing else is ready and a timer is an hour away: the turn must not
+     * wait for it, and the chain of three runs in that one turn. */
+    as_loop_call_later(loop, 3600, tu_noop, NULL, NULL, &far);
+    ck_assert_int_eq(as_loop_call_end_of_turn(loop, eot_cb, &e, NULL, NULL), 0);
+    ck_assert_uint_eq(as_loop_pending(loop), 2);
+    ck_assert_int_eq(as_loop_run_once(loop), 0);
+    ck_assert_int_eq(log.n, 3);
+    as_handle_cancel(far);
+    as_handle_release(far);
+    tu_close(loop);
+}
+END_TEST
+
+START_TEST(an_end_of_turn_callback_rescheduling_itself_cannot_stall_the_loop)
+{
+    as_loop *loop = tu_loop();
+    struct log log = {{0}, 0, 0};
+    struct eot e = {loop, &log, 0, 1};
+
+    as_loop_call_end_of_turn(loop, eot_cb, &e, NULL, NULL);
+    ck_assert_int_eq(as_loop_run_once(loop), 0); /* returns: bounded rounds */
+    ck_assert_int_gt(log.n, 1);
+    ck_assert_int_lt(log.n, 100);
+    e.forever = 0;
+    e.again = 0;
+    ck_assert_int_eq(as_loop_run_once(loop), 0);
+    tu_close(loop);
+}
+END_TEST
+
+START_TEST(end_of_turn_handles_cancel_and_close_like_the_others)
+{
+    as_loop *loop = tu_loop();
+    struct log log = {{0}, 0, 0};
+    struct tagged a = {&log, 1}, b = {&log, 2};
+    as_handle *h;
+
+    ck_assert_int_eq(as_loop_call_end_of_turn(NULL, append, &a, NULL, NULL), AS_EINVAL);
+    ck_assert_int_eq(as_loop_call_end_of_turn(loop, append, &a, count_destroy, &h), 0);
+    as_handle_cancel(h);
+    ck_assert_int_eq(log.destroyed, 1);
+    as_handle_release(h);
+    tu_turn(loop);
+    ck_assert_int_eq(log.n, 0);
+    ck_assert_int_eq(as_loop_call_end_of_turn(loop, append, &b, count_destroy, NULL), 0);
+    ck_assert_int_eq(as_loop_close(loop), 0); /* dropped, destroy ran */
+    ck_assert_int_eq(log.n, 0);
+    ck_assert_int_eq(log.destroyed, 2);
+}
+END_TEST
+
 /* ------------------------------------------------------------ threads */
 
 struct poke {
@@ -816,6 +927,13 @@ int main(void)
     tcase_add_test(tc, a_writer_fires_on_a_writable_socket_and_a_reader_on_the_same_fd_is_kept);
     tcase_add_test(tc, an_fd_at_or_above_fd_setsize_is_refused_cleanly);
     tcase_add_test(tc, an_fd_closed_while_watched_is_reported_and_dropped);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("end of turn");
+    tcase_add_test(tc, end_of_turn_callbacks_run_after_the_turn_before_the_next);
+    tcase_add_test(tc, end_of_turn_scheduled_outside_the_loop_runs_without_waiting);
+    tcase_add_test(tc, an_end_of_turn_callback_rescheduling_itself_cannot_stall_the_loop);
+    tcase_add_test(tc, end_of_turn_handles_cancel_and_close_like_the_others);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("threads");
