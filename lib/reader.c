@@ -5,11 +5,13 @@
  * that looks at the buffer and either produces an outcome (bytes or an
  * error) or says it needs more data.  All of them then go through one path,
  * wait_for_data(), which makes the read the reader's single waiter.
- * feed_data() / feed_eof() mark the waiter woken and schedule on_wake() with
- * call_soon; on_wake() runs the same step again.  Deferring the retry to the
- * next loop turn is what CPython does too (the waiter future's callbacks
- * run on the next turn), and it matters: read(30) after two feeds in one turn
- * returns both chunks.
+ * feed_data() / feed_eof() mark the waiter woken and schedule on_wake() for
+ * the end of the turn (as_loop_call_end_of_turn()); on_wake() runs the same
+ * step again.  Deferring the retry until every feed of the turn is in is
+ * what CPython's deferral to the next turn achieves too, and it matters:
+ * read(30) after two feeds in one turn returns both chunks.  Doing it at the
+ * end of this turn rather than in the next saves a whole loop turn (a
+ * select() call) per read that had to wait.
  *
  * A read that can be answered at once never allocates anything but its
  * future and its result: the step runs on a read_op on the stack, which is
@@ -637,7 +639,7 @@ static void reader_unref_cb(void *userdata)
     as_reader_unref(userdata);
 }
 
-/* Mark the waiter woken and make sure on_wake() runs on the next turn. */
+/* Mark the waiter woken and make sure on_wake() runs at the end of the turn. */
 static void wake(as_reader *r)
 {
     drop_abandoned(r);
@@ -647,7 +649,7 @@ static void wake(as_reader *r)
     if (r->wake_scheduled)
         return;
     as_reader_ref(r);
-    int rc = as_loop_call_soon(r->loop, on_wake, r, reader_unref_cb, NULL);
+    int rc = as_loop_call_end_of_turn(r->loop, on_wake, r, reader_unref_cb, NULL);
     if (rc != 0) {
         /* The read could never be woken: fail it rather than hang. */
         read_op *op = r->waiter;

@@ -16,7 +16,7 @@
  *      call --buffer satisfies it-------------------------> FINISHED
  *        |  --stored exception / bad argument-------------> FAILED
  *        +--needs more data--> WAITING --feed_data, feed_eof
- *                                 |         (woken on the next loop turn,
+ *                                 |         (woken at the end of the turn,
  *                                 |          then tries again)
  *                                 |--set_exception--------> FAILED
  *                                 +--future cancelled-----> CANCELLED

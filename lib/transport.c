@@ -20,12 +20,12 @@
  * Coalescing (the choice measured by bench/bulk_lines): CPython tries send()
  * in every write(), so 16 pipelined replies cost 16 send() calls.  Here a
  * small write into an empty queue is only copied, and a flush is scheduled
- * with call_soon: it runs at the start of the next turn and sends everything
- * written during this turn in one call.  The cost is one extra loop turn
- * (a select() that does not wait) before a lone small reply leaves, about a
- * microsecond; writes of 16 KiB or more, and writes that find at least
- * 16 KiB queued, go out at once, because for them the copy costs more than
- * the system call saves.
+ * with as_loop_call_end_of_turn(): it runs once every callback of this turn
+ * has had its say, and sends everything written during the turn in one
+ * call.  A lone reply leaves in the same turn it was written, so coalescing
+ * costs no extra loop turn; writes of 16 KiB or more, and writes that find
+ * at least 16 KiB queued, go out at once, because for them the copy costs
+ * more than the system call saves.
  */
 #include "transport.h"
 #include "errors.h"
@@ -535,7 +535,7 @@ static void schedule_send(as_transport *t)
     }
     if (!t->flush_pending) {
         as_transport_ref(t);
-        if (as_loop_call_soon(t->loop, coalesced_flush, t, unref_cb, NULL) == 0) {
+        if (as_loop_call_end_of_turn(t->loop, coalesced_flush, t, unref_cb, NULL) == 0) {
             t->flush_pending = 1;
         } else {
             t->refs--; /* the caller holds a reference: never 0 here */

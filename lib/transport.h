@@ -7,7 +7,8 @@
  * (data, EOF, or an error).  Writes never block: what the kernel does not
  * take at once is copied into the write queue and sent when the socket is
  * writable.  Small writes made during one loop turn are coalesced and sent
- * together by one send() on the next turn (see as_transport_set_coalescing()).
+ * together by one send() at the end of the turn (see
+ * as_transport_set_coalescing()).
  *
  * States (CPython's _SelectorSocketTransport, made explicit):
  *
@@ -218,9 +219,10 @@ int as_transport_sockname(const as_transport *t, struct sockaddr_storage *addr,
 
 /**
  * Write coalescing (on by default).  On: a write smaller than 16 KiB made
- * while the queue is empty is queued and sent by one call at the start of
- * the next loop turn together with every other write of this turn, so a
- * pipelined protocol pays one send() per turn instead of one per write.
+ * while the queue is empty is queued and sent by one call at the end of the
+ * loop turn (as_loop_call_end_of_turn()) together with every other write of
+ * the turn, so a pipelined protocol pays one send() per turn instead of one
+ * per write, and a lone reply still leaves in the turn it was written.
  * Off: every write tries send() at once, as CPython does (lower latency for
  * a lone small reply, more system calls under pipelining).  bench/bulk_lines
  * measures both.
