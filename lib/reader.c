@@ -742,6 +742,8 @@ static void fed(as_reader *r)
 
 int as_reader_feed_data(as_reader *r, const void *data, size_t len)
 {
+    if (!r)
+        return AS_EINVAL;
     if (r->eof)
         return AS_ESTATE;
     if (len == 0)
@@ -764,6 +766,8 @@ unsigned char *as_reader_feed_reserve(as_reader *r, size_t want, size_t *avail)
 
 int as_reader_feed_commit(as_reader *r, size_t n)
 {
+    if (!r)
+        return AS_EINVAL;
     if (r->eof)
         return AS_ESTATE;
     if (n == 0)
@@ -775,17 +779,23 @@ int as_reader_feed_commit(as_reader *r, size_t n)
 
 void as_reader_feed_eof(as_reader *r)
 {
+    if (!r)
+        return;
     r->eof = 1;
     wake(r);
 }
 
 int as_reader_at_eof(const as_reader *r)
 {
+    if (!r)
+        return 0;
     return r->eof && as_buffer_len(&r->buf) == 0;
 }
 
 int as_reader_set_exception(as_reader *r, int code, const char *message)
 {
+    if (!r)
+        return AS_EINVAL;
     if (code >= 0)
         return AS_EINVAL;
     char *copy = NULL;
@@ -806,6 +816,11 @@ int as_reader_set_exception(as_reader *r, int code, const char *message)
 
 int as_reader_exception(const as_reader *r, const char **message)
 {
+    if (!r) {
+        if (message)
+            *message = NULL;
+        return 0;
+    }
     if (message)
         *message = r->exc_code == 0 ? NULL
                    : r->exc_msg    ? r->exc_msg
@@ -843,6 +858,8 @@ static void op_init(read_op *op, enum op_kind kind)
 
 as_future *as_reader_read(as_reader *r, ssize_t n)
 {
+    if (!r)
+        return NULL;
     read_op op;
     if (r->exc_code == 0 && n == 0) {
         as_future *f = as_future_new(r->loop);
@@ -862,6 +879,8 @@ as_future *as_reader_read(as_reader *r, ssize_t n)
 
 as_future *as_reader_readexactly(as_reader *r, ssize_t n)
 {
+    if (!r)
+        return NULL;
     read_op op;
     if (n < 0)
         return failed(r, AS_EINVAL, "readexactly size can not be less than zero");
@@ -894,6 +913,8 @@ static as_future *start_search(as_reader *r, enum op_kind kind,
                                const as_separator *seps, size_t nseps,
                                size_t limit)
 {
+    if (!r)
+        return NULL;
     read_op op;
     op_init(&op, kind);
     const char *err = check_seps(seps, nseps, &op.minlen, &op.maxlen);
@@ -908,6 +929,8 @@ static as_future *start_search(as_reader *r, enum op_kind kind,
 
 as_future *as_reader_readuntil(as_reader *r, const void *separator, size_t seplen)
 {
+    if (!r)
+        return NULL;
     as_separator s = { separator, seplen };
     if (seplen == 0)
         return failed(r, AS_EINVAL, "Separator should be at least one-byte string");
@@ -946,6 +969,11 @@ as_future *as_reader_discard_until(as_reader *r, const as_separator *seps,
 
 size_t as_reader_peek(const as_reader *r, const unsigned char **data)
 {
+    if (!r) {
+        if (data)
+            *data = NULL;
+        return 0;
+    }
     if (data)
         *data = as_buffer_data(&r->buf);
     return as_buffer_len(&r->buf);
@@ -953,6 +981,8 @@ size_t as_reader_peek(const as_reader *r, const unsigned char **data)
 
 size_t as_reader_buffered(const as_reader *r)
 {
+    if (!r)
+        return 0;
     return as_buffer_len(&r->buf);
 }
 
@@ -986,6 +1016,8 @@ static void lines_start_free(void *userdata)
 as_future *as_reader_iter_lines(as_reader *r, as_reader_line_fn fn,
                                 void *userdata, as_destroy_fn destroy)
 {
+    if (!r)
+        return NULL;
     if (!fn)
         return failed(r, AS_EINVAL, "iter_lines needs a line callback");
     as_future *f = as_future_new(r->loop);
@@ -1022,4 +1054,29 @@ as_future *as_reader_iter_lines(as_reader *r, as_reader_line_fn fn,
     op->line_ud = userdata;
     op->line_destroy = destroy;
     return f;
+}
+
+/* ------------------------------------------------------------ flow control */
+
+int as_reader_set_flow_control(as_reader *r, as_reader_flow_fn pause,
+                               as_reader_flow_fn resume, void *userdata,
+                               as_destroy_fn destroy)
+{
+    if (!r)
+        return AS_EINVAL;
+    drop_flow(r);
+    if (pause) {
+        r->pause_fn = pause;
+        r->resume_fn = resume;
+        r->flow_ud = userdata;
+        r->flow_destroy = destroy;
+    }
+    return 0;
+}
+
+int as_reader_paused(const as_reader *r)
+{
+    if (!r)
+        return 0;
+    return r->paused;
 }

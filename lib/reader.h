@@ -69,6 +69,9 @@
  *
  * Threads: a reader belongs to its loop's thread.
  *
+ * NULL: every call accepts a NULL reader and does nothing: reads return
+ * NULL, calls returning int return AS_EINVAL (queries return 0).
+ *
  * Differences from CPython, all in CPython's users' favour:
  *   - feed_data() after feed_eof() returns AS_ESTATE instead of asserting.
  *   - read(-1) leaves the bytes in the buffer until EOF and takes them all at
@@ -78,7 +81,11 @@
  *     resumed each time the read waits again, as for readexactly(n > limit).
  *   - A read that waits remembers how far it has searched as a position in
  *     the stream, so a second read consuming bytes meanwhile cannot make it
- *     skip any.
+ *     skip any; and a woken read(n) that finds the buffer emptied by such a
+ *     read waits again instead of returning b"" (which means EOF).
+ *   - A woken read stays the waiter until its retry has run (CPython clears
+ *     _waiter in feed_data), so a second read that must wait in that window
+ *     gets AS_EBUSY rather than displacing the first.
  */
 #ifndef AS_READER_H
 #define AS_READER_H
@@ -316,9 +323,11 @@ typedef int (*as_reader_line_fn)(as_reader *reader, const as_bytes *line,
  * iteration at once, consuming nothing more.  fn never runs inside this
  * call; lines already buffered are delivered in one loop callback, without
  * a future each.  While the iteration waits it is the reader's waiter, so
- * other reads that must wait get AS_EBUSY; fn itself may read.
- * destroy(userdata) runs when the iteration ends.  NULL on allocation
- * failure (then destroy does not run).
+ * other reads that must wait get AS_EBUSY; fn itself may read what is
+ * buffered (if such a read waits, the iteration then fails with AS_EBUSY).
+ * destroy(userdata) runs when the iteration ends.  Returns NULL on
+ * allocation failure, or a future that has already failed (AS_EINVAL when
+ * fn is NULL, AS_ECLOSED...): in both cases fn and destroy never run.
  */
 as_future *as_reader_iter_lines(as_reader *reader, as_reader_line_fn fn,
                                 void *userdata, as_destroy_fn destroy);
