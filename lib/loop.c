@@ -767,6 +767,9 @@ int as_loop_run_once(as_loop *loop)
         return AS_ESTATE;
     loop->running = 1;
     err = turn(loop);
+    /* A stop requested before or during this turn is satisfied by it: left
+     * set, it would make every later turn poll without waiting (a spin). */
+    loop->stopping = 0;
     loop->running = 0;
     return err;
 }

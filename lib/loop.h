@@ -173,8 +173,9 @@ int as_loop_run_forever(as_loop *loop);
 
 /**
  * Run exactly one turn (see the top of this file), waiting in the backend
- * only if no callback is ready.  Returns 0, AS_ESTATE, AS_ECLOSED, or a
- * negative errno if the backend failed.
+ * only if no callback is ready and no stop is pending.  A pending
+ * as_loop_stop() is consumed by the turn.  Returns 0, AS_ESTATE, AS_ECLOSED,
+ * or a negative errno if the backend failed.
  */
 int as_loop_run_once(as_loop *loop);
 

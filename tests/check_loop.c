@@ -691,6 +691,25 @@ START_TEST(stop_finishes_the_current_batch)
 }
 END_TEST
 
+START_TEST(run_once_consumes_a_stop_and_waits_again_afterwards)
+{
+    as_loop *loop = tu_loop();
+    struct stamp s = {loop, 0};
+    double start;
+
+    as_loop_call_soon(loop, stop_cb, loop, NULL, NULL);
+    ck_assert_int_eq(as_loop_run_once(loop), 0);
+    /* The stop was for that turn only: the next turn waits for the timer
+     * instead of returning at once (which would make a run_once loop spin). */
+    start = as_loop_time(loop);
+    ck_assert_int_eq(as_loop_call_later(loop, 0.1, stamp_cb, &s, NULL, NULL), 0);
+    ck_assert_int_eq(as_loop_run_once(loop), 0);
+    ck_assert_double_ge(as_loop_time(loop) - start, 0.1);
+    ck_assert_double_gt(s.fired_at, 0);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(close_drops_everything_pending_and_refuses_more)
 {
     as_loop *loop = tu_loop();
@@ -917,6 +936,7 @@ int main(void)
     tc = tcase_create("lifecycle");
     tcase_add_test(tc, running_the_loop_from_its_own_callback_is_refused);
     tcase_add_test(tc, stop_finishes_the_current_batch);
+    tcase_add_test(tc, run_once_consumes_a_stop_and_waits_again_afterwards);
     tcase_add_test(tc, close_drops_everything_pending_and_refuses_more);
     tcase_add_test(tc, scheduling_on_a_closed_loop_fails);
     tcase_add_test(tc, exception_handler_is_called_and_replaced);
