@@ -8,7 +8,7 @@ set -e
 cd "$(dirname "$0")"
 
 # command-to-look-for:debian-package
-needs="autoreconf:autoconf automake:automake libtoolize:libtool pkg-config:pkg-config make:make cc:gcc"
+needs="autoreconf:autoconf automake:automake libtoolize:libtool pkg-config:pkg-config make:make cc:gcc swig:swig"
 missing=""
 for pair in $needs; do
     cmd=${pair%%:*}; pkg=${pair#*:}
@@ -17,6 +17,15 @@ done
 # Check is a library: ask pkg-config (if present) or dpkg.
 if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists check; }; then
     missing="$missing check"
+fi
+
+# The Python binding needs the headers of the Python it is built for
+# ($PYTHON, else python3).  Debian's python3-dev provides them for
+# /usr/bin/python3; a pyenv or venv Python ships its own.
+py=${PYTHON:-python3}
+if command -v "$py" >/dev/null 2>&1 &&
+   ! "$py" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null; then
+    missing="$missing python3-dev"
 fi
 
 if [ -n "$missing" ]; then

@@ -88,6 +88,11 @@ struct as_loop {
     int wake_readable;         /* select() reported the pipe this turn */
     int wake_fds[2];
 
+    /* Poll hooks (as_loop_set_poll_hooks), run around backend->poll. */
+    as_callback_fn poll_before, poll_after;
+    void *poll_userdata;
+    as_destroy_fn poll_destroy;
+
     as_exception_handler_fn exc_handler;
     void *exc_userdata;
     as_destroy_fn exc_destroy;
@@ -754,7 +759,13 @@ static int turn(as_loop *loop)
             timeout = 0;
     }
 
-    n = loop->backend->poll(loop->backend_state, timeout, on_ready, loop);
+    if (loop->poll_before) {
+        loop->poll_before(loop->poll_userdata);
+        n = loop->backend->poll(loop->backend_state, timeout, on_ready, loop);
+        loop->poll_after(loop->poll_userdata);
+    } else {
+        n = loop->backend->poll(loop->backend_state, timeout, on_ready, loop);
+    }
     if (n == -EBADF)
         drop_bad_fds(loop);
     else if (n < 0)
@@ -843,6 +854,37 @@ size_t as_loop_objects(const as_loop *loop)
     return loop->objects;
 }
 
+/* ------------------------------------------------------------ poll hooks */
+
+/* Hand the current hooks' userdata back, and forget them. */
+static void drop_poll_hooks(as_loop *loop)
+{
+    as_destroy_fn destroy = loop->poll_destroy;
+    void *userdata = loop->poll_userdata;
+
+    loop->poll_before = loop->poll_after = NULL;
+    loop->poll_userdata = NULL;
+    loop->poll_destroy = NULL;
+    if (destroy)
+        destroy(userdata);
+}
+
+int as_loop_set_poll_hooks(as_loop *loop, as_callback_fn before,
+                           as_callback_fn after, void *userdata,
+                           as_destroy_fn destroy)
+{
+    if (!loop || !before != !after)
+        return AS_EINVAL;
+    if (loop->closed)
+        return AS_ECLOSED;
+    drop_poll_hooks(loop);
+    loop->poll_before = before;
+    loop->poll_after = after;
+    loop->poll_userdata = userdata;
+    loop->poll_destroy = destroy;
+    return 0;
+}
+
 /* ------------------------------------------------------------ closing */
 
 static void loop_free(as_loop *loop)
@@ -922,6 +964,7 @@ int as_loop_close(as_loop *loop)
     loop->fds_cap = 0;
     loop->backend->destroy(loop->backend_state);
     loop->backend_state = NULL;
+    drop_poll_hooks(loop);
 
     loop->user_owned = 0;
     if (loop->objects == 0) {

@@ -202,6 +202,23 @@ int as_loop_run_once(as_loop *loop);
 void as_loop_stop(as_loop *loop);
 
 /**
+ * Hooks around the backend's wait, for bindings: before(userdata) runs just
+ * before each turn asks the backend for ready fds (a call that may block),
+ * after(userdata) as soon as the backend returns, always as a pair, on the
+ * loop's thread, and never with a loop callback in between.  A Python
+ * binding releases its interpreter lock in before and takes it back in
+ * after, so other Python threads run while the loop sleeps in select().
+ * Hooks must not call any loop function.  before == NULL and after == NULL
+ * remove them; only one of them NULL is AS_EINVAL.  A previous pair's
+ * destroy runs when the hooks are replaced or removed, and this pair's when
+ * the loop is closed.  Costs two indirect calls per turn when set, one
+ * test when not.  Returns 0, AS_EINVAL or AS_ECLOSED (destroy not called).
+ */
+int as_loop_set_poll_hooks(as_loop *loop, as_callback_fn before,
+                           as_callback_fn after, void *userdata,
+                           as_destroy_fn destroy);
+
+/**
  * Counts of what is scheduled on the loop: ready callbacks, timers and fd
  * watchers (the loop's own wake-up pipe not included).  A test that ends
  * with as_loop_pending() == 0 and as_loop_objects() == 0 left nothing alive.

@@ -898,6 +898,115 @@ START_TEST(loop_time_is_monotonic)
 }
 END_TEST
 
+/* ------------------------------------------------------------ poll hooks */
+
+struct hooks {
+    int before, after, destroyed;
+    int inside;            /* between before and after */
+    int callback_inside;   /* a callback ran while inside: must stay 0 */
+    double slept;          /* longest time between before and after */
+    double t0;
+    as_loop *loop;
+};
+
+static void hook_before(void *p)
+{
+    struct hooks *h = p;
+    ck_assert_int_eq(h->inside, 0);
+    h->inside = 1;
+    h->before++;
+    h->t0 = as_loop_time(h->loop);
+}
+
+static void hook_after(void *p)
+{
+    struct hooks *h = p;
+    double d = as_loop_time(h->loop) - h->t0;
+    ck_assert_int_eq(h->inside, 1);
+    h->inside = 0;
+    h->after++;
+    if (d > h->slept)
+        h->slept = d;
+}
+
+static void hook_destroy(void *p)
+{
+    struct hooks *h = p;
+    h->destroyed++;
+}
+
+static void note_inside(void *p)
+{
+    struct hooks *h = p;
+    if (h->inside)
+        h->callback_inside++;
+}
+
+START_TEST(poll_hooks_bracket_every_wait_in_pairs)
+{
+    as_loop *loop = tu_loop();
+    struct hooks h = {0, 0, 0, 0, 0, 0, 0, loop}, h2 = h;
+    int i;
+
+    /* One of the two alone is refused. */
+    ck_assert_int_eq(as_loop_set_poll_hooks(loop, hook_before, NULL, &h, NULL), AS_EINVAL);
+    ck_assert_int_eq(as_loop_set_poll_hooks(loop, NULL, hook_after, &h, NULL), AS_EINVAL);
+    ck_assert_int_eq(as_loop_set_poll_hooks(loop, hook_before, hook_after, &h, hook_destroy), 0);
+    ck_assert_int_eq(h.before, 0); /* setting them runs nothing */
+
+    for (i = 0; i < 3; i++) {
+        ck_assert_int_eq(as_loop_call_soon(loop, note_inside, &h, NULL, NULL), 0);
+        ck_assert_int_eq(as_loop_run_once(loop), 0);
+    }
+    ck_assert_int_eq(h.before, 3);
+    ck_assert_int_eq(h.after, 3);
+    ck_assert_int_eq(h.callback_inside, 0);
+
+    /* The blocking wait itself happens between the two: a 30 ms timer means
+     * a turn that sleeps about that long inside the pair. */
+    ck_assert_int_eq(as_loop_call_later(loop, 0.03, note_inside, &h, NULL, NULL), 0);
+    ck_assert_int_eq(as_loop_run_once(loop), 0);
+    while (as_loop_pending(loop) > 0)
+        ck_assert_int_eq(as_loop_run_once(loop), 0);
+    ck_assert_double_ge(h.slept, 0.025);
+    ck_assert_int_eq(h.before, h.after);
+    ck_assert_int_eq(h.callback_inside, 0);
+
+    /* Replacing runs the old pair's destroy; removing runs the new one's. */
+    ck_assert_int_eq(as_loop_set_poll_hooks(loop, hook_before, hook_after, &h2, hook_destroy), 0);
+    ck_assert_int_eq(h.destroyed, 1);
+    tu_turn(loop);
+    ck_assert_int_eq(h2.before, 1);
+    ck_assert_int_eq(h2.after, 1);
+    ck_assert_int_eq(as_loop_set_poll_hooks(loop, NULL, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(h2.destroyed, 1);
+    tu_turn(loop);
+    ck_assert_int_eq(h2.before, 1); /* removed: not called any more */
+
+    /* Closing the loop hands the current pair's userdata back. */
+    ck_assert_int_eq(as_loop_set_poll_hooks(loop, hook_before, hook_after, &h2, hook_destroy), 0);
+    tu_close(loop);
+    ck_assert_int_eq(h2.destroyed, 2);
+}
+END_TEST
+
+START_TEST(poll_hooks_on_a_closed_loop_are_refused)
+{
+    as_loop *loop = tu_loop();
+    struct hooks h = {0, 0, 0, 0, 0, 0, 0, loop};
+    int err;
+
+    /* Keep the loop's memory alive after close with one object. */
+    as_future *f = as_future_new(loop);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(as_loop_close(loop), 1);
+    err = as_loop_set_poll_hooks(loop, hook_before, hook_after, &h, hook_destroy);
+    ck_assert_int_eq(err, AS_ECLOSED);
+    ck_assert_int_eq(h.destroyed, 0); /* a failed call keeps userdata the caller's */
+    as_future_unref(f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("loop");
@@ -950,6 +1059,11 @@ int main(void)
     tcase_add_test(tc, scheduling_on_a_closed_loop_fails);
     tcase_add_test(tc, exception_handler_is_called_and_replaced);
     tcase_add_test(tc, loop_time_is_monotonic);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("poll_hooks");
+    tcase_add_test(tc, poll_hooks_bracket_every_wait_in_pairs);
+    tcase_add_test(tc, poll_hooks_on_a_closed_loop_are_refused);
     suite_add_tcase(s, tc);
 
     return tu_run(s);
