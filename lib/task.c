@@ -333,13 +333,26 @@ static void start_wait(as_task *t)
     as_future_unref(f);
 }
 
+/*
+ * Awaiting a future that is already done does not suspend the task: the next
+ * step runs at once with its outcome, as `await` on a finished future does
+ * not yield in Python.  That is what makes a task reading a buffered stream
+ * cheap (a read the buffer can answer returns a finished future).  To keep
+ * such a task from starving the loop, after READY_RESUMES resumes in a row it
+ * takes the ordinary path and waits for a loop turn.
+ */
+#define READY_RESUMES 64
+
 static void run_step(as_task *t, int error, as_future *awaited)
 {
     as_step r;
+    as_future *owned = NULL; /* a reference to `awaited` we already hold */
+    int resumes = 0;
 
     if (t->finished)
         return;
     as_task_ref(t); /* the step may drop every other reference */
+again:
     if (as_future_done(t->done) || (t->must_cancel && !awaited)) {
         /* Cancelled with no outcome to deliver: as_task_cancel() found
          * nothing that could carry the request (before the first step, or
@@ -363,7 +376,8 @@ static void run_step(as_task *t, int error, as_future *awaited)
     }
     t->started = 1;
     t->error = error;
-    t->awaited = awaited ? as_future_ref(awaited) : NULL;
+    t->awaited = owned ? owned : awaited ? as_future_ref(awaited) : NULL;
+    owned = NULL;
     t->awaiting = 0;
     t->next_error = 0;
 
@@ -378,6 +392,17 @@ static void run_step(as_task *t, int error, as_future *awaited)
     if (t->finished) {
         as_future_unref(t->next); /* awaited and finished: drop the await */
         t->next = NULL;
+    } else if (r == AS_STEP_AWAIT && t->awaiting && !t->next_error &&
+               !t->must_cancel && as_future_done(t->next) &&
+               ++resumes < READY_RESUMES) {
+        /* Already done: resume now with its outcome (see READY_RESUMES).
+         * The reference the await took over becomes the next step's. */
+        as_future_unref(awaited);
+        owned = t->next;
+        t->next = NULL;
+        awaited = owned;
+        error = as_future_error(owned);
+        goto again;
     } else if (r == AS_STEP_AWAIT && t->awaiting)
         start_wait(t);
     else if (r == AS_STEP_AWAIT)

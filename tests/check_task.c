@@ -888,6 +888,75 @@ START_TEST(test_close_with_tasks_still_held)
 }
 END_TEST
 
+/* Awaiting futures that are already done does not yield: a task consuming
+ * 50 of them finishes in its first turn.  But it cannot starve the loop: a
+ * task awaiting done futures forever still lets a callback scheduled before
+ * it run within a few turns. */
+struct ready_state {
+    int pc;
+    int i;
+    int n;        /* awaits to make; < 0: forever */
+    int *flag;    /* set by a callback: stop then */
+};
+
+static as_future *done_future(as_loop *loop, int i)
+{
+    as_future *f = as_future_new(loop);
+    int *v = malloc(sizeof *v);
+    *v = i;
+    as_future_set_result(f, v, free);
+    return f;
+}
+
+static as_step ready_step(as_task *t, void *p)
+{
+    struct ready_state *s = p;
+    AS_TASK_BEGIN(s);
+    for (s->i = 0; s->n < 0 || s->i < s->n; s->i++) {
+        AS_AWAIT(t, s, done_future(as_task_loop(t), s->i));
+        AS_TASK_CHECK(t);
+        ck_assert_int_eq(*(int *)as_task_result(t), s->i);
+        if (s->flag && *s->flag)
+            break;
+    }
+    AS_TASK_RETURN(t, NULL, NULL);
+    AS_TASK_END(t);
+}
+
+static void set_flag(void *p)
+{
+    *(int *)p = 1;
+}
+
+START_TEST(test_awaiting_a_done_future_does_not_yield_but_cannot_starve)
+{
+    as_loop *loop = tu_loop();
+    struct ready_state *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    as_task *ta, *tb;
+    int flag = 0, turns = 0;
+
+    a->n = 50;
+    ck_assert_int_eq(as_task_new(&ta, loop, ready_step, a, free), 0);
+    tu_turn(loop);
+    ck_assert(as_task_done(ta));
+    ck_assert_int_eq(as_future_error(as_task_future(ta)), 0);
+
+    b->n = -1;
+    b->flag = &flag;
+    ck_assert_int_eq(as_task_new(&tb, loop, ready_step, b, free), 0);
+    ck_assert_int_eq(as_loop_call_soon(loop, set_flag, &flag, NULL, NULL), 0);
+    while (!as_task_done(tb) && turns < 10) {
+        tu_turn(loop);
+        turns++;
+    }
+    ck_assert(as_task_done(tb));
+    ck_assert_int_lt(turns, 4);
+    as_task_unref(ta);
+    as_task_unref(tb);
+    tu_close(loop);
+}
+END_TEST
+
 static Suite *task_suite(void)
 {
     Suite *s = suite_create("task");
@@ -904,6 +973,7 @@ static Suite *task_suite(void)
     tcase_add_test(tc, test_new_bad_arguments);
     tcase_add_test(tc, test_fire_and_forget);
     tcase_add_test(tc, test_many_awaits);
+    tcase_add_test(tc, test_awaiting_a_done_future_does_not_yield_but_cannot_starve);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cancel");
