@@ -449,7 +449,7 @@ static void on_signal(int signo, void *userdata)
     app->shutdown = as_server_shutdown(app->server, 1.0);
 }
 
-/* Serve on 127.0.0.1:port until a signal: as echo_server.c does. */
+/* Serve on 127.0.0.1:port until a signal, as echo_server.c does. */
 static int serve(struct app *app, const char *port)
 {
     struct stop_signal stop;
@@ -464,22 +464,19 @@ static int serve(struct app *app, const char *port)
     }
     app->server = as_future_take_result(f);
     as_future_unref(f);
-    if ((err = serve_announce("chat_server", app->server)) < 0 ||
-        (err = stop_signal_install(&stop, app->loop, on_signal, app)) < 0) {
-        fprintf(stderr, "chat_server: %s\n", as_strerror(err));
-        app->shutdown = as_server_shutdown(app->server, 0);
+    if ((err = stop_signal_install(&stop, app->loop, on_signal, app)) < 0) {
+        fprintf(stderr, "chat_server: signals: %s\n", as_strerror(err));
+        return 1;
+    }
+    serve_announce("chat_server", app->server);
+    f = as_server_serve_forever(app->server);
+    err = f ? as_loop_run_until_complete(app->loop, f) : -ENOMEM;
+    as_future_unref(f);
+    if (err != AS_ECANCELLED || !app->shutdown) {    /* not stopped by a signal */
+        fprintf(stderr, "chat_server: serve_forever: %s\n", as_strerror(err));
+        if (!app->shutdown)
+            app->shutdown = as_server_shutdown(app->server, 0);
         status = 1;
-    } else {
-        f = as_server_serve_forever(app->server);
-        err = f ? as_loop_run_until_complete(app->loop, f) : -ENOMEM;
-        as_future_unref(f);
-        stop_signal_remove(&stop);
-        if (err != AS_ECANCELLED || !app->shutdown) {
-            fprintf(stderr, "chat_server: serve_forever: %s\n", as_strerror(err));
-            if (!app->shutdown)
-                app->shutdown = as_server_shutdown(app->server, 0);
-            status = 1;
-        }
     }
     if (!app->shutdown || as_loop_run_until_complete(app->loop, app->shutdown) < 0)
         status = 1;
@@ -488,6 +485,7 @@ static int serve(struct app *app, const char *port)
     if (!f || as_loop_run_until_complete(app->loop, f) < 0)
         status = 1;
     as_future_unref(f);
+    stop_signal_remove(&stop);
     return status;
 }
 

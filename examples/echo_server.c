@@ -178,26 +178,28 @@ int main(int argc, char **argv)
     app.server = as_future_take_result(f);
     as_future_unref(f);
 
-    if ((err = serve_announce("echo_server", app.server)) < 0 ||
-        (err = stop_signal_install(&stop, app.loop, on_signal, &app)) < 0) {
-        fprintf(stderr, "echo_server: %s\n", as_strerror(err));
-        app.shutdown = as_server_shutdown(app.server, 0);
-        status = 1;
-    } else {
-        /* await server.serve_forever(): ends CANCELLED when the shutdown
-         * that a signal starts closes the server. */
-        f = as_server_serve_forever(app.server);
-        err = f ? as_loop_run_until_complete(app.loop, f) : -ENOMEM;
-        as_future_unref(f);
-        stop_signal_remove(&stop);
-        if (err != AS_ECANCELLED || !app.shutdown) {
-            fprintf(stderr, "echo_server: serve_forever: %s\n", as_strerror(err));
-            if (!app.shutdown)
-                app.shutdown = as_server_shutdown(app.server, 0);
-            status = 1;
-        }
+    /* Catch the signals first: whoever reads "PORT n" may signal at once. */
+    if ((err = stop_signal_install(&stop, app.loop, on_signal, &app)) < 0) {
+        fprintf(stderr, "echo_server: signals: %s\n", as_strerror(err));
+        as_server_unref(app.server);
+        as_event_free(app.crew.idle);
+        as_loop_close(app.loop);
+        return 1;
     }
-    /* Every connection closed, then every handler returned. */
+    serve_announce("echo_server", app.server);
+    /* await server.serve_forever(): it ends CANCELLED when the
+     * shutdown that a signal starts closes the server. */
+    f = as_server_serve_forever(app.server);
+    err = f ? as_loop_run_until_complete(app.loop, f) : -ENOMEM;
+    as_future_unref(f);
+    if (err != AS_ECANCELLED || !app.shutdown) {    /* not stopped by a signal */
+        fprintf(stderr, "echo_server: serve_forever: %s\n", as_strerror(err));
+        if (!app.shutdown)
+            app.shutdown = as_server_shutdown(app.server, 0);
+        status = 1;
+    }
+    /* Wait for every connection to close (a second signal aborts them),
+     * then for every handler to return. */
     if (!app.shutdown || as_loop_run_until_complete(app.loop, app.shutdown) < 0)
         status = 1;
     as_future_unref(app.shutdown);
@@ -205,6 +207,7 @@ int main(int argc, char **argv)
     if (!f || as_loop_run_until_complete(app.loop, f) < 0)
         status = 1;
     as_future_unref(f);
+    stop_signal_remove(&stop);
     as_server_unref(app.server);
     /* end listing */
 

@@ -46,8 +46,9 @@ static char *serve_format_addr(const struct sockaddr_storage *ss, socklen_t len,
 }
 
 /* Print "listening on ADDR:PORT" for each socket, then "PORT n" for the
- * first, and flush: the reader may be a script waiting on a pipe. */
-static int serve_announce(const char *prog, as_server *s)
+ * first, and flush: the reader may be a script waiting on a pipe.  A
+ * failure here is reported, and the server serves on regardless. */
+static void serve_announce(const char *prog, as_server *s)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -56,14 +57,14 @@ static int serve_announce(const char *prog, as_server *s)
     int err;
 
     for (i = 0; i < as_server_nsockets(s); i++) {
-        if ((err = as_server_sockname(s, i, &ss, &len)) < 0) {
+        if ((err = as_server_sockname(s, i, &ss, &len)) < 0)
             fprintf(stderr, "%s: getsockname: %s\n", prog, as_strerror(err));
-            return err;
-        }
-        printf("%s: listening on %s\n", prog, serve_format_addr(&ss, len, addr, sizeof addr));
+        else
+            printf("%s: listening on %s\n", prog, serve_format_addr(&ss, len, addr, sizeof addr));
     }
     printf("PORT %d\n", as_server_port(s, 0));
-    return fflush(stdout) == 0 ? 0 : -errno;
+    if (fflush(stdout) != 0)
+        fprintf(stderr, "%s: stdout: %s\n", prog, strerror(errno));
 }
 
 /* listing: selfpipe */
