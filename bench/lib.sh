@@ -35,10 +35,11 @@ collect_peers() {
     [ -x "$OUT/event_echo" ] && PEERS+=("libevent|$OUT/event_echo 0 3600")
     have_python && PEERS+=("asyncio|$PY $HERE/peers/asyncio_echo.py 0 3600")
     have_uvloop && PEERS+=("uvloop|$PY $HERE/peers/asyncio_echo.py --uvloop 0 3600")
-    # asyncstreams' own C echo server (issue 6): prints "PORT n" on stdout.
+    # asyncstreams' own C echo server (issue 6): prints "PORT n" on stdout;
+    # --raw echoes bytes as they come (the messages here are not lines).
     ASYNCSTREAMS_ECHO=${ASYNCSTREAMS_ECHO:-$TOP/examples/echo_server}
     if [ -x "$ASYNCSTREAMS_ECHO" ]; then
-        PEERS+=("asyncstreams|$ASYNCSTREAMS_ECHO 0")
+        PEERS+=("asyncstreams|$ASYNCSTREAMS_ECHO --raw 0")
     else
         say "peer asyncstreams: skipped, $ASYNCSTREAMS_ECHO is not built (yet)"
     fi

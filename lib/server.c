@@ -35,7 +35,8 @@ struct listener {
     as_server *server;
     int fd;
     int watching;
-    double backoff;       /* delay of the current error episode, 0 if none */
+    double backoff;       /* delay before the next retry, 0 if none */
+    int reported;         /* this error episode was reported */
     as_handle *resume;    /* the backoff timer */
 };
 
@@ -258,22 +259,29 @@ static void resume_accepting(void *p)
 }
 
 /* No fd to accept into: stop watching the socket (it stays readable, so
- * retrying now would spin) and come back after a growing delay.  One report
- * per episode; the episode ends when an accept succeeds. */
+ * retrying now would spin) and come back after a growing delay.  The delay
+ * starts again from BACKOFF_FIRST after each accept that succeeds (an fd
+ * was freed: more may follow soon).  The report is once per episode, and
+ * the episode ends only when the accept queue is empty (EAGAIN): at the
+ * limit with clients coming and going, every close lets one accept through
+ * before the next EMFILE, and a report per served client would flood the
+ * log just as surely as one per failed accept. */
 static void back_off(struct listener *l, int err)
 {
     as_server *s = l->server;
 
-    if (l->backoff == 0) {
+    if (!l->reported) {
         char detail[96];
         snprintf(detail, sizeof detail,
                  "not accepting for %.2f s, then retrying (up to every %.0f s) until it works",
                  BACKOFF_FIRST, BACKOFF_MAX);
         report(s, "accept() failed; pausing the listening socket", err, detail);
-        l->backoff = BACKOFF_FIRST;
-    } else {
-        l->backoff = l->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : l->backoff * 2;
+        l->reported = 1;
     }
+    if (l->backoff == 0)
+        l->backoff = BACKOFF_FIRST;
+    else
+        l->backoff = l->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : l->backoff * 2;
     as_loop_remove_reader(s->loop, l->fd);
     l->watching = 0;
     if (as_loop_call_later(s->loop, l->backoff, resume_accepting, l, NULL, &l->resume) < 0)
@@ -297,8 +305,10 @@ static void on_acceptable(void *p)
             new_client(s, fd);
             continue;
         }
-        if (fd == -EAGAIN || fd == -EWOULDBLOCK)
+        if (fd == -EAGAIN || fd == -EWOULDBLOCK) {
+            l->reported = 0; /* everyone waiting was accepted */
             break;
+        }
         /* The peer gave up before we accepted: nothing to do. */
         if (fd == -EINTR || fd == -ECONNABORTED
 #ifdef EPROTO
@@ -682,6 +692,7 @@ static int add_listener(as_server *s, int fd)
     ls[s->nlisteners].fd = fd;
     ls[s->nlisteners].watching = 0;
     ls[s->nlisteners].backoff = 0;
+    ls[s->nlisteners].reported = 0;
     ls[s->nlisteners].resume = NULL;
     s->nlisteners++;
     return 0;

@@ -798,6 +798,67 @@ START_TEST(emfile_backs_off_reports_once_and_recovers)
 }
 END_TEST
 
+/* At the fd limit with clients coming and going, each close lets one
+ * accept through and the next one fails again.  That is one episode, from
+ * the first EMFILE until the accept queue is empty, and one report: not
+ * one per connection served (which is what a server under steady fd
+ * pressure would otherwise log). */
+START_TEST(emfile_with_churn_is_one_episode)
+{
+    as_loop *loop = tu_loop();
+    struct echo_stats stats = {0, 0, 0};
+    struct report_log log;
+    struct rlimit rl, saved;
+    int filler[64], nfill = 0, clients[6], i, k;
+    as_server *s;
+    as_future *wc;
+    double deadline;
+
+    memset(&log, 0, sizeof log);
+    as_loop_set_exception_handler(loop, record_report, &log, NULL);
+    s = start_tcp(loop, "127.0.0.1", echo_handler, &stats, NULL);
+    for (i = 0; i < 6; i++)
+        ck_assert_int_ge(clients[i] = connect_to(as_server_port(s, 0)), 0);
+    /* Use up every fd, then free one: room for one accepted connection. */
+    getrlimit(RLIMIT_NOFILE, &rl);
+    saved = rl;
+    rl.rlim_cur = (rlim_t)open_fd_count() + 8;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    while (nfill < 32 && (filler[nfill] = dup(0)) >= 0)
+        nfill++;
+    ck_assert_int_lt(nfill, 32);
+    ck_assert_int_gt(nfill, 0);
+    close(filler[--nfill]);
+
+    for (k = 0; k < 6; k++) {
+        deadline = now() + 5;
+        while (stats.connections <= k && now() < deadline)
+            short_turn(loop);
+        ck_assert_int_eq(stats.connections, k + 1);
+        /* The client leaves; a filler takes its fd, so the only fd freed
+         * for the server is the one its own side closes. */
+        close(clients[k]);
+        ck_assert_int_ge(filler[nfill++] = dup(0), 0);
+    }
+    deadline = now() + 5;
+    while (stats.finished < 6 && now() < deadline)
+        short_turn(loop);
+    ck_assert_int_eq(stats.finished, 6);
+    ck_assert_int_eq(log.code, -EMFILE);
+    ck_assert_int_eq(log.count, 1);
+
+    while (nfill > 0)
+        close(filler[--nfill]);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    as_server_close(s);
+    wc = as_server_wait_closed(s);
+    as_loop_run_until_complete(loop, wc);
+    as_future_unref(wc);
+    as_server_unref(s);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(a_client_fd_above_fd_setsize_is_closed_and_others_are_served)
 {
     as_loop *loop = tu_loop();
@@ -1065,6 +1126,7 @@ int main(void)
         tc = tcase_create("accept errors");
         tcase_set_timeout(tc, 20);
         tcase_add_test(tc, emfile_backs_off_reports_once_and_recovers);
+        tcase_add_test(tc, emfile_with_churn_is_one_episode);
         tcase_add_test(tc, a_client_fd_above_fd_setsize_is_closed_and_others_are_served);
         suite_add_tcase(s, tc);
     } else {

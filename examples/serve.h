@@ -1,0 +1,207 @@
+/*
+ * serve.h - what the three server examples share (chapter 10):
+ *
+ *   - serve_announce(): print each listening socket's address, then
+ *     "PORT n", so a script can find a server started on port 0;
+ *   - the self-pipe: turn SIGINT and SIGTERM into a loop callback;
+ *   - a crew: a count of the handler tasks still running, with an event
+ *     that is set whenever the count is zero, so main() can wait for the
+ *     last handler to end before it closes the loop.
+ *
+ * Each is a few lines of plain code, kept here rather than pasted three
+ * times; it is part of the examples, not of the library.
+ */
+#ifndef EXAMPLES_SERVE_H
+#define EXAMPLES_SERVE_H
+
+#include <asyncstreams.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Room for "[IPv6 address]:port". */
+#define SERVE_ADDRLEN (INET6_ADDRSTRLEN + 16)
+
+/* "127.0.0.1:8888" or "[::1]:8888" into buf; returns buf. */
+static char *serve_format_addr(const struct sockaddr_storage *ss, socklen_t len,
+                               char *buf, size_t size)
+{
+    char host[INET6_ADDRSTRLEN + 1], port[8];
+    int rc = getnameinfo((const struct sockaddr *)ss, len, host, sizeof host,
+                         port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
+    if (rc != 0)
+        snprintf(buf, size, "(%s)", gai_strerror(rc));
+    else if (ss->ss_family == AF_INET6)
+        snprintf(buf, size, "[%s]:%s", host, port);
+    else
+        snprintf(buf, size, "%s:%s", host, port);
+    return buf;
+}
+
+/* Print "listening on ADDR:PORT" for each socket, then "PORT n" for the
+ * first, and flush: the reader may be a script waiting on a pipe.  A
+ * failure here is reported, and the server serves on regardless. */
+static void serve_announce(const char *prog, as_server *s)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char addr[SERVE_ADDRLEN];
+    size_t i;
+    int err;
+
+    for (i = 0; i < as_server_nsockets(s); i++) {
+        if ((err = as_server_sockname(s, i, &ss, &len)) < 0)
+            fprintf(stderr, "%s: getsockname: %s\n", prog, as_strerror(err));
+        else
+            printf("%s: listening on %s\n", prog, serve_format_addr(&ss, len, addr, sizeof addr));
+    }
+    printf("PORT %d\n", as_server_port(s, 0));
+    if (fflush(stdout) != 0)
+        fprintf(stderr, "%s: stdout: %s\n", prog, strerror(errno));
+}
+
+/* listing: selfpipe */
+/*
+ * The self-pipe.  A signal handler runs in the middle of whatever the
+ * program was doing: perhaps inside malloc(), perhaps while the loop is
+ * moving a callback from one list to another.  If the handler touched the
+ * loop (scheduled a callback, closed a server), it would work on those
+ * structures half-way through a change and corrupt them; even
+ * as_loop_call_soon_threadsafe() takes a mutex and allocates, and neither
+ * is allowed in a handler.  POSIX lists the few functions a handler may
+ * call (async-signal-safe), and write() is one.
+ *
+ * So the handler only writes the signal's number, one byte, into a pipe.
+ * The loop watches the pipe's other end like any socket: the byte wakes
+ * select() up, and the callback that reads it runs on the loop, between
+ * two callbacks, where it may do anything.  The signal becomes an event.
+ */
+struct stop_signal {
+    as_loop *loop;
+    int fds[2];                        /* [0] read end, [1] write end */
+    void (*fn)(int signo, void *userdata);
+    void *userdata;
+    struct sigaction old_int, old_term;
+};
+
+/* The only thing the handler touches: an int, written before the handler
+ * is installed and read-only after that. */
+static volatile sig_atomic_t stop_signal_fd = -1;
+
+static void stop_signal_handler(int signo)
+{
+    int saved = errno;                  /* the interrupted code may need it */
+    unsigned char b = (unsigned char)signo;
+    ssize_t n = write(stop_signal_fd, &b, 1); /* pipe full: a byte is there */
+    (void)n;
+    errno = saved;
+}
+
+/* On the loop: drain the pipe, then hand the last signal to fn. */
+static void stop_signal_readable(void *p)
+{
+    struct stop_signal *st = p;
+    unsigned char buf[16];
+    ssize_t n;
+    int signo = 0;
+
+    while ((n = read(st->fds[0], buf, sizeof buf)) > 0)
+        signo = buf[n - 1];
+    if (signo != 0)
+        st->fn(signo, st->userdata);
+}
+/* end listing */
+
+static int stop_signal_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return -errno;
+    return 0;
+}
+
+/* listing: install */
+/* Call fn(signo, userdata) on the loop for each SIGINT or SIGTERM (both
+ * pipe ends non-blocking: a handler must never block, and the callback
+ * reads until the pipe is empty).  Returns 0 or a negative errno. */
+static int stop_signal_install(struct stop_signal *st, as_loop *loop,
+                               void (*fn)(int, void *), void *userdata)
+{
+    struct sigaction sa;
+    int err;
+
+    st->loop = loop;
+    st->fn = fn;
+    st->userdata = userdata;
+    if (pipe(st->fds) < 0)
+        return -errno;
+    if ((err = stop_signal_nonblock(st->fds[0])) < 0 ||
+        (err = stop_signal_nonblock(st->fds[1])) < 0 ||
+        (err = as_loop_add_reader(loop, st->fds[0], stop_signal_readable, st, NULL)) < 0) {
+        close(st->fds[0]);
+        close(st->fds[1]);
+        return err;
+    }
+    stop_signal_fd = st->fds[1];
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = stop_signal_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, &st->old_int);
+    sigaction(SIGTERM, &sa, &st->old_term);
+    return 0;
+}
+/* end listing */
+
+/* Put the old handlers back, then stop watching and close the pipe. */
+static void stop_signal_remove(struct stop_signal *st)
+{
+    sigaction(SIGINT, &st->old_int, NULL);
+    sigaction(SIGTERM, &st->old_term, NULL);
+    stop_signal_fd = -1;
+    as_loop_remove_reader(st->loop, st->fds[0]);
+    close(st->fds[0]);
+    close(st->fds[1]);
+}
+
+/*
+ * A crew: the handler tasks still running.  wait_closed() and shutdown()
+ * finish when the last connection is closed, which can be a loop turn
+ * before the last handler has returned from its final await; main() waits
+ * for `idle` as well before it closes the loop.
+ */
+struct crew {
+    int live;
+    as_event *idle;   /* set while live == 0 */
+};
+
+static int crew_init(struct crew *c, as_loop *loop)
+{
+    c->live = 0;
+    if (!(c->idle = as_event_new(loop)))
+        return -ENOMEM;
+    as_event_set(c->idle);
+    return 0;
+}
+
+static void crew_join(struct crew *c)
+{
+    if (c->live++ == 0)
+        as_event_clear(c->idle);
+}
+
+static void crew_leave(struct crew *c)
+{
+    if (--c->live == 0)
+        as_event_set(c->idle);
+}
+
+#endif
