@@ -588,8 +588,8 @@ static as_future *asp_client_connected(as_reader *r, as_writer *w, void *userdat
 fail:
     /* A connection we could not hand over is closed; the exception reaches
      * run() as every callback's does. */
-    if (pw)
-        (void)PyObject_CallMethod(pw, "close", NULL);
+    if (pw && ((WriterObject *)pw)->w)
+        as_writer_close(((WriterObject *)pw)->w);
     asp_callback_error();
 out:
     Py_XDECREF(res);
