@@ -244,6 +244,7 @@ static PyObject *future_result_impl(FutureObject *self)
 
 /* ------------------------------------------------------------ awaiting */
 
+/* listing: am-send */
 static PySendResult future_am_send(FutureObject *self, PyObject *arg, PyObject **result)
 {
     (void)arg;
@@ -258,6 +259,7 @@ static PySendResult future_am_send(FutureObject *self, PyObject *arg, PyObject *
     }
     return PYGEN_RETURN;
 }
+/* end listing */
 
 static PyObject *future_await(FutureObject *self)
 {

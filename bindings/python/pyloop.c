@@ -196,6 +196,7 @@ static void asp_decref(void *userdata)
  * run while this one sleeps, as the select module does.  After: take it
  * back, and let a pending signal (Ctrl-C) interrupt the loop now rather
  * than whenever the next Python callback happens to run. */
+/* listing: poll-hooks */
 static void asp_before_poll(void *userdata)
 {
     LoopObject *self = userdata;
@@ -210,6 +211,7 @@ static void asp_after_poll(void *userdata)
     if (PyErr_CheckSignals() < 0)
         asp_callback_error();
 }
+/* end listing */
 
 /* ------------------------------------------------------------ Loop */
 

@@ -559,6 +559,7 @@ static PyObject *asp_open_unix_connection(PyObject *mod, PyObject *args)
 /* The C server's client_connected callback.  userdata is (callback, Loop).
  * A coroutine the callback returns runs as a Task whose C future goes back
  * to the server, which then tracks the handler (server.h). */
+/* listing: client-connected */
 static as_future *asp_client_connected(as_reader *r, as_writer *w, void *userdata)
 {
     PyGILState_STATE g = PyGILState_Ensure();
@@ -598,6 +599,7 @@ out:
     PyGILState_Release(g);
     return ret;
 }
+/* end listing */
 
 /* _start_server(cb, host, port, limit, family, backlog, reuse_address,
  *               reuse_port, start_serving) */
