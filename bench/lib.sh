@@ -35,6 +35,14 @@ collect_peers() {
     [ -x "$OUT/event_echo" ] && PEERS+=("libevent|$OUT/event_echo 0 3600")
     have_python && PEERS+=("asyncio|$PY $HERE/peers/asyncio_echo.py 0 3600")
     have_uvloop && PEERS+=("uvloop|$PY $HERE/peers/asyncio_echo.py --uvloop 0 3600")
+    # The same Python server on asyncstreams' binding, run by the interpreter
+    # it was built for (configure's PYTHON; 3.11 like Debian's, uvloop's).
+    ASPY=${ASPY:-$(sed -n 's/^PYTHON = //p' "$TOP/Makefile" 2>/dev/null)}
+    if [ -n "$ASPY" ] && [ -f "$TOP/bindings/python/pkg.stamp" ]; then
+        PEERS+=("asyncstreams-py|env PYTHONPATH=$TOP/bindings/python/pkg LD_LIBRARY_PATH=$TOP/lib/.libs $ASPY $HERE/peers/asyncstreams_echo.py 0 3600")
+    else
+        say "peer asyncstreams-py: skipped, the Python binding is not built"
+    fi
     # asyncstreams' own C echo server (issue 6): prints "PORT n" on stdout;
     # --raw echoes bytes as they come (the messages here are not lines).
     ASYNCSTREAMS_ECHO=${ASYNCSTREAMS_ECHO:-$TOP/examples/echo_server}

@@ -356,7 +356,8 @@ static void resolved(as_future *f, void *p)
     int err;
     (void)f;
 
-    if (as_future_done(a->result))
+    /* Done, or already connecting: both resolutions' callbacks may run. */
+    if (as_future_done(a->result) || a->remote)
         return;
     /* Wait for both resolutions. */
     if ((a->remote_res && !as_future_done(a->remote_res)) ||

@@ -714,6 +714,24 @@ START_TEST(localhost_via_resolver_thread_and_local_address)
 }
 END_TEST
 
+/* Both addresses numeric: both resolutions finish in the same turn, so
+ * their done callbacks both run; the second must not start over. */
+START_TEST(numeric_host_and_local_address)
+{
+    as_loop *loop = tu_loop();
+    char port[16];
+    int lfd = listener(AF_INET, port), pfd;
+    as_connect_options o = {0, AF_INET, "127.0.0.1", "0"};
+    as_connection *c = connect_ok(loop, "127.0.0.1", port, &o);
+
+    pfd = accept_peer(lfd);
+    close_conn(loop, c);
+    close(pfd);
+    close(lfd);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(ipv6_loopback)
 {
     as_loop *loop = tu_loop();
@@ -900,6 +918,7 @@ int main(void)
     tcase_add_test(tc, connect_refused);
     tcase_add_test(tc, unresolvable_name);
     tcase_add_test(tc, localhost_via_resolver_thread_and_local_address);
+    tcase_add_test(tc, numeric_host_and_local_address);
     tcase_add_test(tc, ipv6_loopback);
     tcase_add_test(tc, every_address_is_tried_and_bind_errors);
     tcase_add_test(tc, cancel_while_resolving);

@@ -7,7 +7,8 @@
  *     (fn, userdata, destroy) through the thunk, an as_handle** as a Handle
  *     result, an as_future* as an awaitable Future, negative codes raised as
  *     Python exceptions;
- *   - the hand-written runtime (pyrt.h): Loop, Future, Task, StreamReader.
+ *   - the hand-written runtime (pyrt.h): Loop, Future, Task, StreamReader,
+ *     StreamWriter, Server.
  *
  * Built with: swig -python -builtin -doxygen -interface _core
  * (-builtin makes the wrappers real C types and functions, with no Python
@@ -165,19 +166,26 @@ struct as_handle {};
 #include "pyloop.c"
 #include "pyfuture.c"
 #include "pyreader.c"
+#include "pystream.c"
 
 static PyMethodDef asp_module_methods[] = {
     {"get_running_loop", asp_get_running_loop, METH_NOARGS,
      "The Loop running in this thread; RuntimeError if none."},
     {"_get_running_loop", asp_get_running_loop_or_none, METH_NOARGS,
      "The Loop running in this thread, or None."},
+    {"_open_connection", asp_open_connection, METH_VARARGS, NULL},
+    {"_open_unix_connection", asp_open_unix_connection, METH_VARARGS, NULL},
+    {"_start_server", asp_start_server, METH_VARARGS, NULL},
+    {"_start_unix_server", asp_start_unix_server, METH_VARARGS, NULL},
+    {"_set_types", asp_set_types, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL}};
 
 static int asp_init(PyObject *m)
 {
     PyObject *exc_mod;
-    PyTypeObject *types[] = {&LoopType, &FutureType, &TaskType, &ReaderType};
-    const char *names[] = {"Loop", "Future", "Task", "StreamReader"};
+    PyTypeObject *types[] = {&LoopType, &FutureType, &TaskType, &ReaderType, &WriterType,
+                             &ServerType};
+    const char *names[] = {"Loop", "Future", "Task", "StreamReader", "StreamWriter", "Server"};
     size_t i;
 
     if (PyThread_tss_create(&asp_running_key) != 0)

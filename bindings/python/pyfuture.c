@@ -119,7 +119,10 @@ static int future_cancel_impl(FutureObject *self, PyObject *msg)
     if (as_future_done(self->fut))
         return 0;
     Py_XSETREF(self->cancel_msg, Py_XNewRef(msg));
-    if (!as_future_cancel(self->fut, NULL))
+    /* A Task's C future has a canceller (task_canceller): the Task itself
+     * finishing as cancelled must bypass it. */
+    if (future_is_task(self) ? as_future_set_cancelled(self->fut, NULL) < 0
+                             : !as_future_cancel(self->fut, NULL))
         return 0;
     future_on_done(self);
     return 1;
@@ -213,6 +216,14 @@ static int future_outcome(FutureObject *self, PyObject **value)
                 return -1;
             break;
         }
+        case ASP_KIND_CONN:
+            if (!(self->result = asp_conn_result(self)))
+                return -1;
+            break;
+        case ASP_KIND_SERVER:
+            if (!(self->result = asp_server_result(self)))
+                return -1;
+            break;
         default:
             self->result = Py_NewRef(Py_None);
         }
@@ -233,6 +244,7 @@ static PyObject *future_result_impl(FutureObject *self)
 
 /* ------------------------------------------------------------ awaiting */
 
+/* listing: am-send */
 static PySendResult future_am_send(FutureObject *self, PyObject *arg, PyObject **result)
 {
     (void)arg;
@@ -247,6 +259,7 @@ static PySendResult future_am_send(FutureObject *self, PyObject *arg, PyObject *
     }
     return PYGEN_RETURN;
 }
+/* end listing */
 
 static PyObject *future_await(FutureObject *self)
 {
@@ -684,6 +697,27 @@ static int task_schedule_step(TaskObject *t, PyObject *exc)
     return 0;
 }
 
+/* C code cancelling a Task's future (a server's shutdown() cancelling a
+ * handler) cancels the Task, as Task.cancel() would (pyrt.h, rule 5). */
+static int task_canceller(as_future *f, const char *message, void *userdata)
+{
+    TaskObject *t = userdata;
+    PyObject *msg = NULL;
+    int c;
+    (void)f;
+    if (message && !(msg = PyUnicode_FromString(message))) {
+        asp_callback_error();
+        return 0;
+    }
+    c = task_cancel_impl(t, msg);
+    Py_XDECREF(msg);
+    if (c < 0) {
+        asp_callback_error();
+        return 0;
+    }
+    return c;
+}
+
 static PyObject *task_new_on(LoopObject *loop, PyObject *coro, PyObject *name,
                              PyObject *context)
 {
@@ -705,6 +739,7 @@ static PyObject *task_new_on(LoopObject *loop, PyObject *coro, PyObject *name,
     if (!t)
         return NULL;
     t->coro = Py_NewRef(coro);
+    (void)as_future_set_canceller(f, task_canceller, t);
     if (name == Py_None)
         t->name = PyUnicode_FromFormat("Task-%llu", ++asp_task_counter);
     else
@@ -1003,6 +1038,8 @@ static void task_dealloc(TaskObject *t)
     if (t->base.weakreflist)
         PyObject_ClearWeakRefs((PyObject *)t);
     task_unlink(t);
+    if (t->base.fut && !as_future_done(t->base.fut))
+        (void)as_future_set_canceller(t->base.fut, NULL, NULL);
     Py_CLEAR(t->coro);
     Py_CLEAR(t->waiter);
     Py_CLEAR(t->context);

@@ -6,6 +6,20 @@
 
 /* ------------------------------------------------------------ errors */
 
+/* "[Errno N] text" -> text, with N in *num; NULL if message is not so. */
+static const char *asp_split_errno(const char *message, int *num)
+{
+    char *end;
+    long n;
+    if (!message || strncmp(message, "[Errno ", 7) != 0)
+        return NULL;
+    n = strtol(message + 7, &end, 10);
+    if (end == message + 7 || end[0] != ']' || end[1] != ' ')
+        return NULL;
+    *num = (int)n;
+    return end + 2;
+}
+
 /* Build the Python exception for a C error code, as asyncio would raise it.
  * kind refines it: a readline limit overrun is ValueError in asyncio. */
 static PyObject *asp_error_from_code(int code, const char *message,
@@ -64,22 +78,33 @@ static PyObject *asp_error_from_code(int code, const char *message,
     case AS_EFDSETSIZE:
         return PyObject_CallFunction(PyExc_OSError, "is", EMFILE, message);
     case AS_ERESOLVE: {
+        /* socket.gaierror(EAI code, text), as socket.getaddrinfo() raises. */
         PyObject *mod = PyImport_ImportModule("socket"), *cls, *exc = NULL;
+        int num;
+        const char *text = asp_split_errno(message, &num);
         if (!mod)
             return NULL;
         cls = PyObject_GetAttrString(mod, "gaierror");
         Py_DECREF(mod);
         if (cls)
-            exc = PyObject_CallFunction(cls, "s", message);
+            exc = text ? PyObject_CallFunction(cls, "is", num, text)
+                       : PyObject_CallFunction(cls, "s", message);
         Py_XDECREF(cls);
         return exc;
     }
     default:
-        if (code < 0 && !as_err_is_lib(code))
+        if (code < 0 && !as_err_is_lib(code)) {
             /* OSError(errno, text) picks the subclass itself
-             * (ConnectionResetError for ECONNRESET...), and the text is
-             * libc's, exactly what Python's own socket calls raise. */
+             * (ConnectionResetError for ECONNRESET...).  The text is libc's,
+             * what Python's own socket calls raise, unless the C message
+             * says more in CPython's words ("[Errno 111] Connect call
+             * failed ('127.0.0.1', 1)"): then that text. */
+            int num;
+            const char *text = asp_split_errno(message, &num);
+            if (text && num == -code)
+                return PyObject_CallFunction(PyExc_OSError, "is", -code, text);
             return PyObject_CallFunction(PyExc_OSError, "is", -code, strerror(-code));
+        }
         return PyObject_CallFunction(PyExc_Exception, "s", message);
     }
 }
@@ -171,6 +196,7 @@ static void asp_decref(void *userdata)
  * run while this one sleeps, as the select module does.  After: take it
  * back, and let a pending signal (Ctrl-C) interrupt the loop now rather
  * than whenever the next Python callback happens to run. */
+/* listing: poll-hooks */
 static void asp_before_poll(void *userdata)
 {
     LoopObject *self = userdata;
@@ -185,6 +211,7 @@ static void asp_after_poll(void *userdata)
     if (PyErr_CheckSignals() < 0)
         asp_callback_error();
 }
+/* end listing */
 
 /* ------------------------------------------------------------ Loop */
 

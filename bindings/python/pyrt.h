@@ -13,6 +13,8 @@
  *   pyfuture.c  Future: a C future (as_future) that `await` understands;
  *               Task: a Python coroutine stepped by the C loop.
  *   pyreader.c  StreamReader: the C reader with asyncio's Python surface.
+ *   pystream.c  StreamWriter, Server, and the calls that make them
+ *               (open_connection, start_server and their Unix variants).
  *
  * Threads: every function here runs with the interpreter lock held.  The
  * only code that runs without it is the backend's select(), between the
@@ -29,6 +31,14 @@
  *      userdata) or by the done callback on the future it awaits.  Such a
  *      cycle through C memory is invisible to the garbage collector, and is
  *      broken when the future completes or the loop closes.
+ *   4. A StreamWriter owns one as_writer reference and a strong reference
+ *      to its StreamReader; a Server owns one as_server reference.  A
+ *      server's client_connected_cb lives in the C server's userdata (a
+ *      (callback, Loop) tuple, released by the server's destroy hook).
+ *   5. A Task's C future has a canceller pointing at the Task (borrowed):
+ *      C code cancelling it (a server's shutdown()) cancels the coroutine
+ *      the way Task.cancel() does.  The Task removes the canceller in its
+ *      dealloc, so it never outlives the Task.
  */
 #ifndef ASP_PYRT_H
 #define ASP_PYRT_H
@@ -59,7 +69,9 @@ enum asp_kind {
     ASP_KIND_LINE,    /* readline: like BYTES, but a limit overrun is ValueError */
     ASP_KIND_ANEXT,   /* async for: like LINE, and b"" ends the iteration */
     ASP_KIND_DISCARD, /* discard_until: an as_discarded result */
-    ASP_KIND_NONE     /* C futures with no result */
+    ASP_KIND_NONE,    /* C futures with no result */
+    ASP_KIND_CONN,    /* open_connection: an as_connection, (reader, writer) */
+    ASP_KIND_SERVER   /* start_server: an as_server, a Server */
 };
 
 struct FutureObject {
@@ -101,7 +113,24 @@ typedef struct ReaderObject {
     PyObject *weakreflist;
 } ReaderObject;
 
-static PyTypeObject LoopType, FutureType, TaskType, ReaderType;
+typedef struct WriterObject {
+    PyObject_HEAD
+    as_writer *w;
+    LoopObject *loop;
+    PyObject *reader;        /* the connection's StreamReader, or NULL */
+    PyObject *dict;
+    PyObject *weakreflist;
+} WriterObject;
+
+typedef struct ServerObject {
+    PyObject_HEAD
+    as_server *s;
+    LoopObject *loop;
+    PyObject *dict;
+    PyObject *weakreflist;
+} ServerObject;
+
+static PyTypeObject LoopType, FutureType, TaskType, ReaderType, WriterType, ServerType;
 
 /* Exception classes, looked up once at import. */
 static PyObject *asp_CancelledError, *asp_InvalidStateError,
@@ -119,5 +148,7 @@ static PyObject *asp_set_error(int code, const char *message);
 static FutureObject *asp_future_wrap(LoopObject *loop, as_future *f, int kind,
                                      PyObject *owner);
 static LoopObject *asp_loop_of_future(as_future *f);
+static PyObject *asp_conn_result(FutureObject *self);
+static PyObject *asp_server_result(FutureObject *self);
 
 #endif

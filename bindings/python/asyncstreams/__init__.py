@@ -18,6 +18,8 @@ from .events import Loop, Handle, new_event_loop
 from .tasks import (all_tasks, create_task, current_task, ensure_future,
                     gather, run, sleep, wait_for)
 from .locks import BoundedSemaphore, Event, Semaphore
+from .streams import (Server, StreamWriter, open_connection, open_unix_connection,
+                      start_server, start_unix_server)
 
 # asyncio.TimeoutError is the builtin TimeoutError since Python 3.11.
 TimeoutError = TimeoutError
@@ -27,7 +29,8 @@ __all__ = (
     'current_task', 'all_tasks', 'get_running_loop', 'new_event_loop',
     'Loop', 'Handle', 'Future', 'Task',
     'Semaphore', 'BoundedSemaphore', 'Event',
-    'StreamReader',
+    'StreamReader', 'StreamWriter', 'Server',
+    'open_connection', 'start_server', 'open_unix_connection', 'start_unix_server',
     'CancelledError', 'TimeoutError', 'IncompleteReadError',
     'LimitOverrunError', 'InvalidStateError',
 )

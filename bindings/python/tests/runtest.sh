@@ -9,7 +9,7 @@ set -e
 test="$1"
 PYTHONPATH="$AS_PYPATH:$AS_TESTDIR${PYTHONPATH:+:$PYTHONPATH}"
 LD_LIBRARY_PATH="$AS_LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export PYTHONPATH LD_LIBRARY_PATH
+export PYTHONPATH LD_LIBRARY_PATH AS_SRCDIR
 if [ "$AS_SANITIZERS" = yes ]; then
     for rt in libasan.so libclang_rt.asan-x86_64.so; do
         p=$($AS_CC -print-file-name=$rt 2>/dev/null || true)
