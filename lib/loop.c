@@ -455,18 +455,16 @@ int as_loop_is_running(const as_loop *loop)
 
 /* ------------------------------------------------------------ scheduling */
 
-int as_loop_call_soon(as_loop *loop, as_callback_fn fn, void *userdata,
-                      as_destroy_fn destroy, as_handle **out)
+/* Queue a one-shot callback on `q` (the ready queue or the end-of-turn
+ * queue): the one body behind call_soon and call_end_of_turn. */
+static int push_oneshot(as_loop *loop, struct ring *q, as_callback_fn fn,
+                        void *userdata, as_destroy_fn destroy, as_handle **out)
 {
     as_handle *h;
 
-    if (!loop || !fn)
-        return AS_EINVAL;
-    if (loop->closed)
-        return AS_ECLOSED;
     if (!(h = handle_new(loop, KIND_ONESHOT, fn, userdata, destroy)))
         return -ENOMEM;
-    if (ring_push(&loop->ready, h) < 0) {
+    if (ring_push(q, h) < 0) {
         free(h);
         return -ENOMEM;
     }
@@ -477,26 +475,24 @@ int as_loop_call_soon(as_loop *loop, as_callback_fn fn, void *userdata,
     return 0;
 }
 
-int as_loop_call_end_of_turn(as_loop *loop, as_callback_fn fn, void *userdata,
-                             as_destroy_fn destroy, as_handle **out)
+int as_loop_call_soon(as_loop *loop, as_callback_fn fn, void *userdata,
+                      as_destroy_fn destroy, as_handle **out)
 {
-    as_handle *h;
-
     if (!loop || !fn)
         return AS_EINVAL;
     if (loop->closed)
         return AS_ECLOSED;
-    if (!(h = handle_new(loop, KIND_ONESHOT, fn, userdata, destroy)))
-        return -ENOMEM;
-    if (ring_push(&loop->turn_end, h) < 0) {
-        free(h);
-        return -ENOMEM;
-    }
-    if (out) {
-        h->refs++;
-        *out = h;
-    }
-    return 0;
+    return push_oneshot(loop, &loop->ready, fn, userdata, destroy, out);
+}
+
+int as_loop_call_end_of_turn(as_loop *loop, as_callback_fn fn, void *userdata,
+                             as_destroy_fn destroy, as_handle **out)
+{
+    if (!loop || !fn)
+        return AS_EINVAL;
+    if (loop->closed)
+        return AS_ECLOSED;
+    return push_oneshot(loop, &loop->turn_end, fn, userdata, destroy, out);
 }
 
 int as_loop_call_at(as_loop *loop, double when, as_callback_fn fn,
