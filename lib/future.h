@@ -71,6 +71,7 @@ void as_future_unref(as_future *future);
 /** The loop the future belongs to. */
 as_loop *as_future_loop(const as_future *future);
 
+/** The future's state: PENDING, FINISHED (result or error) or CANCELLED. */
 as_future_state as_future_state_of(const as_future *future);
 
 /** True once the future is FINISHED or CANCELLED. */
