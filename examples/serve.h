@@ -204,4 +204,75 @@ static void crew_leave(struct crew *c)
         as_event_set(c->idle);
 }
 
+/* ------------------------------------------------------------ serving */
+
+/* The signal side of serve_until_signal(): the first signal starts a
+ * graceful shutdown, a second one aborts what is left. */
+struct serve_run {
+    as_server *server;
+    as_future *shutdown;
+};
+
+static void serve_on_signal(int signo, void *userdata)
+{
+    struct serve_run *run = userdata;
+    (void)signo;
+    if (run->shutdown) {
+        as_future_unref(as_server_shutdown(run->server, -1));
+        return;
+    }
+    run->shutdown = as_server_shutdown(run->server, 1.0);
+}
+
+/*
+ * Serve on 127.0.0.1:port until SIGINT or SIGTERM, shut down (within 1 s),
+ * and wait for every handler in `crew` to return: the command-line mode of
+ * you_said and chat_server.  echo_server.c spells the same steps out in
+ * main(), for the tutorial.  *server receives the server (release it with
+ * as_server_unref(); NULL if it never started).  Returns the exit status.
+ */
+static int serve_until_signal(const char *prog, as_loop *loop,
+                              as_client_connected_fn on_client, void *userdata,
+                              const char *port, struct crew *crew,
+                              as_server **server)
+{
+    struct stop_signal stop;
+    struct serve_run run = {NULL, NULL};
+    as_future *f;
+    int err, status = 0;
+
+    *server = NULL;
+    f = as_start_server(loop, on_client, userdata, NULL, "127.0.0.1", port, NULL);
+    if ((err = f ? as_loop_run_until_complete(loop, f) : -ENOMEM) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, f ? as_future_error_message(f) : as_strerror(err));
+        as_future_unref(f);
+        return 1;
+    }
+    run.server = *server = as_future_take_result(f);
+    as_future_unref(f);
+    if ((err = stop_signal_install(&stop, loop, serve_on_signal, &run)) < 0) {
+        fprintf(stderr, "%s: signals: %s\n", prog, as_strerror(err));
+        return 1;
+    }
+    serve_announce(prog, run.server);
+    f = as_server_serve_forever(run.server);
+    err = f ? as_loop_run_until_complete(loop, f) : -ENOMEM;
+    as_future_unref(f);
+    if (err != AS_ECANCELLED || !run.shutdown) {    /* not stopped by a signal */
+        fprintf(stderr, "%s: serve_forever: %s\n", prog, as_strerror(err));
+        if (!run.shutdown)
+            run.shutdown = as_server_shutdown(run.server, 0);
+        status = 1;
+    }
+    if (!run.shutdown || as_loop_run_until_complete(loop, run.shutdown) < 0)
+        status = 1;
+    as_future_unref(run.shutdown);
+    f = as_event_wait(crew->idle);
+    if (!f || as_loop_run_until_complete(loop, f) < 0)
+        status = 1;
+    as_future_unref(f);
+    stop_signal_remove(&stop);
+    return status;
+}
+
 #endif

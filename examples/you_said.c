@@ -50,7 +50,6 @@ struct app {
     as_loop *loop;
     as_server *server;
     struct crew crew;
-    as_future *shutdown;
 };
 
 /* ------------------------------------------------------------ the server */
@@ -280,57 +279,6 @@ static int selfcheck(struct app *app)
     return err != 0 || s.failed != 0;
 }
 
-static void on_signal(int signo, void *userdata)
-{
-    struct app *app = userdata;
-    (void)signo;
-    if (app->shutdown) {
-        as_future_unref(as_server_shutdown(app->server, -1));
-        return;
-    }
-    app->shutdown = as_server_shutdown(app->server, 1.0);
-}
-
-/* Serve on 127.0.0.1:port until a signal, as echo_server.c does. */
-static int serve(struct app *app, const char *port)
-{
-    struct stop_signal stop;
-    as_future *f;
-    int err, status = 0;
-
-    f = as_start_server(app->loop, on_client, app, NULL, "127.0.0.1", port, NULL);
-    if ((err = f ? as_loop_run_until_complete(app->loop, f) : -ENOMEM) < 0) {
-        fprintf(stderr, "you_said: %s\n", f ? as_future_error_message(f) : as_strerror(err));
-        as_future_unref(f);
-        return 1;
-    }
-    app->server = as_future_take_result(f);
-    as_future_unref(f);
-    if ((err = stop_signal_install(&stop, app->loop, on_signal, app)) < 0) {
-        fprintf(stderr, "you_said: signals: %s\n", as_strerror(err));
-        return 1;
-    }
-    serve_announce("you_said", app->server);
-    f = as_server_serve_forever(app->server);
-    err = f ? as_loop_run_until_complete(app->loop, f) : -ENOMEM;
-    as_future_unref(f);
-    if (err != AS_ECANCELLED || !app->shutdown) {    /* not stopped by a signal */
-        fprintf(stderr, "you_said: serve_forever: %s\n", as_strerror(err));
-        if (!app->shutdown)
-            app->shutdown = as_server_shutdown(app->server, 0);
-        status = 1;
-    }
-    if (!app->shutdown || as_loop_run_until_complete(app->loop, app->shutdown) < 0)
-        status = 1;
-    as_future_unref(app->shutdown);
-    f = as_event_wait(app->crew.idle);
-    if (!f || as_loop_run_until_complete(app->loop, f) < 0)
-        status = 1;
-    as_future_unref(f);
-    stop_signal_remove(&stop);
-    return status;
-}
-
 int main(int argc, char **argv)
 {
     struct app app;
@@ -351,7 +299,9 @@ int main(int argc, char **argv)
         as_loop_close(app.loop);
         return 1;
     }
-    status = argc == 2 ? serve(&app, argv[1]) : selfcheck(&app);
+    status = argc == 2 ? serve_until_signal("you_said", app.loop, on_client, &app, argv[1],
+                                            &app.crew, &app.server)
+                       : selfcheck(&app);
     as_server_unref(app.server);
     as_event_free(app.crew.idle);
     pending = as_loop_pending(app.loop);   /* close() would drop them silently */
