@@ -213,7 +213,7 @@ struct serve_run {
     as_future *shutdown;
 };
 
-static void serve_on_signal(int signo, void *userdata)
+static inline void serve_on_signal(int signo, void *userdata)
 {
     struct serve_run *run = userdata;
     (void)signo;
@@ -231,10 +231,10 @@ static void serve_on_signal(int signo, void *userdata)
  * main(), for the tutorial.  *server receives the server (release it with
  * as_server_unref(); NULL if it never started).  Returns the exit status.
  */
-static int serve_until_signal(const char *prog, as_loop *loop,
-                              as_client_connected_fn on_client, void *userdata,
-                              const char *port, struct crew *crew,
-                              as_server **server)
+static inline int serve_until_signal(const char *prog, as_loop *loop,
+                                     as_client_connected_fn on_client, void *userdata,
+                                     const char *port, struct crew *crew,
+                                     as_server **server)
 {
     struct stop_signal stop;
     struct serve_run run = {NULL, NULL};
