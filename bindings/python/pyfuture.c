@@ -385,17 +385,8 @@ static PyObject *future_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     as_future *f;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$O:Future", kwlist, &loopobj))
         return NULL;
-    if (loopobj == Py_None) {
-        if (!(loop = asp_running_loop())) {
-            PyErr_SetString(PyExc_RuntimeError, "no running event loop");
-            return NULL;
-        }
-    } else if (!PyObject_TypeCheck(loopobj, &LoopType)) {
-        PyErr_SetString(PyExc_TypeError, "loop must be an asyncstreams Loop");
+    if (!(loop = asp_loop_arg(loopobj, "no running event loop")))
         return NULL;
-    } else {
-        loop = (LoopObject *)loopobj;
-    }
     if (!loop->loop) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return NULL;
@@ -919,17 +910,8 @@ static PyObject *task_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOO:Task", kwlist, &coro,
                                      &loopobj, &name, &context))
         return NULL;
-    if (loopobj == Py_None) {
-        if (!(loop = asp_running_loop())) {
-            PyErr_SetString(PyExc_RuntimeError, "no running event loop");
-            return NULL;
-        }
-    } else if (!PyObject_TypeCheck(loopobj, &LoopType)) {
-        PyErr_SetString(PyExc_TypeError, "loop must be an asyncstreams Loop");
+    if (!(loop = asp_loop_arg(loopobj, "no running event loop")))
         return NULL;
-    } else {
-        loop = (LoopObject *)loopobj;
-    }
     return task_new_on(loop, coro, name, context);
 }
 

@@ -149,6 +149,25 @@ static LoopObject *asp_running_loop(void)
     return PyThread_tss_get(&asp_running_key);
 }
 
+/* A `loop=` argument: None means the running loop (raising RuntimeError
+ * with no_loop_message if there is none, as asyncio's constructors do, each
+ * with its own text); anything else must be one of our Loops.  Returns a
+ * borrowed reference, or NULL with an exception set. */
+static LoopObject *asp_loop_arg(PyObject *loopobj, const char *no_loop_message)
+{
+    LoopObject *loop;
+    if (loopobj == Py_None) {
+        if (!(loop = asp_running_loop()))
+            PyErr_SetString(PyExc_RuntimeError, no_loop_message);
+        return loop;
+    }
+    if (!PyObject_TypeCheck(loopobj, &LoopType)) {
+        PyErr_SetString(PyExc_TypeError, "loop must be an asyncstreams Loop");
+        return NULL;
+    }
+    return (LoopObject *)loopobj;
+}
+
 /* A Python callback raised.  Hand the exception to whoever runs the loop:
  * it is stored on the Loop and the loop is stopped, so run_until_complete()
  * returns and raises it.  A second one before that happens, or one raised

@@ -41,17 +41,8 @@ static int reader_init(ReaderObject *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "Limit cannot be <= 0");
         return -1;
     }
-    if (loopobj == Py_None) {
-        if (!(loop = asp_running_loop())) {
-            PyErr_SetString(PyExc_RuntimeError, "no current event loop");
-            return -1;
-        }
-    } else if (!PyObject_TypeCheck(loopobj, &LoopType)) {
-        PyErr_SetString(PyExc_TypeError, "loop must be an asyncstreams Loop");
+    if (!(loop = asp_loop_arg(loopobj, "no current event loop")))
         return -1;
-    } else {
-        loop = (LoopObject *)loopobj;
-    }
     if (!loop->loop) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return -1;

@@ -139,6 +139,7 @@ static PyObject *asp_CancelledError, *asp_InvalidStateError,
 static Py_tss_t asp_running_key = Py_tss_NEEDS_INIT;
 
 static LoopObject *asp_running_loop(void);
+static LoopObject *asp_loop_arg(PyObject *loopobj, const char *no_loop_message);
 static void asp_callback_error(void);
 static void asp_decref(void *userdata);
 static void asp_call_thunk(void *userdata);
