@@ -726,6 +726,13 @@ static int bind_error(as_future *result, int err, const struct sockaddr *sa,
     return as_future_set_error(result, err, msg);
 }
 
+/* Fail `result` with err and message; returns err. */
+static int fail_start(as_future *result, int err, const char *message)
+{
+    as_future_set_error(result, err, message);
+    return err;
+}
+
 /* Bind one listening socket per address; on any failure, none. */
 static int bind_all(as_server *s, const struct addrinfo *ai,
                     const as_server_options *o, as_future *result)
@@ -735,7 +742,7 @@ static int bind_all(as_server *s, const struct addrinfo *ai,
     for (; ai; ai = ai->ai_next) {
         int fd = listening_socket(s->loop, ai->ai_family);
         if (fd < 0)
-            return as_future_set_error(result, fd, NULL), fd;
+            return fail_start(result, fd, NULL);
         if (!(o && o->reuse_address < 0))
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (o && o->reuse_port > 0) {
@@ -743,12 +750,11 @@ static int bind_all(as_server *s, const struct addrinfo *ai,
             if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
                 err = -errno;
                 close(fd);
-                return as_future_set_error(result, err, "cannot set SO_REUSEPORT"), err;
+                return fail_start(result, err, "cannot set SO_REUSEPORT");
             }
 #else
             close(fd);
-            return as_future_set_error(result, AS_EINVAL,
-                                       "reuse_port not supported on this platform"), AS_EINVAL;
+            return fail_start(result, AS_EINVAL, "reuse_port not supported on this platform");
 #endif
         }
 #ifdef IPV6_V6ONLY
@@ -765,8 +771,7 @@ static int bind_all(as_server *s, const struct addrinfo *ai,
         }
         if ((err = add_listener(s, fd)) < 0) {
             close(fd);
-            as_future_set_error(result, err, NULL);
-            return err;
+            return fail_start(result, err, NULL);
         }
     }
     return 0;
@@ -775,11 +780,8 @@ static int bind_all(as_server *s, const struct addrinfo *ai,
 /* Bound: listen (unless told not to) and deliver the server. */
 static void deliver(as_server *s, const as_server_options *o, as_future *result)
 {
-    int err = 0;
-    if (!(o && o->no_start))
-        err = start_listening(s);
-    else if (s->nlisteners > 0)
-        err = 0; /* CPython listens in start_serving() */
+    /* With no_start, listen() waits for start_serving(), as in CPython. */
+    int err = o && o->no_start ? 0 : start_listening(s);
     if (err < 0) {
         as_future_set_error(result, err, NULL);
         as_server_unref(s);
@@ -845,8 +847,12 @@ as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
         return failed(loop, AS_EINVAL, "start_server needs a loop, a callback and a port");
     if (o && (o->family != 0 && o->family != AF_INET && o->family != AF_INET6))
         return failed(loop, AS_EINVAL, "family must be AF_INET, AF_INET6 or 0");
-    if (!(result = as_future_new(loop)) || !(j = calloc(1, sizeof *j)))
-        return as_future_unref(result), NULL;
+    if (!(result = as_future_new(loop)))
+        return NULL;
+    if (!(j = calloc(1, sizeof *j))) {
+        as_future_unref(result);
+        return NULL;
+    }
     if (!(j->server = server_new(loop, cb, userdata, destroy, o))) {
         free(j);
         as_future_set_error(result, -ENOMEM, NULL);
