@@ -13,6 +13,30 @@ from asyncstreams import _core
 
 
 class LoopTests(unittest.TestCase):
+    def test_loop_argument_of_the_constructors(self):
+        # None means the running loop: with none running, asyncio's own
+        # RuntimeError text; an explicit Loop is taken; anything else is a
+        # TypeError.
+        for cls in (_core.Future, _core.StreamReader):
+            with self.assertRaisesRegex(RuntimeError, 'event loop'):
+                cls()
+            with self.assertRaisesRegex(TypeError, 'asyncstreams Loop'):
+                cls(loop=object())
+
+        async def nothing():
+            pass
+        coro = nothing()
+        with self.assertRaisesRegex(TypeError, 'asyncstreams Loop'):
+            _core.Task(coro, loop=object())
+        coro.close()
+        loop = asyncstreams.Loop()
+        try:
+            fut = _core.Future(loop=loop)
+            self.assertFalse(fut.done())
+            fut.cancel()
+        finally:
+            loop.close()
+
     def test_call_soon_order_args_and_handles(self):
         loop = asyncstreams.Loop()
         out = []
