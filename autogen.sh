@@ -1,5 +1,6 @@
 #!/bin/sh
-# autogen.sh - install what the build needs, then bootstrap and configure.
+# autogen.sh - install what the build and `make check` need, then bootstrap
+# and configure.
 #
 # Run as root on Debian/Ubuntu, it installs the missing packages with apt-get;
 # otherwise it prints the exact command to run.  Extra arguments go to
@@ -8,7 +9,8 @@ set -e
 cd "$(dirname "$0")"
 
 # command-to-look-for:debian-package
-needs="autoreconf:autoconf automake:automake libtoolize:libtool pkg-config:pkg-config make:make cc:gcc swig:swig"
+# The last one is a test peer: make check runs socat against the servers.
+needs="autoreconf:autoconf automake:automake libtoolize:libtool pkg-config:pkg-config make:make cc:gcc swig:swig socat:socat"
 missing=""
 for pair in $needs; do
     cmd=${pair%%:*}; pkg=${pair#*:}
