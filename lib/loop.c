@@ -101,6 +101,7 @@ struct as_loop {
     int closed;                /* guarded by inbox_lock for other threads */
     int running;
     int stopping;
+    int polled;                /* the last turn asked the backend */
     int user_owned;            /* the creator has not closed it yet */
 };
 
@@ -745,7 +746,7 @@ static int turn(as_loop *loop)
 {
     double timeout = -1, now;
     size_t ntodo;
-    int n, round;
+    int n = 0, round;
 
     if (loop->ready.len > 0 || loop->turn_end.len > 0 || loop->stopping)
         timeout = 0;
@@ -755,12 +756,22 @@ static int turn(as_loop *loop)
             timeout = 0;
     }
 
-    if (loop->poll_before) {
-        loop->poll_before(loop->poll_userdata);
-        n = loop->backend->poll(loop->backend_state, timeout, on_ready, loop);
-        loop->poll_after(loop->poll_userdata);
+    /* Callbacks waiting right after a turn that polled are nearly always
+     * that poll's consequences (a read answered, a task woken): asking the
+     * kernel again a few microseconds later finds nothing new and costs a
+     * system call.  So such a turn skips the poll, and the descriptors are
+     * still checked at least every second turn. */
+    if (loop->ready.len > 0 && loop->polled) {
+        loop->polled = 0;
     } else {
-        n = loop->backend->poll(loop->backend_state, timeout, on_ready, loop);
+        loop->polled = 1;
+        if (loop->poll_before) {
+            loop->poll_before(loop->poll_userdata);
+            n = loop->backend->poll(loop->backend_state, timeout, on_ready, loop);
+            loop->poll_after(loop->poll_userdata);
+        } else {
+            n = loop->backend->poll(loop->backend_state, timeout, on_ready, loop);
+        }
     }
     if (n == -EBADF)
         drop_bad_fds(loop);

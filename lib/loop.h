@@ -4,11 +4,19 @@
  * One turn of the loop (as_loop_run_once) does, in order:
  *   1. ask the backend which watched fds are ready, waiting at most until the
  *      earliest timer is due (not at all if callbacks are already ready);
+ *      skipped when callbacks are already ready and the previous turn
+ *      polled, so the fds are polled at least every second turn;
  *   2. move the ready fds' watchers and the due timers to the ready queue;
  *   3. run exactly the callbacks that were in the ready queue at that point;
  *   4. run the end-of-turn callbacks (as_loop_call_end_of_turn()).
  * Callbacks scheduled with call_soon while steps 3-4 run wait for the next
  * turn, so a callback that reschedules itself cannot starve I/O.
+ *
+ * Why step 1 is sometimes skipped: callbacks waiting right after a poll are
+ * nearly always its consequences (a read answered at the end of the turn, a
+ * task woken by it).  Polling again microseconds later would find nothing
+ * new and cost a system call; a busy server pays one select() per round of
+ * work instead of two.
  *
  * Every callback has the shape `void fn(void *userdata)` and comes with an
  * optional destroy hook `void destroy(void *userdata)`, which the loop calls

@@ -942,6 +942,54 @@ static void note_inside(void *p)
         h->callback_inside++;
 }
 
+/* A callback that reschedules itself on every turn, for ever, and counts. */
+static void spin_cb(void *p)
+{
+    struct resched *r = p;
+    r->runs++;
+    ck_assert_int_eq(as_loop_call_soon(r->loop, spin_cb, r, NULL, NULL), 0);
+}
+
+static void note_readable(void *p)
+{
+    int *fired = p;
+    (*fired)++;
+}
+
+START_TEST(a_busy_loop_polls_every_second_turn_and_still_serves_io)
+{
+    as_loop *loop = tu_loop();
+    struct hooks h = {0, 0, 0, 0, 0, 0, 0, loop};
+    struct resched r = {loop, 0};
+    int sv[2], fired = 0, i;
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(as_loop_set_poll_hooks(loop, hook_before, hook_after, &h, NULL), 0);
+    ck_assert_int_eq(as_loop_add_reader(loop, sv[1], note_readable, &fired, NULL), 0);
+    ck_assert_int_eq(as_loop_call_soon(loop, spin_cb, &r, NULL, NULL), 0);
+
+    /* Callbacks are always waiting: turns alternate between polling and
+     * not, so ten turns ask the backend five times. */
+    for (i = 0; i < 10; i++)
+        ck_assert_int_eq(as_loop_run_once(loop), 0);
+    ck_assert_int_eq(r.runs, 10);
+    ck_assert_int_eq(h.before, 5);
+    ck_assert_int_eq(h.after, 5);
+
+    /* A descriptor that becomes ready is still served within two turns. */
+    ck_assert_int_eq(write(sv[0], "x", 1), 1);
+    for (i = 0; i < 2; i++)
+        ck_assert_int_eq(as_loop_run_once(loop), 0);
+    ck_assert_int_eq(fired, 1);
+
+    as_loop_remove_reader(loop, sv[1]);
+    ck_assert_int_eq(as_loop_set_poll_hooks(loop, NULL, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(as_loop_close(loop), 0); /* drops the spinning callback */
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
 START_TEST(poll_hooks_bracket_every_wait_in_pairs)
 {
     as_loop *loop = tu_loop();
@@ -954,12 +1002,14 @@ START_TEST(poll_hooks_bracket_every_wait_in_pairs)
     ck_assert_int_eq(as_loop_set_poll_hooks(loop, hook_before, hook_after, &h, hook_destroy), 0);
     ck_assert_int_eq(h.before, 0); /* setting them runs nothing */
 
+    /* Three turns with a callback waiting each time: the first and the
+     * third poll, the second skips its poll (it follows one that polled). */
     for (i = 0; i < 3; i++) {
         ck_assert_int_eq(as_loop_call_soon(loop, note_inside, &h, NULL, NULL), 0);
         ck_assert_int_eq(as_loop_run_once(loop), 0);
     }
-    ck_assert_int_eq(h.before, 3);
-    ck_assert_int_eq(h.after, 3);
+    ck_assert_int_eq(h.before, 2);
+    ck_assert_int_eq(h.after, 2);
     ck_assert_int_eq(h.callback_inside, 0);
 
     /* The blocking wait itself happens between the two: a 200 ms timer
@@ -977,11 +1027,13 @@ START_TEST(poll_hooks_bracket_every_wait_in_pairs)
     /* Replacing runs the old pair's destroy; removing runs the new one's. */
     ck_assert_int_eq(as_loop_set_poll_hooks(loop, hook_before, hook_after, &h2, hook_destroy), 0);
     ck_assert_int_eq(h.destroyed, 1);
+    tu_turn(loop);          /* two busy turns: exactly one of them polls */
     tu_turn(loop);
     ck_assert_int_eq(h2.before, 1);
     ck_assert_int_eq(h2.after, 1);
     ck_assert_int_eq(as_loop_set_poll_hooks(loop, NULL, NULL, NULL, NULL), 0);
     ck_assert_int_eq(h2.destroyed, 1);
+    tu_turn(loop);
     tu_turn(loop);
     ck_assert_int_eq(h2.before, 1); /* removed: not called any more */
 
@@ -1065,6 +1117,7 @@ int main(void)
 
     tc = tcase_create("poll_hooks");
     tcase_add_test(tc, poll_hooks_bracket_every_wait_in_pairs);
+    tcase_add_test(tc, a_busy_loop_polls_every_second_turn_and_still_serves_io);
     tcase_add_test(tc, poll_hooks_on_a_closed_loop_are_refused);
     suite_add_tcase(s, tc);
 

@@ -1016,8 +1016,13 @@ START_TEST(unix_server_replaces_a_stale_file_and_refuses_one_in_use)
     }
     {
         /* The in-use probe was a real connection to our server, closed at
-         * once: its handler sees EOF and ends. */
+         * once: the server accepts it on a later turn, and its handler
+         * sees EOF and ends. */
         as_future *wc;
+        double deadline = now() + 5;
+        while (stats.connections == 0 && now() < deadline)
+            tu_turn(loop);
+        ck_assert_int_eq(stats.connections, 1);
         as_server_close(s);
         ck_assert_int_eq(access(path, F_OK), -1);
         wc = as_server_wait_closed(s);

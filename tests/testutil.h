@@ -22,7 +22,9 @@ static inline void tu_noop(void *p)
     (void)p;
 }
 
-/* One turn that cannot block: something is ready, so select() only polls. */
+/* One turn that cannot block: something is ready, so select() only polls,
+ * or, right after a turn that polled, is skipped (loop.h): pump I/O with
+ * two of these, or in a loop until what you wait for has happened. */
 static inline void tu_turn(as_loop *loop)
 {
     ck_assert_int_eq(as_loop_call_soon(loop, tu_noop, NULL, NULL, NULL), 0);
