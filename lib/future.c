@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* A done callback.  While scheduled, the node is the loop callback's
  * userdata and holds a reference to its future. */
@@ -43,7 +44,28 @@ struct as_future {
 
     struct done_cb *callbacks;  /* FIFO list, not yet scheduled */
     struct done_cb *callbacks_tail;
+    /* Nearly every future gets exactly one callback (the task awaiting
+     * it): its node lives here, so that costs no allocation. */
+    struct done_cb inline_cb;
+    int inline_used;
 };
+
+static struct done_cb *cb_alloc(as_future *f)
+{
+    if (!f->inline_used) {
+        f->inline_used = 1;
+        return &f->inline_cb;
+    }
+    return as__loop_alloc(f->loop, sizeof(struct done_cb));
+}
+
+static void cb_free(as_future *f, struct done_cb *cb)
+{
+    if (cb == &f->inline_cb)
+        f->inline_used = 0;
+    else
+        as__loop_free(f->loop, cb, sizeof *cb);
+}
 
 as_future *as_future_new(as_loop *loop)
 {
@@ -51,8 +73,9 @@ as_future *as_future_new(as_loop *loop)
 
     if (!loop || as_loop_is_closed(loop))
         return NULL;
-    if (!(f = calloc(1, sizeof *f)))
+    if (!(f = as__loop_alloc(loop, sizeof *f)))
         return NULL;
+    memset(f, 0, sizeof *f);
     f->loop = loop;
     f->refs = 1;
     f->state = AS_FUTURE_PENDING;
@@ -85,14 +108,14 @@ static void future_free(as_future *f)
         next = cb->next;
         if (cb->destroy)
             cb->destroy(cb->userdata);
-        free(cb);
+        cb_free(f, cb);
     }
     if (f->result && f->result_destroy)
         f->result_destroy(f->result);
     if (f->error_detail && f->error_detail_destroy)
         f->error_detail_destroy(f->error_detail);
     free(f->error_message);
-    free(f);
+    as__loop_free(loop, f, sizeof *f);
     as__loop_obj_unref(loop);
 }
 
@@ -136,7 +159,7 @@ static void destroy_done_cb(void *userdata)
     as_future *f = cb->future;
     if (cb->destroy)
         cb->destroy(cb->userdata);
-    free(cb);
+    cb_free(f, cb);
     as_future_unref(f);
 }
 
@@ -176,7 +199,7 @@ int as_future_add_done_callback(as_future *f, as_future_cb fn, void *userdata,
         return AS_EINVAL;
     if (f->state != AS_FUTURE_PENDING && as_loop_is_closed(f->loop))
         return AS_ECLOSED;
-    if (!(cb = malloc(sizeof *cb)))
+    if (!(cb = cb_alloc(f)))
         return -ENOMEM;
     cb->fn = fn;
     cb->userdata = userdata;
@@ -188,8 +211,8 @@ int as_future_add_done_callback(as_future *f, as_future_cb fn, void *userdata,
         err = as_loop_call_soon(f->loop, run_done_cb, cb, destroy_done_cb, NULL);
         if (err < 0) {
             /* The contract: on failure neither fn nor destroy runs. */
+            cb_free(f, cb);
             as_future_unref(f);
-            free(cb);
             return err;
         }
         return 0;
@@ -213,7 +236,7 @@ int as_future_remove_done_callback(as_future *f, as_future_cb fn, void *userdata
             *link = cb->next;
             if (cb->destroy)
                 cb->destroy(cb->userdata);
-            free(cb);
+            cb_free(f, cb);
             removed++;
         } else {
             f->callbacks_tail = cb;

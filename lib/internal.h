@@ -17,6 +17,15 @@
 void as__loop_obj_ref(as_loop *loop);
 void as__loop_obj_unref(as_loop *loop);
 
+/*
+ * Small blocks from the loop's cache (cache.h): for objects made and freed
+ * on the loop's thread, given back with the size they were asked for and
+ * before the loop's memory can go (that is, before as__loop_obj_unref()).
+ * Uninitialised, like malloc(); NULL on failure.
+ */
+void *as__loop_alloc(as_loop *loop, size_t size);
+void as__loop_free(as_loop *loop, void *p, size_t size);
+
 /* Portable helpers that set O_NONBLOCK / FD_CLOEXEC; return 0 or -errno. */
 int as__set_nonblocking(int fd);
 int as__set_cloexec(int fd);

@@ -15,6 +15,7 @@
  */
 #include "loop.h"
 #include "backend.h"
+#include "cache.h"
 #include "errors.h"
 #include "internal.h"
 
@@ -49,6 +50,7 @@ struct as_handle {
     unsigned char running;
     unsigned char done;       /* one-shot/timer: callback has run */
     unsigned char userdata_live;
+    unsigned char cached;     /* from the loop's cache, not malloc() */
 };
 
 /* A FIFO of handle pointers: an array used as a ring, capacity a power of
@@ -67,6 +69,7 @@ struct watchers {
 struct as_loop {
     const as__backend_ops *backend;
     void *backend_state;
+    as__cache cache;          /* small blocks, recycled (cache.h) */
 
     struct ring ready;        /* runs in the next turn */
     struct ring turn_end;     /* runs at the end of this turn */
@@ -107,12 +110,20 @@ struct as_loop {
 
 /* ------------------------------------------------------------ handles */
 
+/*
+ * A handle that only the loop will hold (no `out` reference, made on the
+ * loop's thread) comes from the loop's cache: it is given back before the
+ * loop's memory can go.  A handle a caller holds may outlive the loop, and
+ * one made by another thread must not touch the cache: those use malloc().
+ */
 static as_handle *handle_new(as_loop *loop, int kind, as_callback_fn fn,
-                             void *userdata, as_destroy_fn destroy)
+                             void *userdata, as_destroy_fn destroy, int cached)
 {
-    as_handle *h = malloc(sizeof *h);
+    as_handle *h = cached ? as__cache_alloc(&loop->cache, sizeof *h)
+                          : malloc(sizeof *h);
     if (!h)
         return NULL;
+    h->cached = (unsigned char)cached;
     h->fn = fn;
     h->userdata = userdata;
     h->destroy = destroy;
@@ -130,10 +141,18 @@ static as_handle *handle_new(as_loop *loop, int kind, as_callback_fn fn,
     return h;
 }
 
+static void handle_free(as_handle *h)
+{
+    if (h->cached)
+        as__cache_free(&h->loop->cache, h, sizeof *h);
+    else
+        free(h);
+}
+
 static void handle_unref(as_handle *h)
 {
     if (--h->refs == 0)
-        free(h);
+        handle_free(h);
 }
 
 /* Hand userdata back through destroy, exactly once. */
@@ -384,6 +403,7 @@ static int new_loop(as_loop **loopp, const as__backend_ops *backend)
     if (!loop)
         return -ENOMEM;
     loop->backend = backend;
+    as__cache_init(&loop->cache);
     loop->user_owned = 1;
     loop->wake_fds[0] = loop->wake_fds[1] = -1;
     if ((err = backend->create(&loop->backend_state)) < 0) {
@@ -463,10 +483,10 @@ static int push_oneshot(as_loop *loop, struct ring *q, as_callback_fn fn,
 {
     as_handle *h;
 
-    if (!(h = handle_new(loop, KIND_ONESHOT, fn, userdata, destroy)))
+    if (!(h = handle_new(loop, KIND_ONESHOT, fn, userdata, destroy, out == NULL)))
         return -ENOMEM;
     if (ring_push(q, h) < 0) {
-        free(h);
+        handle_free(h);
         return -ENOMEM;
     }
     if (out) {
@@ -505,12 +525,12 @@ int as_loop_call_at(as_loop *loop, double when, as_callback_fn fn,
         return AS_EINVAL;
     if (loop->closed)
         return AS_ECLOSED;
-    if (!(h = handle_new(loop, KIND_TIMER, fn, userdata, destroy)))
+    if (!(h = handle_new(loop, KIND_TIMER, fn, userdata, destroy, out == NULL)))
         return -ENOMEM;
     h->when = when;
     h->seq = loop->timer_seq++;
     if (heap_push(loop, h) < 0) {
-        free(h);
+        handle_free(h);
         return -ENOMEM;
     }
     if (out) {
@@ -539,7 +559,7 @@ int as_loop_call_soon_threadsafe(as_loop *loop, as_callback_fn fn,
 
     if (!loop || !fn)
         return AS_EINVAL;
-    if (!(h = handle_new(loop, KIND_ONESHOT, fn, userdata, destroy)))
+    if (!(h = handle_new(loop, KIND_ONESHOT, fn, userdata, destroy, 0)))
         return -ENOMEM;
     pthread_mutex_lock(&loop->inbox_lock);
     if (loop->closed) {
@@ -627,12 +647,12 @@ static int add_watcher(as_loop *loop, int fd, int is_writer, as_callback_fn fn,
         return AS_EFDSETSIZE;
     if (fd == loop->wake_fds[0])
         return AS_EINVAL; /* the loop's own pipe */
-    if (!(h = handle_new(loop, KIND_WATCHER, fn, userdata, destroy)))
+    if (!(h = handle_new(loop, KIND_WATCHER, fn, userdata, destroy, 1)))
         return -ENOMEM;
     replacing = fd < loop->fds_cap &&
                 (is_writer ? loop->fds[fd].writer : loop->fds[fd].reader);
     if ((err = watcher_set(loop, fd, is_writer, h)) < 0) {
-        free(h);
+        handle_free(h);
         return err;
     }
     if (!replacing)
@@ -899,7 +919,18 @@ static void loop_free(as_loop *loop)
     if (loop->exc_destroy)
         loop->exc_destroy(loop->exc_userdata);
     pthread_mutex_destroy(&loop->inbox_lock);
+    as__cache_destroy(&loop->cache);
     free(loop);
+}
+
+void *as__loop_alloc(as_loop *loop, size_t size)
+{
+    return as__cache_alloc(&loop->cache, size);
+}
+
+void as__loop_free(as_loop *loop, void *p, size_t size)
+{
+    as__cache_free(&loop->cache, p, size);
 }
 
 void as__loop_obj_ref(as_loop *loop)

@@ -52,9 +52,7 @@ typedef struct read_op {
     const as_separator *seps; /* the separators (copied when on the heap) */
     size_t nseps;
     size_t minlen, maxlen;    /* shortest and longest separator */
-    as_separator one;         /* storage for a single separator */
-    unsigned char *sepmem;    /* heap copy of the separator bytes */
-    as_separator *separr;     /* heap copy of the separator array */
+    size_t heap_size;         /* on the heap: the block's size (op_to_heap) */
     int woken;                /* fed since it started waiting: retry on wake */
     int started;              /* iteration: first step has run */
     as_reader_line_fn line_fn;
@@ -95,9 +93,16 @@ static const char MSG_FOUND[] = "Separator is found, but chunk is longer than li
 
 /* ------------------------------------------------------------ helpers */
 
+/* Everything but msgbuf, which only a formatted message uses: clearing its
+ * 128 bytes on every read would cost more than the rest of a read. */
 static void outcome_init(outcome *o)
 {
-    memset(o, 0, sizeof *o);
+    o->code = 0;
+    o->msg = NULL;
+    o->result = NULL;
+    o->result_destroy = NULL;
+    o->detail = NULL;
+    o->detail_destroy = NULL;
 }
 
 static void fail(outcome *o, int code, const char *msg)
@@ -476,44 +481,46 @@ static const char *func_name(const read_op *op)
 
 static void op_free(read_op *op)
 {
+    as_loop *loop = as_future_loop(op->future);
     if (op->line_destroy)
         op->line_destroy(op->line_ud);
     as_future_unref(op->future);
-    free(op->separr);
-    free(op->sepmem);
-    free(op);
+    as__loop_free(loop, op, op->heap_size);
 }
 
-/* Copy a stack op to the heap, with its own separators and a future ref. */
+/*
+ * Copy a stack op to the heap with a future reference and its own copy of
+ * the separators, all in one block from the loop's cache:
+ *
+ *      [ read_op | as_separator[nseps] | separator bytes ]
+ *
+ * (sizeof(read_op) is a multiple of its alignment, which suits the array.)
+ * A readline that waits costs one small block.
+ */
 static read_op *op_to_heap(const read_op *src)
 {
-    read_op *op = malloc(sizeof *op);
-    if (!op)
+    as_loop *loop = as_future_loop(src->future);
+    size_t total = 0, at = 0, size;
+    read_op *op;
+    as_separator *seps;
+    unsigned char *bytes;
+
+    for (size_t i = 0; i < src->nseps; i++)
+        total += src->seps[i].len;
+    size = sizeof *op + src->nseps * sizeof *seps + total;
+    if (!(op = as__loop_alloc(loop, size)))
         return NULL;
     *op = *src;
-    op->sepmem = NULL;
-    op->separr = NULL;
-    if (src->nseps) {
-        size_t total = 0;
-        for (size_t i = 0; i < src->nseps; i++)
-            total += src->seps[i].len;
-        op->separr = malloc(src->nseps * sizeof *op->separr);
-        op->sepmem = malloc(total ? total : 1);
-        if (!op->separr || !op->sepmem) {
-            free(op->separr);
-            free(op->sepmem);
-            free(op);
-            return NULL;
-        }
-        size_t at = 0;
-        for (size_t i = 0; i < src->nseps; i++) {
-            memcpy(op->sepmem + at, src->seps[i].data, src->seps[i].len);
-            op->separr[i].data = op->sepmem + at;
-            op->separr[i].len = src->seps[i].len;
-            at += src->seps[i].len;
-        }
-        op->seps = op->separr;
+    op->heap_size = size;
+    seps = (as_separator *)(op + 1);
+    bytes = (unsigned char *)(seps + src->nseps);
+    for (size_t i = 0; i < src->nseps; i++) {
+        memcpy(bytes + at, src->seps[i].data, src->seps[i].len);
+        seps[i].data = bytes + at;
+        seps[i].len = src->seps[i].len;
+        at += src->seps[i].len;
     }
+    op->seps = seps;
     as_future_ref(op->future);
     return op;
 }
@@ -1024,27 +1031,30 @@ as_future *as_reader_iter_lines(as_reader *r, as_reader_line_fn fn,
         return failed(r, AS_EINVAL, "iter_lines needs a line callback");
     as_future *f = as_future_new(r->loop);
     lines_start *s = malloc(sizeof *s);
-    read_op *op = calloc(1, sizeof *op);
+    read_op proto, *op = NULL;
+    if (f) {
+        op_init(&proto, OP_LINES);
+        proto.future = f;
+        proto.seps = &NEWLINE;
+        proto.nseps = 1;
+        proto.minlen = proto.maxlen = 1;
+        proto.limit = r->limit;
+        proto.scan = r->consumed;
+        op = op_to_heap(&proto); /* takes the op's own future reference */
+    }
     if (!f || !s || !op) {
+        if (op)
+            op_free(op);
         as_future_unref(f);
         free(s);
-        free(op);
         return NULL;
     }
-    op->kind = OP_LINES;
-    op->future = as_future_ref(f); /* the op's own reference */
-    op->seps = &NEWLINE;
-    op->nseps = 1;
-    op->minlen = op->maxlen = 1;
-    op->limit = r->limit;
-    op->scan = r->consumed;
     s->reader = as_reader_ref(r);
     s->op = op;
     s->started = 0;
     int rc = as_loop_call_soon(r->loop, lines_first, s, lines_start_free, NULL);
     if (rc != 0) {
-        as_future_unref(op->future);
-        free(op);
+        op_free(op);
         as_reader_unref(r);
         free(s);
         as_future_set_error(f, rc, NULL);

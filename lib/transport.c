@@ -95,6 +95,7 @@ struct as_transport {
 
     struct waiters drain, flushw;
     as_future *closed;
+    as_future *ready;             /* finished, shared by every drain that need not wait */
 
     struct sockaddr_storage peer, self;
     socklen_t peer_len, self_len;
@@ -157,6 +158,7 @@ static void transport_free(as_transport *t)
      * StreamReaderProtocol.__del__). */
     (void)as_future_error(t->closed);
     as_future_unref(t->closed);
+    as_future_unref(t->ready);
     as_reader_unref(t->reader);
     as_buffer_destroy(&t->queue);
     free(t->drain.v);
@@ -691,13 +693,19 @@ static as_future *wait_on(as_transport *t, struct waiters *w)
     return f;
 }
 
+/* A drain below high water is the common case (every write of an echo
+ * server): it gets a reference to one finished future, made once, instead of
+ * a new future.  A finished future with no result cannot change any more, so
+ * sharing it is safe. */
 as_future *as_transport_wait_writable(as_transport *t)
 {
     if (t->err)
         return done_future(t->loop, t->err, t->err_msg);
-    if (!t->write_paused)
-        return done_future(t->loop, 0, NULL);
-    return wait_on(t, &t->drain);
+    if (t->write_paused)
+        return wait_on(t, &t->drain);
+    if (!t->ready && !(t->ready = done_future(t->loop, 0, NULL)))
+        return NULL;
+    return as_future_ref(t->ready);
 }
 
 as_future *as_transport_flush(as_transport *t)

@@ -156,7 +156,9 @@ int as_transport_error(const as_transport *t, const char **message);
 
 /**
  * A future that finishes (result NULL) when the queue is at or below the
- * low-water mark, or at once if it is not above the high-water mark.  Fails
+ * low-water mark, or at once if it is not above the high-water mark (then it
+ * is a new reference to one finished future the transport keeps for this:
+ * no allocation per call, and a finished future cannot change).  Fails
  * with the stored error if the connection is lost to an error; finishes
  * normally on a clean close/abort.  Any number may wait; all are woken.
  * This is CPython's FlowControlMixin._drain_helper; StreamWriter.drain()
