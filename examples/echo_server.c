@@ -60,10 +60,13 @@ static as_step echo_step(as_task *t, void *p)
                                    : as_reader_readline(e->reader));
         if ((e->err = as_task_error(t)) != 0)
             break;                      /* reset, line too long, cancelled */
-        data = as_task_result(t);
-        if (data->len == 0)
+        data = as_task_take_result(t);  /* the bytes are ours now */
+        if (data->len == 0) {
+            free(data);
             break;                      /* b"": the client closed */
-        if ((e->err = as_writer_write(e->writer, data->data, data->len)) < 0)
+        }
+        /* writer.write(data), handing the bytes over: no copy is made */
+        if ((e->err = as_writer_write_bytes(e->writer, data)) < 0)
             break;
         AS_AWAIT(t, e, as_writer_drain(e->writer));
         if ((e->err = as_task_error(t)) != 0)

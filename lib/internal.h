@@ -26,6 +26,33 @@ void as__loop_obj_unref(as_loop *loop);
 void *as__loop_alloc(as_loop *loop, size_t size);
 void as__loop_free(as_loop *loop, void *p, size_t size);
 
+/*
+ * A handle its owner keeps and schedules again and again (loop.c): for a
+ * callback an object schedules on many turns, such as a reader waking its
+ * waiter, so that scheduling it allocates nothing.  Loop thread only.
+ *   as__handle_new: fn(userdata) not yet scheduled; NULL on ENOMEM.  The
+ *       owner must free it before the loop's memory can go.  dropped(userdata)
+ *       (may be NULL) runs instead of fn when the loop closes with a run
+ *       posted: an owner that holds a reference per posted run drops it there.
+ *   as__handle_post: schedule it on the ready queue, or at the end of the
+ *       turn; a no-op while it is queued.  0, AS_ECLOSED or -ENOMEM.
+ *   as__handle_queued: whether it is queued and has not run yet.
+ *   as__handle_free: unschedule it and give it back.  NULL is ignored.
+ */
+as_handle *as__handle_new(as_loop *loop, as_callback_fn fn, void *userdata,
+                          as_destroy_fn dropped);
+int as__handle_post(as_handle *h, int end_of_turn);
+int as__handle_queued(const as_handle *h);
+void as__handle_free(as_handle *h);
+
+/* Keep a cold path (growing an array, say) out of line, so the hot path
+ * that calls it stays small enough to need no saved registers. */
+#if defined(__GNUC__)
+#define AS__NOINLINE __attribute__((noinline))
+#else
+#define AS__NOINLINE
+#endif
+
 /* Portable helpers that set O_NONBLOCK / FD_CLOEXEC; return 0 or -errno. */
 int as__set_nonblocking(int fd);
 int as__set_cloexec(int fd);

@@ -30,7 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
-enum handle_kind { KIND_ONESHOT, KIND_TIMER, KIND_WATCHER };
+/* KIND_REPEAT: a handle its owner keeps and schedules again after each
+ * run (as__handle_new()); the others are made per scheduling call. */
+enum handle_kind { KIND_ONESHOT, KIND_TIMER, KIND_WATCHER, KIND_REPEAT };
 
 #define NOT_IN_HEAP SIZE_MAX
 #define END_OF_TURN_ROUNDS 16
@@ -51,6 +53,7 @@ struct as_handle {
     unsigned char done;       /* one-shot/timer: callback has run */
     unsigned char userdata_live;
     unsigned char cached;     /* from the loop's cache, not malloc() */
+    unsigned char queued;     /* KIND_REPEAT: in a queue now */
 };
 
 /* A FIFO of handle pointers: an array used as a ring, capacity a power of
@@ -129,8 +132,7 @@ static as_handle *handle_new(as_loop *loop, int kind, as_callback_fn fn,
     h->destroy = destroy;
     h->loop = loop;
     h->next = NULL;
-    h->when = 0;
-    h->seq = 0;
+    h->when = 0;     /* timers set when and seq */
     h->heap_index = NOT_IN_HEAP;
     h->refs = 1;
     h->kind = (unsigned char)kind;
@@ -138,6 +140,7 @@ static as_handle *handle_new(as_loop *loop, int kind, as_callback_fn fn,
     h->running = 0;
     h->done = 0;
     h->userdata_live = 1;
+    h->queued = 0;
     return h;
 }
 
@@ -183,21 +186,28 @@ double as_handle_when(const as_handle *h)
 
 /* ------------------------------------------------------------ ready queue */
 
+/* Double the ring.  Kept out of ring_push(), so that the push every
+ * callback pays stays a few instructions. */
+static AS__NOINLINE int ring_grow(struct ring *q)
+{
+    size_t cap = q->cap ? q->cap * 2 : 64, i;
+    as_handle **items = malloc(cap * sizeof *items);
+    if (!items)
+        return -ENOMEM;
+    /* Unwrap into the new array, oldest first. */
+    for (i = 0; i < q->len; i++)
+        items[i] = q->items[(q->head + i) & (q->cap - 1)];
+    free(q->items);
+    q->items = items;
+    q->cap = cap;
+    q->head = 0;
+    return 0;
+}
+
 static int ring_push(struct ring *q, as_handle *h)
 {
-    if (q->len == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 64, i;
-        as_handle **items = malloc(cap * sizeof *items);
-        if (!items)
-            return -ENOMEM;
-        /* Unwrap into the new array, oldest first. */
-        for (i = 0; i < q->len; i++)
-            items[i] = q->items[(q->head + i) & (q->cap - 1)];
-        free(q->items);
-        q->items = items;
-        q->cap = cap;
-        q->head = 0;
-    }
+    if (q->len == q->cap && ring_grow(q) < 0)
+        return -ENOMEM;
     q->items[(q->head + q->len) & (q->cap - 1)] = h;
     q->len++;
     return 0;
@@ -516,6 +526,48 @@ int as_loop_call_end_of_turn(as_loop *loop, as_callback_fn fn, void *userdata,
     return push_oneshot(loop, &loop->turn_end, fn, userdata, destroy, out);
 }
 
+/* ------------------------------------------------------------ repeating */
+
+/*
+ * Internal (internal.h): a reader wakes its waiter and a transport flushes
+ * its queue at the end of many turns; a handle made once and scheduled
+ * again each time saves making and freeing one per turn.  The owner holds
+ * the one reference; a queue holds another while it is queued.
+ */
+as_handle *as__handle_new(as_loop *loop, as_callback_fn fn, void *userdata,
+                          as_destroy_fn dropped)
+{
+    return handle_new(loop, KIND_REPEAT, fn, userdata, dropped, 1);
+}
+
+int as__handle_post(as_handle *h, int end_of_turn)
+{
+    as_loop *loop = h->loop;
+    if (loop->closed)
+        return AS_ECLOSED;
+    if (h->queued)
+        return 0;
+    if (ring_push(end_of_turn ? &loop->turn_end : &loop->ready, h) < 0)
+        return -ENOMEM;
+    h->queued = 1;
+    h->refs++;
+    return 0;
+}
+
+int as__handle_queued(const as_handle *h)
+{
+    return h->queued;
+}
+
+void as__handle_free(as_handle *h)
+{
+    if (!h)
+        return;
+    if (h->queued)
+        h->cancelled = 1; /* the queue skips it and drops its reference */
+    handle_unref(h);
+}
+
 int as_loop_call_at(as_loop *loop, double when, as_callback_fn fn,
                     void *userdata, as_destroy_fn destroy, as_handle **out)
 {
@@ -747,7 +799,11 @@ static void drop_bad_fds(as_loop *loop)
 
 static void run_handle(as_handle *h)
 {
-    if (!h->cancelled) {
+    if (h->kind == KIND_REPEAT) {
+        h->queued = 0; /* it may schedule itself again from fn */
+        if (!h->cancelled)
+            h->fn(h->userdata);
+    } else if (!h->cancelled) {
         h->running = 1;
         h->fn(h->userdata);
         h->running = 0;
@@ -967,8 +1023,13 @@ int as_loop_close(as_loop *loop)
      * these loops terminate. */
     while (loop->ready.len > 0 || loop->turn_end.len > 0) {
         as_handle *h = ring_pop(loop->ready.len > 0 ? &loop->ready : &loop->turn_end);
-        if (h->kind != KIND_WATCHER)
+        if (h->kind == KIND_REPEAT) {
+            h->queued = 0;
+            if (h->destroy && !h->cancelled)
+                h->destroy(h->userdata); /* this run will not happen */
+        } else if (h->kind != KIND_WATCHER) {
             drop_userdata(h);
+        }
         handle_unref(h);
     }
     while (loop->heap_len > 0) {

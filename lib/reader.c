@@ -70,7 +70,7 @@ struct as_reader {
     int exc_code;      /* stored exception, 0 if none */
     char *exc_msg;     /* its message, or NULL for as_strerror(exc_code) */
     read_op *waiter;   /* the one waiting read, or NULL */
-    int wake_scheduled;
+    as_handle *wake_handle; /* runs on_wake() at the end of a turn; made once */
     as_reader_flow_fn pause_fn, resume_fn;
     void *flow_ud;
     as_destroy_fn flow_destroy;
@@ -625,20 +625,21 @@ static int step_lines(as_reader *r, read_op *op, outcome *o)
     }
 }
 
+/* The end-of-turn retry.  It holds the reader reference wake() took
+ * (lifetime rule 3) and drops it when done. */
 static void on_wake(void *userdata)
 {
     as_reader *r = userdata;
-    r->wake_scheduled = 0;
     read_op *op = r->waiter;
-    if (!op || !op->woken)
-        return;
-    r->waiter = NULL; /* CPython: finally: self._waiter = None */
-    op->woken = 0;
-    if (as_future_done(op->future)) {
-        op_free(op);
-        return;
+    if (op && op->woken) {
+        r->waiter = NULL; /* CPython: finally: self._waiter = None */
+        op->woken = 0;
+        if (as_future_done(op->future))
+            op_free(op);
+        else
+            run(r, op, 1);
     }
-    run(r, op, 1);
+    as_reader_unref(r);
 }
 
 static void reader_unref_cb(void *userdata)
@@ -653,20 +654,20 @@ static void wake(as_reader *r)
     if (!r->waiter)
         return;
     r->waiter->woken = 1;
-    if (r->wake_scheduled)
+    if (r->wake_handle && as__handle_queued(r->wake_handle))
         return;
-    as_reader_ref(r);
-    int rc = as_loop_call_end_of_turn(r->loop, on_wake, r, reader_unref_cb, NULL);
+    if (!r->wake_handle)
+        r->wake_handle = as__handle_new(r->loop, on_wake, r, reader_unref_cb);
+    int rc = r->wake_handle ? as__handle_post(r->wake_handle, 1) : -ENOMEM;
     if (rc != 0) {
         /* The read could never be woken: fail it rather than hang. */
         read_op *op = r->waiter;
         r->waiter = NULL;
         as_future_set_error(op->future, rc, NULL);
         op_free(op);
-        as_reader_unref(r);
         return;
     }
-    r->wake_scheduled = 1;
+    as_reader_ref(r); /* until on_wake() has run (lifetime rule 3) */
 }
 
 /* ------------------------------------------------------------ life */
@@ -718,6 +719,7 @@ void as_reader_unref(as_reader *r)
         op_free(op);
     }
     drop_flow(r);
+    as__handle_free(r->wake_handle); /* never queued here: a run holds a ref */
     as_buffer_destroy(&r->buf);
     free(r->exc_msg);
     as_loop *loop = r->loop;

@@ -8,14 +8,15 @@
  * left in the kernel are reported on the next turn, and we skip the recv()
  * that would only say EAGAIN.
  *
- * Writing: the queue is one contiguous as_buffer.  In C a write cannot keep
- * a pointer to the caller's bytes (the caller owns them and may reuse them
- * at once), so every byte not sent at once must be copied anyway; once
- * copied, keeping them contiguous means a whole queue goes out in one
- * send(), which is what writev() would buy for a list of buffers, and
- * consuming from the front is O(1) (buffer.h).  writelines() with an empty
- * queue does use sendmsg() over the caller's buffers, so nothing is copied
- * when the kernel takes everything.
+ * Writing: in C a write cannot keep a pointer to the caller's bytes (the
+ * caller owns them and may reuse them at once), so every byte not sent at
+ * once is copied into the write queue (writeq.h), where consecutive copies
+ * stay contiguous and leave in one send().  A caller that can hand its
+ * buffer over instead (write_owned, and as_writer_write_bytes() for a
+ * read's result) saves that copy: the queue keeps a pointer and releases
+ * the buffer once it is sent, and a queue of several pieces leaves in one
+ * sendmsg().  writelines() with an empty queue uses sendmsg() over the
+ * caller's buffers, so nothing is copied when the kernel takes everything.
  *
  * Coalescing (the choice measured by bench/bulk_lines): CPython tries send()
  * in every write(), so 16 pipelined replies cost 16 send() calls.  Here a
@@ -30,6 +31,7 @@
 #include "transport.h"
 #include "errors.h"
 #include "internal.h"
+#include "writeq.h"
 #include "config.h"
 
 #include <errno.h>
@@ -73,7 +75,7 @@ struct as_transport {
     int refs;
     enum state state;
 
-    as_buffer queue;              /* bytes written but not yet sent */
+    as__writeq queue;             /* bytes written but not yet sent (writeq.h) */
     size_t high, low;             /* write-buffer watermarks */
     unsigned long long sent;      /* bytes the kernel accepted */
     unsigned long long written;   /* bytes accepted by write() */
@@ -85,6 +87,7 @@ struct as_transport {
     unsigned int reading : 1;     /* a read watcher is registered */
     unsigned int want_write : 1;  /* a write watcher is registered */
     unsigned int flush_pending : 1; /* a coalescing flush is scheduled */
+    as_handle *flush_handle;      /* runs coalesced_flush(); made once */
     unsigned int write_paused : 1;  /* queue went above high water */
     unsigned int coalesce : 1;
     unsigned int self_ref : 1;    /* lifetime rule 3 */
@@ -136,6 +139,8 @@ static void waiters_wake(struct waiters *w, int code, const char *msg)
 {
     size_t i, n = w->n;
     as_future **v = w->v;
+    if (n == 0)
+        return; /* the usual case: keep the array for the next waiters */
     w->v = NULL;
     w->n = w->cap = 0;
     for (i = 0; i < n; i++) {
@@ -159,8 +164,9 @@ static void transport_free(as_transport *t)
     (void)as_future_error(t->closed);
     as_future_unref(t->closed);
     as_future_unref(t->ready);
+    as__handle_free(t->flush_handle); /* never queued here: a run holds a ref */
     as_reader_unref(t->reader);
-    as_buffer_destroy(&t->queue);
+    as__writeq_clear(&t->queue);
     free(t->drain.v);
     free(t->flushw.v);
     free(t->err_msg);
@@ -231,9 +237,9 @@ static void finish(as_transport *t, int err, const char *msg, int rst)
      * on the systems we know it is closed, so never retry. */
     (void)close(t->fd);
     t->fd = -1;
-    if (as_buffer_len(&t->queue) > 0)
+    if (as__writeq_len(&t->queue) > 0)
         t->dropped = 1;
-    as_buffer_destroy(&t->queue);
+    as__writeq_clear(&t->queue);
 
     (void)as_reader_set_flow_control(t->reader, NULL, NULL, NULL, NULL);
     if (err) {
@@ -281,7 +287,7 @@ void as_transport_close(as_transport *t)
         as_loop_remove_reader(t->loop, t->fd);
         t->reading = 0;
     }
-    if (as_buffer_len(&t->queue) == 0) {
+    if (as__writeq_len(&t->queue) == 0) {
         finish(t, 0, NULL, 0);
         return;
     }
@@ -419,7 +425,7 @@ int as_transport_is_reading_paused(const as_transport *t)
  * _maybe_resume_protocol), after every change of the queue size. */
 static void check_watermarks(as_transport *t)
 {
-    size_t size = as_buffer_len(&t->queue);
+    size_t size = as__writeq_len(&t->queue);
     if (!t->write_paused && size > t->high)
         t->write_paused = 1;
     else if (t->write_paused && size <= t->low) {
@@ -438,7 +444,7 @@ static void queue_empty(as_transport *t)
         as_loop_remove_writer(t->loop, t->fd);
         t->want_write = 0;
     }
-    as_buffer_trim(&t->queue, QUEUE_KEEP);
+    as__writeq_trim(&t->queue, QUEUE_KEEP);
     waiters_wake(&t->flushw, 0, NULL);
     if (t->state == CLOSING) {
         finish(t, 0, NULL, 0);
@@ -449,15 +455,30 @@ static void queue_empty(as_transport *t)
     }
 }
 
-/* Send what the queue holds, in one send() (the queue is contiguous). */
+/* Pieces handed to one sendmsg(): enough for a turn's worth of writes. */
+#define FLUSH_IOV 64
+
+static ssize_t send_iov(int fd, struct iovec *iov, int cnt)
+{
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = iov;
+    mh.msg_iovlen = cnt;
+    return sendmsg(fd, &mh, SEND_FLAGS);
+}
+
+/* Send what the queue holds in one call: send() for one piece (copied
+ * writes merge into one), sendmsg() over several. */
 static void flush_queue(as_transport *t)
 {
-    size_t len = as_buffer_len(&t->queue);
+    struct iovec iov[FLUSH_IOV];
+    int cnt = as__writeq_iov(&t->queue, iov, FLUSH_IOV);
     ssize_t n;
 
-    if (len > 0) {
+    if (cnt > 0) {
         do
-            n = send(t->fd, as_buffer_data(&t->queue), len, SEND_FLAGS);
+            n = cnt == 1 ? send(t->fd, iov[0].iov_base, iov[0].iov_len, SEND_FLAGS)
+                         : send_iov(t->fd, iov, cnt);
         while (n < 0 && errno == EINTR);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -466,11 +487,14 @@ static void flush_queue(as_transport *t)
             }
             n = 0;
         }
-        as_buffer_consume(&t->queue, (size_t)n);
         t->sent += (unsigned long long)n;
+        as__writeq_consume(&t->queue, (size_t)n);
+        /* A release hook (a binding's) may have run code that closed us. */
+        if (t->state == CLOSED || t->state == LOST)
+            return;
     }
     check_watermarks(t);
-    if (as_buffer_len(&t->queue) == 0) {
+    if (as__writeq_len(&t->queue) == 0) {
         queue_empty(t);
     } else {
         watch_writable(t);
@@ -485,20 +509,20 @@ static void on_writable(void *p)
     as_transport_unref(t);
 }
 
+/* The end-of-turn flush; it holds the reference schedule_send() took. */
 static void coalesced_flush(void *p)
 {
     as_transport *t = p;
     t->flush_pending = 0;
     if ((t->state == OPEN || t->state == CLOSING) && !t->want_write)
         flush_queue(t);
+    as_transport_unref(t);
 }
 
 /* Queue bytes the kernel did not take; then arrange for them to go out. */
 static int enqueue(as_transport *t, const void *data, size_t len)
 {
-    if (len > 0 && as_buffer_append(&t->queue, data, len) < 0)
-        return -ENOMEM;
-    return 0;
+    return as__writeq_copy(&t->queue, data, len);
 }
 
 static int write_state_error(const as_transport *t)
@@ -531,25 +555,117 @@ static void schedule_send(as_transport *t)
 {
     if (t->want_write)
         return; /* waiting for writability; on_writable sends them */
-    if (as_buffer_len(&t->queue) >= COALESCE_MAX) {
+    if (as__writeq_len(&t->queue) >= COALESCE_MAX) {
         flush_queue(t);
         return;
     }
     if (!t->flush_pending) {
-        as_transport_ref(t);
-        if (as_loop_call_end_of_turn(t->loop, coalesced_flush, t, unref_cb, NULL) == 0) {
+        if (!t->flush_handle)
+            t->flush_handle = as__handle_new(t->loop, coalesced_flush, t, unref_cb);
+        if (t->flush_handle && as__handle_post(t->flush_handle, 1) == 0) {
             t->flush_pending = 1;
+            as_transport_ref(t);
         } else {
-            t->refs--; /* the caller holds a reference: never 0 here */
-            flush_queue(t);
+            flush_queue(t); /* cannot wait for the end of the turn: now */
         }
     }
 }
 
+/* Hand the caller's buffers to the kernel now, IOV_MAX at a time, until it
+ * refuses more; *done receives the bytes it took.  Returns 0, or the send
+ * error (the caller then fails the connection). */
+static int send_now(as_transport *t, const struct iovec *iov, int iovcnt,
+                    size_t *done)
+{
+    int first = 0, i;
+
+    *done = 0;
+    while (first < iovcnt) {
+        struct msghdr mh;
+        ssize_t n;
+        size_t want = 0;
+        int cnt = iovcnt - first > IOV_MAX ? IOV_MAX : iovcnt - first;
+        for (i = 0; i < cnt; i++)
+            want += iov[first + i].iov_len;
+        memset(&mh, 0, sizeof mh);
+        mh.msg_iov = (struct iovec *)&iov[first];
+        mh.msg_iovlen = cnt;
+        do
+            n = sendmsg(t->fd, &mh, SEND_FLAGS);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+        *done += (size_t)n;
+        t->sent += (unsigned long long)n;
+        if ((size_t)n < want)
+            break;
+        first += cnt;
+    }
+    return 0;
+}
+
+/*
+ * The one write path, behind write, writelines and write_owned.  With
+ * nothing queued and the write not coalesced (coalescing off, or 16 KiB or
+ * more), the kernel gets the caller's buffers at once and only what it
+ * refuses is queued, then sent when the socket is writable; otherwise
+ * everything is queued for the end-of-turn flush.  Queued bytes are copied,
+ * or for write_owned (release set, one buffer) adopted.  Arguments and
+ * state have been checked; total > 0.
+ */
+static int write_iov(as_transport *t, const struct iovec *iov, int iovcnt,
+                     size_t total, void *owner, as_destroy_fn release)
+{
+    size_t done = 0, skip;
+    int i, err = 0, tried = 0;
+
+    as_transport_ref(t);
+    if (as__writeq_len(&t->queue) == 0 && !t->want_write &&
+        (!t->coalesce || total >= COALESCE_MAX)) {
+        tried = 1;
+        err = send_now(t, iov, iovcnt, &done);
+    }
+    if (err == 0 && release) {
+        if (done == total)
+            release(owner); /* all sent: nothing to keep */
+        else
+            err = as__writeq_adopt(&t->queue, (const unsigned char *)iov[0].iov_base + done,
+                                   total - done, owner, release);
+    } else if (err == 0) {
+        for (i = 0, skip = done; i < iovcnt && err == 0; i++) {
+            size_t len = iov[i].iov_len;
+            if (skip >= len) {
+                skip -= len;
+                continue;
+            }
+            err = enqueue(t, (const unsigned char *)iov[i].iov_base + skip, len - skip);
+            skip = 0;
+        }
+    }
+    if (err < 0) {
+        /* A send error; or part of the data may be out (or queued) and the
+         * rest cannot be queued: the byte stream would have a hole.  Either
+         * way the connection is over. */
+        fatal(t, err);
+        as_transport_unref(t);
+        return err;
+    }
+    t->written += total;
+    if (as__writeq_len(&t->queue) > 0) {
+        check_watermarks(t);
+        if (tried)
+            watch_writable(t);
+        else
+            schedule_send(t);
+    }
+    as_transport_unref(t);
+    return 0;
+}
+
 int as_transport_writelines(as_transport *t, const struct iovec *iov, int iovcnt)
 {
-    size_t total = 0, done = 0;
-    int i, err, tried = 0;
+    size_t total = 0;
+    int i, err;
 
     if (!t || (iovcnt > 0 && !iov) || iovcnt < 0)
         return AS_EINVAL;
@@ -564,72 +680,7 @@ int as_transport_writelines(as_transport *t, const struct iovec *iov, int iovcnt
         return err;
     if (total == 0)
         return 0;
-
-    as_transport_ref(t);
-    if (as_buffer_len(&t->queue) == 0 && !t->want_write &&
-        (!t->coalesce || total >= COALESCE_MAX)) {
-        /* Nothing queued: hand the caller's buffers to the kernel
-         * directly, IOV_MAX at a time, and copy only what it refuses. */
-        int first = 0;
-        tried = 1;
-        while (first < iovcnt && done < total) {
-            struct msghdr mh;
-            ssize_t n;
-            size_t want = 0;
-            int cnt = iovcnt - first > IOV_MAX ? IOV_MAX : iovcnt - first;
-            for (i = 0; i < cnt; i++)
-                want += iov[first + i].iov_len;
-            memset(&mh, 0, sizeof mh);
-            mh.msg_iov = (struct iovec *)&iov[first];
-            mh.msg_iovlen = cnt;
-            do
-                n = sendmsg(t->fd, &mh, SEND_FLAGS);
-            while (n < 0 && errno == EINTR);
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK)
-                    break;
-                err = -errno;
-                fatal(t, err);
-                as_transport_unref(t);
-                return err;
-            }
-            done += (size_t)n;
-            t->sent += (unsigned long long)n;
-            if ((size_t)n < want)
-                break;
-            first += cnt;
-        }
-    }
-    /* Copy the rest: skip the `done` bytes already sent. */
-    {
-        size_t skip = done;
-        for (i = 0; i < iovcnt && err == 0; i++) {
-            size_t len = iov[i].iov_len;
-            if (skip >= len) {
-                skip -= len;
-                continue;
-            }
-            err = enqueue(t, (const unsigned char *)iov[i].iov_base + skip, len - skip);
-            skip = 0;
-        }
-    }
-    if (err < 0) {
-        /* Part of the data may be out and the rest cannot be queued: the
-         * byte stream would have a hole, so the connection is over. */
-        fatal(t, err);
-        as_transport_unref(t);
-        return err;
-    }
-    t->written += total;
-    if (as_buffer_len(&t->queue) > 0) {
-        check_watermarks(t);
-        if (tried)
-            watch_writable(t);
-        else
-            schedule_send(t);
-    }
-    as_transport_unref(t);
-    return 0;
+    return write_iov(t, iov, iovcnt, total, NULL, NULL);
 }
 
 int as_transport_write(as_transport *t, const void *data, size_t len)
@@ -642,6 +693,25 @@ int as_transport_write(as_transport *t, const void *data, size_t len)
     return as_transport_writelines(t, &iov, 1);
 }
 
+int as_transport_write_owned(as_transport *t, const void *data, size_t len,
+                             void *owner, as_destroy_fn release)
+{
+    struct iovec iov;
+    int err;
+
+    if (!t || !release || (!data && len > 0))
+        return AS_EINVAL;
+    if ((err = write_state_error(t)) != 0)
+        return err;
+    if (len == 0) {
+        release(owner); /* accepted, and nothing to send */
+        return 0;
+    }
+    iov.iov_base = (void *)data;
+    iov.iov_len = len;
+    return write_iov(t, &iov, 1, len, owner, release);
+}
+
 int as_transport_write_eof(as_transport *t)
 {
     if (t->err)
@@ -651,7 +721,7 @@ int as_transport_write_eof(as_transport *t)
     if (t->eof_wanted)
         return 0;
     t->eof_wanted = 1;
-    if (as_buffer_len(&t->queue) == 0)
+    if (as__writeq_len(&t->queue) == 0)
         queue_empty(t);
     return 0;
 }
@@ -715,7 +785,7 @@ as_future *as_transport_flush(as_transport *t)
     if (t->dropped)
         return done_future(t->loop, AS_ECONNLOST,
                            "Connection lost: queued bytes were dropped by abort()");
-    if (as_buffer_len(&t->queue) == 0)
+    if (as__writeq_len(&t->queue) == 0)
         return done_future(t->loop, 0, NULL);
     return wait_on(t, &t->flushw);
 }
@@ -739,7 +809,7 @@ as_reader *as_transport_reader(const as_transport *t)
 
 size_t as_transport_get_write_buffer_size(const as_transport *t)
 {
-    return as_buffer_len(&t->queue);
+    return as__writeq_len(&t->queue);
 }
 
 void as_transport_get_write_buffer_limits(const as_transport *t, size_t *high,
@@ -872,7 +942,7 @@ int as_transport_new(as_loop *loop, int fd, as_reader *reader, as_transport **ou
     t->fd = fd;
     t->refs = 1;
     t->state = OPEN;
-    as_buffer_init(&t->queue);
+    as__writeq_init(&t->queue);
     t->high = AS_TRANSPORT_DEFAULT_HIGH_WATER;
     t->low = AS_TRANSPORT_DEFAULT_HIGH_WATER / 4;
     t->coalesce = 1;

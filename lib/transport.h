@@ -55,7 +55,9 @@
  *      removes them on CLOSED/LOST and drops the reference when freed.
  *   6. Futures returned by drain/flush/closed are new references, the
  *      caller's.  A write copies every byte it does not send at once: the
- *      caller's memory need only live for the call.
+ *      caller's memory need only live for the call.  Except
+ *      as_transport_write_owned(): its buffer is the transport's until the
+ *      release hook runs.
  *
  * Threads: a transport belongs to its loop's thread.
  */
@@ -119,6 +121,20 @@ int as_transport_write(as_transport *t, const void *data, size_t len);
  */
 int as_transport_writelines(as_transport *t, const struct iovec *iov,
                             int iovcnt);
+
+/**
+ * Write len bytes without copying them: the transport keeps a pointer to
+ * data and calls release(owner) exactly once, when every byte has been
+ * handed to the kernel or dropped (abort, a lost connection, the transport
+ * freed).  That may be before this call returns, if the kernel takes them
+ * all at once.  Until then the caller must not change the bytes.  len == 0
+ * releases at once.  Returns as as_transport_write(), and AS_EINVAL if
+ * release is NULL; on failure release is not called and owner stays the
+ * caller's.  (A binding hands over its language's bytes object this way;
+ * as_writer_write_bytes() hands over a read's result.)
+ */
+int as_transport_write_owned(as_transport *t, const void *data, size_t len,
+                             void *owner, as_destroy_fn release);
 
 /**
  * Half-close: send FIN once every queued byte is out (at once if none is).

@@ -70,6 +70,23 @@ int as_writer_write(as_writer *w, const void *data, size_t len)
     return as_transport_write(w->transport, data, len);
 }
 
+int as_writer_write_bytes(as_writer *w, as_bytes *bytes)
+{
+    int err;
+    if (!bytes)
+        return AS_EINVAL;
+    err = as_transport_write_owned(w->transport, bytes->data, bytes->len, bytes, free);
+    if (err < 0)
+        free(bytes); /* the writer took it, whatever the outcome */
+    return err;
+}
+
+int as_writer_write_owned(as_writer *w, const void *data, size_t len,
+                          void *owner, as_destroy_fn release)
+{
+    return as_transport_write_owned(w->transport, data, len, owner, release);
+}
+
 int as_writer_writelines(as_writer *w, const struct iovec *iov, int iovcnt)
 {
     return as_transport_writelines(w->transport, iov, iovcnt);

@@ -97,6 +97,18 @@ as_loop *as_writer_loop(const as_writer *w);
 /** write(data): see as_transport_write() and the table above. */
 int as_writer_write(as_writer *w, const void *data, size_t len);
 
+/**
+ * write(data) of a read's result without copying it: the writer takes
+ * `bytes` whatever this returns (it is freed with free() once sent, or at
+ * once on failure), so the caller must not touch it afterwards.  An echo
+ * server writing back what it read copies nothing on the way out.
+ */
+int as_writer_write_bytes(as_writer *w, as_bytes *bytes);
+
+/** See as_transport_write_owned(): write without copying, release later. */
+int as_writer_write_owned(as_writer *w, const void *data, size_t len,
+                          void *owner, as_destroy_fn release);
+
 /** writelines(buffers): one write of all the buffers, in order. */
 int as_writer_writelines(as_writer *w, const struct iovec *iov, int iovcnt);
 

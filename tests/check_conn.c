@@ -245,6 +245,169 @@ START_TEST(zero_length_write_is_a_noop)
 }
 END_TEST
 
+/* ------------------------------------------------------------ owned writes */
+
+/* A buffer handed over with as_writer_write_owned(): counts its releases. */
+struct owned {
+    unsigned char *data;
+    int released;
+    as_writer *abort_on_release; /* a hook that closes its own connection */
+};
+
+static void owned_release(void *p)
+{
+    struct owned *o = p;
+    o->released++;
+    if (o->abort_on_release)
+        as_writer_abort(o->abort_on_release);
+}
+
+START_TEST(owned_writes_keep_their_order_and_are_released_once_sent)
+{
+    as_loop *loop = tu_loop();
+    char port[16];
+    int lfd = listener(AF_INET, port), pfd;
+    as_connection *c = connect_ok(loop, "127.0.0.1", port, NULL);
+    unsigned char mid[1000], buf[1100];
+    struct owned o = {mid, 0, NULL};
+    as_bytes *b = as_bytes_new("tail", 4);
+    size_t pending;
+
+    pfd = accept_peer(lfd);
+    memset(mid, 'm', sizeof mid);
+    /* Copied, adopted, copied, adopted: one flush, in order. */
+    ck_assert_int_eq(as_writer_write(c->writer, "head", 4), 0);
+    ck_assert_int_eq(as_writer_write_owned(c->writer, mid, sizeof mid, &o, owned_release), 0);
+    ck_assert_int_eq(as_writer_write(c->writer, "--", 2), 0);
+    ck_assert_int_eq(as_writer_write_bytes(c->writer, b), 0); /* b is the writer's now */
+    ck_assert_uint_eq(as_writer_get_write_buffer_size(c->writer), 4 + 1000 + 2 + 4);
+    /* Coalesced: nothing sent yet, so nothing released yet. */
+    ck_assert_int_eq(o.released, 0);
+    ck_assert_uint_eq(peer_read(loop, pfd, buf, 1010), 1010);
+    ck_assert_int_eq(memcmp(buf, "head", 4), 0);
+    ck_assert_int_eq(memcmp(buf + 4, mid, 1000), 0);
+    ck_assert_int_eq(memcmp(buf + 1004, "--tail", 6), 0);
+    ck_assert_int_eq(o.released, 1);
+    ck_assert_uint_eq(as_writer_bytes_sent(c->writer), 1010);
+
+    /* Zero bytes: accepted and released at once, nothing scheduled. */
+    pending = as_loop_pending(loop);
+    ck_assert_int_eq(as_writer_write_owned(c->writer, NULL, 0, &o, owned_release), 0);
+    ck_assert_int_eq(o.released, 2);
+    ck_assert_uint_eq(as_loop_pending(loop), pending);
+    /* No release hook, or no bytes behind a length: refused, not released. */
+    ck_assert_int_eq(as_writer_write_owned(c->writer, mid, 1, &o, NULL), AS_EINVAL);
+    ck_assert_int_eq(as_writer_write_owned(c->writer, NULL, 1, &o, owned_release), AS_EINVAL);
+    ck_assert_int_eq(as_writer_write_bytes(c->writer, NULL), AS_EINVAL);
+    ck_assert_int_eq(o.released, 2);
+
+    close_conn(loop, c);
+    close(pfd);
+    close(lfd);
+    tu_close(loop);
+}
+END_TEST
+
+START_TEST(a_big_owned_write_to_a_slow_reader_arrives_intact_and_is_released)
+{
+    enum { TOTAL = 1 << 20 };
+    as_loop *loop = tu_loop();
+    char port[16];
+    int lfd = listener(AF_INET, port), pfd;
+    as_connection *c = connect_ok(loop, "127.0.0.1", port, NULL);
+    unsigned char *out = malloc(TOTAL), *in = malloc(TOTAL + 1);
+    struct owned o = {out, 0, NULL};
+    size_t got;
+
+    pfd = accept_peer(lfd);
+    small_buffers(as_writer_fd(c->writer), 16384, 0);
+    small_buffers(pfd, 0, 262144);
+    pattern(out, TOTAL, 0);
+    /* 1 MiB at once: sent directly, the rest kept by pointer (not copied:
+     * the buffer size counts it, and the release waits for the last byte). */
+    ck_assert_int_eq(as_writer_write_owned(c->writer, out, TOTAL, &o, owned_release), 0);
+    ck_assert_uint_gt(as_writer_get_write_buffer_size(c->writer), 0);
+    ck_assert_int_eq(o.released, 0);
+    got = peer_read(loop, pfd, in, TOTAL);
+    ck_assert_uint_eq(got, TOTAL);
+    ck_assert_int_eq(memcmp(in, out, TOTAL), 0);
+    ck_assert_int_eq(o.released, 1);
+    ck_assert_uint_eq(as_writer_get_write_buffer_size(c->writer), 0);
+    close_conn(loop, c);
+    ck_assert_int_eq(recv(pfd, in, 1, 0), 0); /* exactly once: then EOF */
+    ck_assert_int_eq(o.released, 1);
+    free(in);
+    free(out);
+    close(pfd);
+    close(lfd);
+    tu_close(loop);
+}
+END_TEST
+
+START_TEST(owned_writes_are_released_on_abort_and_refused_after_close)
+{
+    as_loop *loop = tu_loop();
+    char port[16];
+    int lfd = listener(AF_INET, port), pfd;
+    as_connection *c = connect_ok(loop, "127.0.0.1", port, NULL);
+    unsigned char data[64] = {0};
+    struct owned o = {data, 0, NULL}, p = {data, 0, NULL};
+    as_future *f;
+
+    pfd = accept_peer(lfd);
+    ck_assert_int_eq(as_writer_write_owned(c->writer, data, sizeof data, &o, owned_release), 0);
+    ck_assert_int_eq(as_writer_write_owned(c->writer, data, sizeof data, &p, owned_release), 0);
+    f = as_writer_flush(c->writer);
+    as_writer_abort(c->writer); /* drops the queue: both released, once */
+    ck_assert_int_eq(o.released, 1);
+    ck_assert_int_eq(p.released, 1);
+    ck_assert_int_eq(wait_for(loop, f), AS_ECONNLOST);
+    as_future_unref(f);
+    /* After close: refused, and the buffer stays the caller's. */
+    ck_assert_int_eq(as_writer_write_owned(c->writer, data, sizeof data, &o, owned_release),
+                     AS_ECLOSED);
+    ck_assert_int_eq(o.released, 1);
+    /* write_bytes takes its bytes even when refused (no leak: the
+     * sanitizers and valgrind check). */
+    ck_assert_int_eq(as_writer_write_bytes(c->writer, as_bytes_new("x", 1)), AS_ECLOSED);
+    as_connection_free(c);
+    close(pfd);
+    close(lfd);
+    tu_close(loop);
+}
+END_TEST
+
+START_TEST(a_release_hook_may_abort_its_own_connection)
+{
+    as_loop *loop = tu_loop();
+    char port[16];
+    int lfd = listener(AF_INET, port), pfd;
+    as_connection *c = connect_ok(loop, "127.0.0.1", port, NULL);
+    unsigned char data[16], buf[64];
+    struct owned o = {data, 0, NULL}, p = {data, 0, NULL};
+    as_future *f;
+
+    pfd = accept_peer(lfd);
+    memset(data, 'd', sizeof data);
+    o.abort_on_release = c->writer;
+    ck_assert_int_eq(as_writer_write_owned(c->writer, data, sizeof data, &o, owned_release), 0);
+    ck_assert_int_eq(as_writer_write_owned(c->writer, data, sizeof data, &p, owned_release), 0);
+    /* One flush sends both; releasing the first aborts the connection,
+     * which releases the second from inside the flush. */
+    f = as_writer_wait_closed(c->writer);
+    ck_assert_int_eq(wait_for(loop, f), 0);
+    as_future_unref(f);
+    ck_assert_int_eq(o.released, 1);
+    ck_assert_int_eq(p.released, 1);
+    ck_assert_int_eq(as_writer_fd(c->writer), -1);
+    (void)recv(pfd, buf, sizeof buf, 0); /* the bytes, or the reset */
+    as_connection_free(c);
+    close(pfd);
+    close(lfd);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(write_buffer_limits)
 {
     as_loop *loop = tu_loop();
@@ -912,6 +1075,10 @@ int main(void)
     tcase_add_test(tc, close_flushes_then_fin);
     tcase_add_test(tc, abort_resets_and_state_table);
     tcase_add_test(tc, reading_pauses_above_twice_the_limit);
+    tcase_add_test(tc, owned_writes_keep_their_order_and_are_released_once_sent);
+    tcase_add_test(tc, a_big_owned_write_to_a_slow_reader_arrives_intact_and_is_released);
+    tcase_add_test(tc, owned_writes_are_released_on_abort_and_refused_after_close);
+    tcase_add_test(tc, a_release_hook_may_abort_its_own_connection);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     tc = tcase_create("connect");

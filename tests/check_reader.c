@@ -1020,6 +1020,23 @@ START_TEST(woken_read_keeps_the_reader_alive)
 }
 END_TEST
 
+/* ... and if the loop closes before the retry can run, that reference is
+ * dropped: the reader is freed and its read cancelled, nothing leaks. */
+START_TEST(woken_read_when_the_loop_closes_first)
+{
+    as_loop *loop = tu_loop();
+    as_reader *r = new_reader(loop, AS_READER_DEFAULT_LIMIT);
+    as_future *f = pending(as_reader_readline(r));
+    feed(r, "x\n");
+    as_reader_unref(r);
+    ck_assert(!as_future_done(f));
+    ck_assert_int_eq(as_loop_close(loop), 1); /* only f is still alive */
+    ck_assert_int_eq(as_future_error(f), AS_ECANCELLED);
+    ck_assert_str_eq(as_future_error_message(f), "reader freed");
+    as_future_unref(f); /* the loop's memory goes with it */
+}
+END_TEST
+
 /* ------------------------------------------------------- flow control */
 
 struct flow {
@@ -1636,6 +1653,7 @@ int main(void)
     tcase_add_test(more, cancel_consumes_nothing_and_frees_the_waiter_at_once);
     tcase_add_test(more, freeing_the_reader_cancels_its_waiting_read);
     tcase_add_test(more, woken_read_keeps_the_reader_alive);
+    tcase_add_test(more, woken_read_when_the_loop_closes_first);
     tcase_add_test(more, flow_control_thresholds);
     tcase_add_test(more, flow_control_big_read_cannot_deadlock);
     tcase_add_test(more, flow_control_readline_overrun_resumes);

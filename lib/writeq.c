@@ -1,0 +1,142 @@
+/*
+ * writeq.c - a transport's write queue (see writeq.h for the picture).
+ */
+#include "writeq.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+void as__writeq_init(as__writeq *q)
+{
+    q->pieces = NULL;
+    q->cap = q->head = q->count = 0;
+    as_buffer_init(&q->copies);
+    q->len = 0;
+}
+
+static struct as__writeq_piece *piece_at(const as__writeq *q, size_t i)
+{
+    return &q->pieces[(q->head + i) & (q->cap - 1)];
+}
+
+/* Room for one more piece, so that queueing cannot fail half-way. */
+static int reserve_piece(as__writeq *q)
+{
+    struct as__writeq_piece *v;
+    size_t cap, i;
+
+    if (q->count < q->cap)
+        return 0;
+    cap = q->cap ? 2 * q->cap : 8;
+    if (!(v = malloc(cap * sizeof *v)))
+        return -ENOMEM;
+    for (i = 0; i < q->count; i++) /* unwrap, oldest first */
+        v[i] = *piece_at(q, i);
+    free(q->pieces);
+    q->pieces = v;
+    q->cap = cap;
+    q->head = 0;
+    return 0;
+}
+
+static void push_piece(as__writeq *q, const unsigned char *data, size_t len,
+                       void *owner, as_destroy_fn release)
+{
+    struct as__writeq_piece *p = piece_at(q, q->count++);
+    p->data = data;
+    p->len = len;
+    p->owner = owner;
+    p->release = release;
+}
+
+int as__writeq_copy(as__writeq *q, const void *data, size_t len)
+{
+    struct as__writeq_piece *last = q->count ? piece_at(q, q->count - 1) : NULL;
+    int merge = last && !last->data;
+
+    if (len == 0)
+        return 0;
+    if ((!merge && reserve_piece(q) < 0) || as_buffer_append(&q->copies, data, len) < 0)
+        return -ENOMEM;
+    if (merge)
+        last->len += len;
+    else
+        push_piece(q, NULL, len, NULL, NULL);
+    q->len += len;
+    return 0;
+}
+
+int as__writeq_adopt(as__writeq *q, const void *data, size_t len, void *owner,
+                     as_destroy_fn release)
+{
+    if (reserve_piece(q) < 0)
+        return -ENOMEM;
+    push_piece(q, data, len, owner, release);
+    q->len += len;
+    return 0;
+}
+
+int as__writeq_iov(const as__writeq *q, struct iovec *iov, int max)
+{
+    const unsigned char *copied = as_buffer_data(&q->copies);
+    size_t i;
+    int n = 0;
+
+    for (i = 0; i < q->count && n < max; i++, n++) {
+        const struct as__writeq_piece *p = piece_at(q, i);
+        if (p->data) {
+            iov[n].iov_base = (void *)p->data;
+        } else {
+            iov[n].iov_base = (void *)copied;
+            copied += p->len;
+        }
+        iov[n].iov_len = p->len;
+    }
+    return n;
+}
+
+/* Take the front piece off the ring, then release it: a release hook may
+ * run any code, even a write to this queue, so the queue is consistent
+ * before it runs. */
+static void pop_piece(as__writeq *q)
+{
+    struct as__writeq_piece p = *piece_at(q, 0);
+    q->head = (q->head + 1) & (q->cap - 1);
+    q->count--;
+    if (p.release)
+        p.release(p.owner);
+}
+
+void as__writeq_consume(as__writeq *q, size_t n)
+{
+    while (n > 0 && q->count > 0) {
+        struct as__writeq_piece *p = piece_at(q, 0);
+        size_t take = n < p->len ? n : p->len;
+        if (p->data)
+            p->data += take;
+        else
+            as_buffer_consume(&q->copies, take);
+        p->len -= take;
+        q->len -= take;
+        n -= take;
+        if (p->len == 0)
+            pop_piece(q);
+    }
+}
+
+void as__writeq_clear(as__writeq *q)
+{
+    while (q->count > 0) {
+        q->len -= piece_at(q, 0)->len;
+        pop_piece(q);
+    }
+    free(q->pieces);
+    as_buffer_destroy(&q->copies);
+    as__writeq_init(q);
+}
+
+void as__writeq_trim(as__writeq *q, size_t keep)
+{
+    if (q->len == 0)
+        as_buffer_trim(&q->copies, keep);
+}
