@@ -16,13 +16,16 @@
 #include <string.h>
 
 /* A done callback.  While scheduled, the node is the loop callback's
- * userdata and holds a reference to its future. */
+ * userdata and holds a reference to its future.  A node with fn NULL is a
+ * waiter (as__future_add_waiter()): completion posts its handle instead. */
 struct done_cb {
     as_future_cb fn;
     void *userdata;
     as_destroy_fn destroy;
     as_future *future;
     struct done_cb *next;
+    as_handle *post;            /* waiter: the handle to post */
+    as_future **slot;           /* waiter: receives a reference to us */
 };
 
 struct as_future {
@@ -75,10 +78,21 @@ as_future *as_future_new(as_loop *loop)
         return NULL;
     if (!(f = as__loop_alloc(loop, sizeof *f)))
         return NULL;
-    memset(f, 0, sizeof *f);
+    /* Every field but inline_cb, which is written when it is used. */
     f->loop = loop;
     f->refs = 1;
     f->state = AS_FUTURE_PENDING;
+    f->retrieved = 0;
+    f->result = NULL;
+    f->result_destroy = NULL;
+    f->error = 0;
+    f->error_message = NULL;
+    f->error_detail = NULL;
+    f->error_detail_destroy = NULL;
+    f->canceller = NULL;
+    f->canceller_data = NULL;
+    f->callbacks = f->callbacks_tail = NULL;
+    f->inline_used = 0;
     as__loop_obj_ref(loop);
     return f;
 }
@@ -89,7 +103,9 @@ as_future *as_future_ref(as_future *f)
     return f;
 }
 
-static void future_free(as_future *f)
+/* Out of line, so that as_future_unref() stays a leaf for the common case
+ * of a reference that is not the last. */
+static AS__NOINLINE void future_free(as_future *f)
 {
     as_loop *loop = f->loop;
     struct done_cb *cb, *next;
@@ -165,9 +181,24 @@ static void destroy_done_cb(void *userdata)
 
 /* Hand one callback to the loop.  If the loop refuses (it is closed, or
  * memory ran out), the callback can never run: its userdata goes back
- * through destroy, as the loop itself would do on close. */
+ * through destroy, as the loop itself would do on close.  A waiter's
+ * handle is posted instead, with a reference to the future in its slot. */
 static void schedule_cb(as_future *f, struct done_cb *cb)
 {
+    if (!cb->fn) {
+        as_handle *h = cb->post;
+        as_future **slot = cb->slot;
+        as_destroy_fn dropped = cb->destroy;
+        void *ud = cb->userdata;
+        cb_free(f, cb);
+        *slot = as_future_ref(f);
+        if (as__handle_post(h, 0) < 0) {
+            *slot = NULL;
+            as_future_unref(f);
+            dropped(ud);
+        }
+        return;
+    }
     cb->future = as_future_ref(f);
     cb->next = NULL;
     if (as_loop_call_soon(f->loop, run_done_cb, cb, destroy_done_cb, NULL) < 0)
@@ -225,6 +256,35 @@ int as_future_add_done_callback(as_future *f, as_future_cb fn, void *userdata,
     return 0;
 }
 
+int as__future_add_waiter(as_future *f, as_handle *h, as_future **slot,
+                          as_destroy_fn dropped, void *userdata)
+{
+    struct done_cb *cb;
+
+    if (!(cb = cb_alloc(f)))
+        return -ENOMEM;
+    cb->fn = NULL;
+    cb->userdata = userdata;
+    cb->destroy = dropped;
+    cb->post = h;
+    cb->slot = slot;
+    cb->next = NULL;
+    if (f->state != AS_FUTURE_PENDING) {
+        if (as_loop_is_closed(f->loop)) {
+            cb_free(f, cb);
+            return AS_ECLOSED;
+        }
+        schedule_cb(f, cb); /* a failed post runs dropped, as on close */
+        return 0;
+    }
+    if (f->callbacks_tail)
+        f->callbacks_tail->next = cb;
+    else
+        f->callbacks = cb;
+    f->callbacks_tail = cb;
+    return 0;
+}
+
 int as_future_remove_done_callback(as_future *f, as_future_cb fn, void *userdata)
 {
     struct done_cb **link = &f->callbacks, *cb;
@@ -232,7 +292,7 @@ int as_future_remove_done_callback(as_future *f, as_future_cb fn, void *userdata
 
     f->callbacks_tail = NULL;
     while ((cb = *link) != NULL) {
-        if (cb->fn == fn && cb->userdata == userdata) {
+        if (cb->fn && cb->fn == fn && cb->userdata == userdata) {
             *link = cb->next;
             if (cb->destroy)
                 cb->destroy(cb->userdata);

@@ -45,6 +45,19 @@ int as__handle_post(as_handle *h, int end_of_turn);
 int as__handle_queued(const as_handle *h);
 void as__handle_free(as_handle *h);
 
+/*
+ * A waiter on a future (future.c): when f completes, *slot receives a new
+ * reference to f and h (an as__handle_new() handle) is posted to the ready
+ * queue, in the order the callbacks were added, so it runs when a done
+ * callback would, without one being made.  If it can never run (f freed
+ * without completing, or the post failed), dropped(userdata) runs instead.
+ * Tasks wait this way.  Returns 0, AS_ECLOSED or -ENOMEM (dropped not run).
+ */
+struct as_future;
+int as__future_add_waiter(struct as_future *f, as_handle *h,
+                          struct as_future **slot, as_destroy_fn dropped,
+                          void *userdata);
+
 /* Keep a cold path (growing an array, say) out of line, so the hot path
  * that calls it stays small enough to need no saved registers. */
 #if defined(__GNUC__)

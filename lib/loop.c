@@ -144,7 +144,7 @@ static as_handle *handle_new(as_loop *loop, int kind, as_callback_fn fn,
     return h;
 }
 
-static void handle_free(as_handle *h)
+static AS__NOINLINE void handle_free(as_handle *h)
 {
     if (h->cached)
         as__cache_free(&h->loop->cache, h, sizeof *h);

@@ -64,6 +64,7 @@ struct as_reader {
     int refs;
     as_loop *loop;
     size_t limit;
+    size_t keep;       /* buffer storage kept when it empties (as_reader_new) */
     as_buffer buf;
     unsigned long long consumed; /* stream position of the first buffered byte */
     int eof;
@@ -157,14 +158,8 @@ static void consume(as_reader *r, size_t n)
         n = len;
     r->consumed += n;
     as_buffer_consume(&r->buf, n);
-    if (as_buffer_len(&r->buf) == 0) {
-        /* Give back memory a big read grew, but keep enough to avoid
-         * malloc churn (and glibc's trim/mmap trap) on every feed. */
-        size_t keep = r->limit > (SIZE_MAX / 4) ? SIZE_MAX : 4 * r->limit;
-        if (keep < ((size_t)1 << 20))
-            keep = (size_t)1 << 20;
-        as_buffer_trim(&r->buf, keep);
-    }
+    if (as_buffer_len(&r->buf) == 0 && as_buffer_capacity(&r->buf) > r->keep)
+        as_buffer_trim(&r->buf, r->keep);
 }
 
 /* Take the first n bytes as the result, consuming them. */
@@ -684,6 +679,11 @@ int as_reader_new(as_loop *loop, ssize_t limit, as_reader **out)
     r->refs = 1;
     r->loop = loop;
     r->limit = (size_t)limit;
+    /* Give back memory a big read grew, but keep enough to avoid malloc
+     * churn (and glibc's trim/mmap trap) on every feed. */
+    r->keep = r->limit > (SIZE_MAX / 4) ? SIZE_MAX : 4 * r->limit;
+    if (r->keep < ((size_t)1 << 20))
+        r->keep = (size_t)1 << 20;
     as_buffer_init(&r->buf);
     as__loop_obj_ref(loop);
     *out = r;
@@ -708,10 +708,8 @@ static void drop_flow(as_reader *r)
         destroy(ud);
 }
 
-void as_reader_unref(as_reader *r)
+static AS__NOINLINE void reader_free(as_reader *r)
 {
-    if (!r || --r->refs > 0)
-        return;
     if (r->waiter) {
         read_op *op = r->waiter;
         r->waiter = NULL;
@@ -725,6 +723,12 @@ void as_reader_unref(as_reader *r)
     as_loop *loop = r->loop;
     free(r);
     as__loop_obj_unref(loop);
+}
+
+void as_reader_unref(as_reader *r)
+{
+    if (r && --r->refs == 0)
+        reader_free(r);
 }
 
 as_loop *as_reader_loop(const as_reader *r)

@@ -17,19 +17,6 @@
 #include <errno.h>
 #include <stdlib.h>
 
-/*
- * One registration of await_done on an awaited future.  Why two of them:
- * the callback's destroy hook runs just *after* await_done has returned, and
- * by then the step may already have awaited the next future.  Each await
- * takes the slot that is not in use, so the late destroy of the previous
- * await cannot be mistaken for the end of the current one.
- */
-struct await_slot {
-    as_task *task;
-    as_future *future;  /* weak; set while registered and not yet completed */
-    int registered;     /* the callback's destroy hook is still to come */
-};
-
 struct as_task {
     unsigned refs;
     as_loop *loop;
@@ -38,8 +25,13 @@ struct as_task {
     void *state;
     as_destroy_fn state_destroy;
 
-    struct await_slot slots[2];
+    /* Waiting: the task is a waiter on the future (as__future_add_waiter),
+     * which on completion puts a reference to itself in `woke` and posts
+     * `wake`.  The registration, and then the posted wake, hold a task
+     * reference. */
     as_future *waiting;         /* weak: what the task waits on, or NULL */
+    as_handle *wake;            /* runs task_wake(); made with the task */
+    as_future *woke;            /* referenced: the future that posted wake */
 
     /* Valid during a step only. */
     int error;                  /* outcome of the await that resumed it */
@@ -69,17 +61,15 @@ as_task *as_task_ref(as_task *t)
     return t;
 }
 
-void as_task_unref(as_task *t)
+static AS__NOINLINE void task_free(as_task *t)
 {
-    as_loop *loop;
+    as_loop *loop = t->loop;
 
-    if (!t || --t->refs > 0)
-        return;
-    loop = t->loop;
     /* Freed unfinished (lifetime rule 2): someone may still hold our future,
      * and its canceller must not point at freed memory.  AS_ESTATE if the
      * future is done already, which is fine. */
     as_future_set_canceller(t->done, NULL, NULL);
+    as__handle_free(t->wake); /* not queued: a queued wake holds a ref */
     if (t->state_destroy)
         t->state_destroy(t->state);
     as_future_unref(t->next);
@@ -89,12 +79,20 @@ void as_task_unref(as_task *t)
     as__loop_obj_unref(loop);
 }
 
+void as_task_unref(as_task *t)
+{
+    if (t && --t->refs == 0)
+        task_free(t);
+}
+
 static void step_release(void *userdata)
 {
     as_task_unref(userdata);
 }
 
 static void run_step(as_task *t, int error, as_future *awaited);
+static void task_wake(void *userdata);
+static void task_dropped(void *userdata);
 
 static void step_cb(void *userdata)
 {
@@ -134,6 +132,11 @@ int as_task_new(as_task **out, as_loop *loop, as_task_step_fn step,
     if (!(t = calloc(1, sizeof *t)))
         return -ENOMEM;
     if (!(t->done = as_future_new(loop))) {
+        free(t);
+        return -ENOMEM;
+    }
+    if (!(t->wake = as__handle_new(loop, task_wake, t, task_dropped))) {
+        as_future_unref(t->done);
         free(t);
         return -ENOMEM;
     }
@@ -267,30 +270,31 @@ as_step as_task_await(as_task *t, as_future *future)
     return AS_STEP_AWAIT;
 }
 
-static void await_done(as_future *future, void *userdata)
+/* The awaited future completed: resume with its outcome.  Drops the
+ * reference the future left in `woke` and the one the wait held. */
+static void task_wake(void *userdata)
 {
-    struct await_slot *slot = userdata;
-    as_task *t = slot->task;
+    as_task *t = userdata;
+    as_future *f = t->woke;
 
-    slot->future = NULL;
-    if (t->waiting == future)
+    t->woke = NULL;
+    if (t->waiting == f)
         t->waiting = NULL;
-    run_step(t, as_future_error(future), future);
+    run_step(t, as_future_error(f), f);
+    as_future_unref(f);
+    as_task_unref(t);
 }
 
-static void await_release(void *userdata)
+/* The wake can never come: the awaited future was freed without
+ * completing (lifetime rule 2; a later cancel can still wake the task, see
+ * as_task_cancel), or the loop closed with the wake posted. */
+static void task_dropped(void *userdata)
 {
-    struct await_slot *slot = userdata;
-    as_task *t = slot->task;
+    as_task *t = userdata;
 
-    slot->registered = 0;
-    if (slot->future) {
-        /* Freed without completing: nothing can wake the task any more
-         * (lifetime rule 2).  A later cancel still can, see as_task_cancel. */
-        if (t->waiting == slot->future)
-            t->waiting = NULL;
-        slot->future = NULL;
-    }
+    as_future_unref(t->woke);
+    t->woke = NULL;
+    t->waiting = NULL;
     as_task_unref(t);
 }
 
@@ -298,7 +302,6 @@ static void await_release(void *userdata)
 static void start_wait(as_task *t)
 {
     as_future *f = t->next;
-    struct await_slot *slot;
     int err;
 
     t->next = NULL;
@@ -307,16 +310,10 @@ static void start_wait(as_task *t)
         schedule_step(t, t->next_error);
         return;
     }
-    slot = !t->slots[0].registered ? &t->slots[0] : &t->slots[1];
-    slot->task = t;
-    slot->future = f;
-    slot->registered = 1;
     t->waiting = f;
     as_task_ref(t);
-    err = as_future_add_done_callback(f, await_done, slot, await_release);
+    err = as__future_add_waiter(f, t->wake, &t->woke, task_dropped, t);
     if (err < 0) {
-        slot->registered = 0;
-        slot->future = NULL;
         t->waiting = NULL;
         t->refs--; /* run_step holds one */
         as_future_unref(f);
@@ -329,7 +326,7 @@ static void start_wait(as_task *t)
     if (t->must_cancel && as_future_cancel(f, t->cancel_message))
         t->must_cancel = 0;
     /* Our reference goes (lifetime rule 2).  If it was the last one the
-     * future is freed here and await_release clears t->waiting. */
+     * future is freed here and task_dropped() clears t->waiting. */
     as_future_unref(f);
 }
 

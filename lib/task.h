@@ -87,10 +87,13 @@
  * cannot starve the loop.  A pending cancellation always takes the ordinary
  * path.
  *
- * Cost: a step is one call through a function pointer; an await of a
- * pending future is one done callback on it (a malloc in future.c) and no
- * allocation here; an await of a finished one is neither.  Cancelling
- * through the future is one more indirect call.
+ * Cost: a step is one call through a function pointer.  An await of a
+ * pending future registers the task as a waiter on it: when it completes,
+ * the future posts the task's own wake handle (made once, with the task)
+ * to the ready queue, where a done callback would have gone, so an await
+ * allocates nothing (the registration is the node a future keeps inline for
+ * its first callback).  An await of a finished future is neither.
+ * Cancelling through the future is one more indirect call.
  */
 #ifndef AS_TASK_H
 #define AS_TASK_H

@@ -155,7 +155,7 @@ static void waiters_wake(struct waiters *w, int code, const char *msg)
 
 /* ------------------------------------------------------------ lifetime */
 
-static void transport_free(as_transport *t)
+static AS__NOINLINE void transport_free(as_transport *t)
 {
     as_loop *loop = t->loop;
     /* Mark a stored error as retrieved: nobody may ever wait on the closed

@@ -888,6 +888,31 @@ START_TEST(test_close_with_tasks_still_held)
 }
 END_TEST
 
+/* The awaited future completes, so the task's wake is posted; the loop
+ * closes before it runs.  The wake is dropped with its references: the
+ * abandoned task, its state and the future are all freed. */
+START_TEST(test_close_with_the_wake_posted)
+{
+    as_loop *loop = tu_loop();
+    struct st *s = st_new();
+    as_future *f = as_future_new(loop);
+    as_task *t = NULL;
+
+    reset();
+    s->await_on[0] = as_future_ref(f);
+    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    tu_turn(loop);
+    ck_assert_int_eq(steps, 1);           /* waiting on f */
+    ck_assert_int_eq(as_future_set_result(f, NULL, NULL), 0);
+    as_future_unref(f);                   /* the posted wake holds it now */
+    as_task_unref(t);                     /* and the task */
+    ck_assert_int_eq(destroyed, 0);
+    ck_assert_int_eq(as_loop_close(loop), 0);
+    ck_assert_int_eq(steps, 1);           /* it never resumed */
+    ck_assert_int_eq(destroyed, 1);
+}
+END_TEST
+
 /* Awaiting futures that are already done does not yield: a task consuming
  * 50 of them finishes in its first turn.  But it cannot starve the loop: a
  * task awaiting done futures forever still lets a callback scheduled before
@@ -999,6 +1024,7 @@ static Suite *task_suite(void)
     tcase_add_test(tc, test_cancelled_task_is_not_reported);
     tcase_add_test(tc, test_abandoned_tasks_leak_nothing);
     tcase_add_test(tc, test_close_with_tasks_still_held);
+    tcase_add_test(tc, test_close_with_the_wake_posted);
     suite_add_tcase(s, tc);
     return s;
 }
