@@ -48,8 +48,9 @@ say() { printf '%s\n' "$*" >&2; }
 mkdir -p "$OUT/costs" || exit 1
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$HERE/lib.sh"
-install_optional "$INSTALL" valgrind strace libuv1-dev libevent-dev python3-uvloop
+install_optional "$INSTALL" valgrind strace libuv1-dev libevent-dev python3-uvloop python3-dev swig
 build_all || exit 1
+build_py_peer
 collect_peers
 HAVE_CG=1
 HAVE_ST=1
@@ -65,18 +66,28 @@ WRAPPER=    # pid to wait for: valgrind's (the same process) or strace's
 # trips, stop it cleanly; the tool's output goes to $OUT/costs/TOOL.NAME.CONNS.COUNT
 run_one() {
     local tool=$1 name=$2 cmd=$3 c=$4 n=$5 f port kids
+    local -a words envs=()
     f=$OUT/costs/$tool.$name.$c.$n
     rm -f "$f" "$f.stdout"
+    # A command of the form "env VAR=value... prog args": the variables go
+    # to the tool's environment, so that valgrind runs prog itself (it does
+    # not follow env's exec, and would count env's instructions).
+    read -r -a words <<<"$cmd"
+    if [ "${words[0]}" = env ]; then
+        words=("${words[@]:1}")
+        while [ ${#words[@]} -gt 0 ] && [[ ${words[0]} == *=* ]]; do
+            envs+=("${words[0]}")
+            words=("${words[@]:1}")
+        done
+    fi
     case "$tool" in
     callgrind)
-        # shellcheck disable=SC2086
-        valgrind --tool=callgrind --callgrind-out-file="$f" $cmd >"$f.stdout" 2>"$f.log" &
+        env "${envs[@]}" valgrind --tool=callgrind --callgrind-out-file="$f" "${words[@]}" >"$f.stdout" 2>"$f.log" &
         WRAPPER=$!
         SERVER=$WRAPPER
         ;;
     strace)
-        # shellcheck disable=SC2086
-        strace -f -c -o "$f" $cmd >"$f.stdout" 2>"$f.log" &
+        env "${envs[@]}" strace -f -c -o "$f" "${words[@]}" >"$f.stdout" 2>"$f.log" &
         WRAPPER=$!
         SERVER=
         ;;

@@ -35,13 +35,13 @@ collect_peers() {
     [ -x "$OUT/event_echo" ] && PEERS+=("libevent|$OUT/event_echo 0 3600")
     have_python && PEERS+=("asyncio|$PY $HERE/peers/asyncio_echo.py 0 3600")
     have_uvloop && PEERS+=("uvloop|$PY $HERE/peers/asyncio_echo.py --uvloop 0 3600")
-    # The same Python server on asyncstreams' binding, run by the interpreter
-    # it was built for (configure's PYTHON; 3.11 like Debian's, uvloop's).
-    ASPY=${ASPY:-$(sed -n 's/^PYTHON = //p' "$TOP/Makefile" 2>/dev/null)}
-    if [ -n "$ASPY" ] && [ -f "$TOP/bindings/python/pkg.stamp" ]; then
-        PEERS+=("asyncstreams-py|env PYTHONPATH=$TOP/bindings/python/pkg LD_LIBRARY_PATH=$TOP/lib/.libs $ASPY $HERE/peers/asyncstreams_echo.py 0 3600")
+    # The same Python server on asyncstreams' binding, on the interpreter the
+    # asyncio and uvloop peers use ($PY), so that only the streams differ:
+    # build_py_peer made a build of the binding for it in $PYBUILD.
+    if [ -n "${PYBUILD:-}" ] && [ -f "$PYBUILD/bindings/python/pkg.stamp" ]; then
+        PEERS+=("asyncstreams-py|env PYTHONPATH=$PYBUILD/bindings/python/pkg LD_LIBRARY_PATH=$PYBUILD/lib/.libs $PY $HERE/peers/asyncstreams_echo.py 0 3600")
     else
-        say "peer asyncstreams-py: skipped, the Python binding is not built"
+        say "peer asyncstreams-py: skipped, the Python binding could not be built for $PY"
     fi
     # asyncstreams' own C echo server (issue 6): prints "PORT n" on stdout;
     # --raw echoes bytes as they come (the messages here are not lines).
@@ -111,6 +111,33 @@ build_all() {
     have_python || say "peers asyncio and uvloop: skipped, $PY is missing"
     have_python && ! have_uvloop && say "peer uvloop: skipped, python3-uvloop is not installed"
     return 0
+}
+
+# build_py_peer: set PYBUILD to a build of asyncstreams whose Python binding
+# is for $PY.  The tree's own build is used when configure's PYTHON is $PY;
+# otherwise (say, a pyenv python3 first on PATH) the tree's sources are
+# configured again in $OUT/pybuild with PYTHON=$PY (`make distdir`, then
+# configure and make: about a minute), because comparing servers on two
+# different interpreters would measure the interpreters.  Needs $PY's
+# development files (Debian: python3-dev).
+build_py_peer() {
+    local want have
+    PYBUILD=
+    have_python || return 0
+    want=$("$PY" -c 'import sys; print(sys.executable)' 2>/dev/null)
+    have=$(sed -n 's/^PYTHON = //p' "$TOP/Makefile" 2>/dev/null)
+    if [ -n "$have" ] && [ "$have" = "$want" ] && [ -f "$TOP/bindings/python/pkg.stamp" ]; then
+        PYBUILD=$TOP
+        return 0
+    fi
+    say "building the Python binding for $PY in $OUT/pybuild (configure's PYTHON is ${have:-unset})"
+    rm -rf "$OUT/pybuild"
+    if ! make -C "$TOP" distdir distdir="$OUT/pybuild" >"$OUT/pybuild.log" 2>&1 ||
+        ! (cd "$OUT/pybuild" && ./configure PYTHON="$PY" && make -j2) >>"$OUT/pybuild.log" 2>&1; then
+        say "build of the binding for $PY failed (see $OUT/pybuild.log)"
+        return 0
+    fi
+    PYBUILD=$OUT/pybuild
 }
 
 # wait_port FILE PID [SECS]: print the port the server announced in FILE,

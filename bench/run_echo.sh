@@ -67,8 +67,9 @@ mkdir -p "$OUT" || exit 1
 # ------------------------------------------------------------ optional peers
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$HERE/lib.sh"
-install_optional "$INSTALL" libuv1-dev libevent-dev python3-uvloop gnuplot-nox
+install_optional "$INSTALL" libuv1-dev libevent-dev python3-uvloop python3-dev swig gnuplot-nox
 build_all || exit 1
+build_py_peer
 
 collect_peers
 
