@@ -36,6 +36,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -99,6 +100,7 @@ struct as_transport {
     struct waiters drain, flushw;
     as_future *closed;
     as_future *ready;             /* finished, shared by every drain that need not wait */
+    as_handle *close_timer;       /* close_within()'s deadline, while CLOSING */
 
     struct sockaddr_storage peer, self;
     socklen_t peer_len, self_len;
@@ -224,6 +226,11 @@ static void finish(as_transport *t, int err, const char *msg, int rst)
     if (t->want_write)
         as_loop_remove_writer(t->loop, t->fd);
     t->reading = t->want_write = 0;
+    if (t->close_timer) {
+        as_handle_cancel(t->close_timer);
+        as_handle_release(t->close_timer);
+        t->close_timer = NULL;
+    }
     if (rst) {
         /* SO_LINGER with a zero timeout makes close() send RST and drop
          * whatever the kernel still holds.  Best effort: if it fails the
@@ -301,6 +308,31 @@ void as_transport_close(as_transport *t)
 void as_transport_abort(as_transport *t)
 {
     finish(t, 0, NULL, 1);
+}
+
+/* close_within()'s deadline: whatever is still queued is dropped. */
+static void close_deadline(void *p)
+{
+    as_transport *t = p;
+    as_handle_release(t->close_timer);
+    t->close_timer = NULL;
+    if (t->state == CLOSING)
+        finish(t, 0, NULL, 1);
+}
+
+void as_transport_close_within(as_transport *t, double seconds)
+{
+    if (!t || t->state == CLOSED || t->state == LOST || t->close_timer)
+        return;
+    as_transport_close(t); /* the flush starts; no-op if already closing */
+    if (t->state != CLOSING || isnan(seconds))
+        return; /* closed at once (nothing was queued), or NaN: no deadline */
+    /* The timer needs no reference: finish() cancels it, and until then
+     * the flush's own reference keeps us (lifetime rule 3).  If it cannot
+     * be armed, the deadline cannot be kept: abort now. */
+    if (seconds <= 0 ||
+        as_loop_call_later(t->loop, seconds, close_deadline, t, NULL, &t->close_timer) < 0)
+        finish(t, 0, NULL, 1);
 }
 
 int as_transport_is_closing(const as_transport *t)

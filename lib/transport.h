@@ -15,6 +15,8 @@
  *      OPEN --close()--> CLOSING --queue empty--> CLOSED   (clean: reader EOF)
  *        |                  |
  *        |--abort()---------+---------------------> CLOSED   (RST, queue dropped)
+ *        |                  +--close_within()'s --> CLOSED   (RST, queue dropped)
+ *        |                  |  deadline
  *        +--send/recv error-+---------------------> LOST     (error stored)
  *
  *   write_eof() in OPEN sends FIN once the queue is empty; reading goes on.
@@ -153,6 +155,20 @@ int as_transport_can_write_eof(const as_transport *t);
  * reader EOF.  Idempotent; returns at once (the flush continues on the loop).
  */
 void as_transport_close(as_transport *t);
+
+/**
+ * close() with a deadline (beyond CPython, whose close() may flush for
+ * ever to a peer that does not read): if the queue has not gone out within
+ * `seconds`, the transport is aborted as by as_transport_abort(): the rest
+ * is dropped, the peer gets a reset, and the reader EOF.  So the fd is
+ * closed, and wait_closed finishes, by the deadline whatever the peer does.
+ * seconds <= 0 aborts at once unless close() could flush everything
+ * immediately.  On a transport already closing, it adds the deadline
+ * (once; a second deadline is ignored).  No-op once closed.  To learn what
+ * was dropped, compare as_transport_bytes_sent() with what was written, or
+ * await as_transport_flush() (it fails with AS_ECONNLOST).
+ */
+void as_transport_close_within(as_transport *t, double seconds);
 
 /**
  * Close at once: drop the queue, close with SO_LINGER 0 so the peer sees a

@@ -107,6 +107,11 @@ void as_writer_close(as_writer *w)
     as_transport_close(w->transport);
 }
 
+void as_writer_close_within(as_writer *w, double seconds)
+{
+    as_transport_close_within(w->transport, seconds);
+}
+
 void as_writer_abort(as_writer *w)
 {
     as_transport_abort(w->transport);

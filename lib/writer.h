@@ -121,6 +121,9 @@ int as_writer_can_write_eof(const as_writer *w);
 /** close(): flush, then close.  Idempotent. */
 void as_writer_close(as_writer *w);
 
+/** close() with a deadline, beyond CPython: see as_transport_close_within(). */
+void as_writer_close_within(as_writer *w, double seconds);
+
 /** abort(): drop the queue and reset the connection.  Idempotent. */
 void as_writer_abort(as_writer *w);
 

@@ -795,6 +795,98 @@ START_TEST(abort_resets_and_state_table)
 }
 END_TEST
 
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Pain point 6: 1 MB queued to a peer that never reads; close_within()
+ * closes the fd by its deadline, with a reset, and says what got out. */
+START_TEST(close_within_aborts_at_the_deadline)
+{
+    enum { TOTAL = 1 << 20 };
+    as_loop *loop = tu_loop();
+    char port[16];
+    int lfd = listener(AF_INET, port), pfd;
+    as_connection *c = connect_ok(loop, "127.0.0.1", port, NULL);
+    unsigned char *big = calloc(1, TOTAL), buf[4096];
+    as_future *flushed, *closed;
+    double t0, took;
+    ssize_t r;
+
+    pfd = accept_peer(lfd);
+    small_buffers(as_writer_fd(c->writer), 16384, 0);
+    small_buffers(pfd, 0, 131072); /* the kernels cannot hold 1 MB between them */
+    ck_assert_int_eq(as_writer_write(c->writer, big, TOTAL), 0);
+    ck_assert_uint_gt(as_writer_get_write_buffer_size(c->writer), 0);
+    flushed = as_writer_flush(c->writer);
+    closed = as_writer_wait_closed(c->writer);
+    t0 = mono_now();
+    as_writer_close_within(c->writer, 0.3);
+    as_writer_close_within(c->writer, 100); /* a second deadline is ignored */
+    ck_assert(as_writer_is_closing(c->writer));
+    ck_assert_int_eq(wait_for(loop, closed), 0);
+    took = mono_now() - t0;
+    /* By the deadline, not before it (the margin is for a loaded machine). */
+    ck_assert_msg(took >= 0.25 && took < 2.0, "closed after %.3f s", took);
+    ck_assert_int_eq(as_writer_fd(c->writer), -1);
+    ck_assert_int_eq(wait_for(loop, flushed), AS_ECONNLOST);
+    ck_assert_uint_lt(as_writer_bytes_sent(c->writer), TOTAL);
+    ck_assert_uint_eq(as_loop_pending(loop), 0); /* no timer left behind */
+    /* The peer reads what was sent, then the reset. */
+    while ((r = recv(pfd, buf, sizeof buf, 0)) > 0)
+        ;
+    ck_assert_int_eq(r, -1);
+    ck_assert_int_eq(errno, ECONNRESET);
+    as_future_unref(flushed);
+    as_future_unref(closed);
+    as_connection_free(c);
+    free(big);
+    close(pfd);
+    close(lfd);
+    tu_close(loop);
+}
+END_TEST
+
+/* A close_within() that the peer lets finish in time is a plain close: the
+ * bytes, then FIN, and the deadline's timer is gone. */
+START_TEST(close_within_that_finishes_in_time_is_a_clean_close)
+{
+    as_loop *loop = tu_loop();
+    char port[16];
+    int lfd = listener(AF_INET, port), pfd;
+    as_connection *c = connect_ok(loop, "127.0.0.1", port, NULL);
+    unsigned char buf[16];
+    as_future *closed;
+
+    pfd = accept_peer(lfd);
+    ck_assert_int_eq(as_writer_write(c->writer, "bye", 3), 0); /* coalesced: queued */
+    closed = as_writer_wait_closed(c->writer);
+    as_writer_close_within(c->writer, 30);
+    ck_assert_int_eq(wait_for(loop, closed), 0);
+    ck_assert_uint_eq(as_writer_bytes_sent(c->writer), 3);
+    ck_assert_uint_eq(as_loop_pending(loop), 0); /* the timer was cancelled */
+    ck_assert_int_eq(recv(pfd, buf, sizeof buf, 0), 3);
+    ck_assert_int_eq(recv(pfd, buf, sizeof buf, 0), 0); /* FIN, not a reset */
+    as_future_unref(closed);
+    as_connection_free(c);
+
+    /* Nothing queued: closed at once, no timer at all. */
+    close(pfd);
+    c = connect_ok(loop, "127.0.0.1", port, NULL);
+    pfd = accept_peer(lfd);
+    as_writer_close_within(c->writer, 30);
+    ck_assert_int_eq(as_writer_fd(c->writer), -1);
+    ck_assert_uint_eq(as_loop_pending(loop), 0);
+    as_connection_free(c);
+    close(pfd);
+    close(lfd);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(reading_pauses_above_twice_the_limit)
 {
     as_loop *loop = tu_loop();
@@ -1075,6 +1167,8 @@ int main(void)
     tcase_add_test(tc, close_flushes_then_fin);
     tcase_add_test(tc, abort_resets_and_state_table);
     tcase_add_test(tc, reading_pauses_above_twice_the_limit);
+    tcase_add_test(tc, close_within_aborts_at_the_deadline);
+    tcase_add_test(tc, close_within_that_finishes_in_time_is_a_clean_close);
     tcase_add_test(tc, owned_writes_keep_their_order_and_are_released_once_sent);
     tcase_add_test(tc, a_big_owned_write_to_a_slow_reader_arrives_intact_and_is_released);
     tcase_add_test(tc, owned_writes_are_released_on_abort_and_refused_after_close);

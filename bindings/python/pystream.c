@@ -258,6 +258,16 @@ static PyObject *writer_close(WriterObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+static PyObject *writer_close_within(WriterObject *self, PyObject *arg)
+{
+    double seconds = PyFloat_AsDouble(arg);
+    if (seconds == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (self->w)
+        as_writer_close_within(self->w, seconds);
+    Py_RETURN_NONE;
+}
+
 static PyObject *writer_abort(WriterObject *self, PyObject *unused)
 {
     (void)unused;
@@ -411,6 +421,9 @@ static PyMethodDef writer_methods[] = {
     {"write_eof", (PyCFunction)writer_write_eof, METH_NOARGS, "Send FIN after the queued bytes."},
     {"can_write_eof", (PyCFunction)writer_can_write_eof, METH_NOARGS, NULL},
     {"close", (PyCFunction)writer_close, METH_NOARGS, "Flush, then close."},
+    {"close_within", (PyCFunction)writer_close_within, METH_O,
+     "Extra: close(), but abort (RST) whatever is still queued after this many "
+     "seconds, so wait_closed() finishes by then."},
     {"_abort", (PyCFunction)writer_abort, METH_NOARGS, "Drop the queue and reset the connection."},
     {"is_closing", (PyCFunction)writer_is_closing, METH_NOARGS, NULL},
     {"wait_closed", (PyCFunction)writer_wait_closed, METH_NOARGS,

@@ -125,6 +125,32 @@ class Writer(unittest.TestCase):
             await server.wait_closed()
         run(main())
 
+    def test_close_within_aborts_a_stuck_flush_at_the_deadline(self):
+        async def main():
+            hold = aio.Event()
+
+            async def never_reads(reader, writer):
+                await hold.wait()
+                writer.close()
+            server, port = await echo_server(never_reads)
+            reader, writer = await aio.open_connection('127.0.0.1', port)
+            writer.write(b'x' * (8 << 20))  # more than the kernels hold
+            self.assertGreater(writer.transport.get_write_buffer_size(), 0)
+            loop = aio.get_running_loop()
+            t0 = loop.time()
+            writer.close_within(0.3)
+            await writer.wait_closed()
+            took = loop.time() - t0
+            self.assertGreaterEqual(took, 0.25)
+            self.assertLess(took, 2.0)  # margin for a loaded machine
+            self.assertLess(writer.bytes_sent(), 8 << 20)
+            with self.assertRaises(TypeError):
+                writer.close_within('soon')
+            hold.set()
+            server.close()
+            await server.wait_closed()
+        run(main())
+
     def test_peer_reset_surfaces_as_connection_error(self):
         async def main():
             async def rst(reader, writer):
