@@ -58,6 +58,17 @@ int as__future_add_waiter(struct as_future *f, as_handle *h,
                           struct as_future **slot, as_destroy_fn dropped,
                           void *userdata);
 
+/*
+ * Recycling (reader.c): bytes a connection has just sent, handed over with
+ * as_writer_write_bytes(), go back to that connection's reader, which puts
+ * its next read result in the same block if it fits (an echo server's or a
+ * proxy's bytes then go round without malloc()).  The reader owns `bytes`
+ * from this call on.
+ */
+struct as_reader;
+struct as_bytes;
+void as__reader_recycle(struct as_reader *reader, struct as_bytes *bytes);
+
 /* Keep a cold path (growing an array, say) out of line, so the hot path
  * that calls it stays small enough to need no saved registers. */
 #if defined(__GNUC__)

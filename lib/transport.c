@@ -167,8 +167,8 @@ static AS__NOINLINE void transport_free(as_transport *t)
     as_future_unref(t->closed);
     as_future_unref(t->ready);
     as__handle_free(t->flush_handle); /* never queued here: a run holds a ref */
+    as__writeq_clear(&t->queue); /* may recycle into the reader: first */
     as_reader_unref(t->reader);
-    as__writeq_clear(&t->queue);
     free(t->drain.v);
     free(t->flushw.v);
     free(t->err_msg);
@@ -659,7 +659,7 @@ static int write_iov(as_transport *t, const struct iovec *iov, int iovcnt,
     }
     if (err == 0 && release) {
         if (done == total)
-            release(owner); /* all sent: nothing to keep */
+            as__writeq_release(&t->queue, owner, release); /* all sent */
         else
             err = as__writeq_adopt(&t->queue, (const unsigned char *)iov[0].iov_base + done,
                                    total - done, owner, release);
@@ -736,7 +736,7 @@ int as_transport_write_owned(as_transport *t, const void *data, size_t len,
     if ((err = write_state_error(t)) != 0)
         return err;
     if (len == 0) {
-        release(owner); /* accepted, and nothing to send */
+        as__writeq_release(&t->queue, owner, release); /* nothing to send */
         return 0;
     }
     iov.iov_base = (void *)data;
@@ -915,6 +915,14 @@ void as_transport_set_coalescing(as_transport *t, int on)
 
 /* ------------------------------------------------------------ creation */
 
+/* The bytes of an as_writer_write_bytes() have been sent: the reader of
+ * the same connection keeps the block for its next result (reader.h). */
+static void recycle_bytes(void *ud, as_bytes *bytes)
+{
+    as_transport *t = ud;
+    as__reader_recycle(t->reader, bytes);
+}
+
 static int setup_fd(int fd)
 {
     int err, one = 1;
@@ -975,6 +983,8 @@ int as_transport_new(as_loop *loop, int fd, as_reader *reader, as_transport **ou
     t->refs = 1;
     t->state = OPEN;
     as__writeq_init(&t->queue);
+    t->queue.recycle = recycle_bytes;
+    t->queue.recycle_ud = t;
     t->high = AS_TRANSPORT_DEFAULT_HIGH_WATER;
     t->low = AS_TRANSPORT_DEFAULT_HIGH_WATER / 4;
     t->coalesce = 1;

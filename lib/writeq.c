@@ -12,6 +12,21 @@ void as__writeq_init(as__writeq *q)
     q->cap = q->head = q->count = 0;
     as_buffer_init(&q->copies);
     q->len = 0;
+    q->recycle = NULL;
+    q->recycle_ud = NULL;
+}
+
+void as__writeq_bytes_done(void *bytes)
+{
+    free(bytes);
+}
+
+void as__writeq_release(as__writeq *q, void *owner, as_destroy_fn release)
+{
+    if (release == as__writeq_bytes_done && q->recycle)
+        q->recycle(q->recycle_ud, owner);
+    else
+        release(owner);
 }
 
 static struct as__writeq_piece *piece_at(const as__writeq *q, size_t i)
@@ -104,7 +119,7 @@ static void pop_piece(as__writeq *q)
     q->head = (q->head + 1) & (q->cap - 1);
     q->count--;
     if (p.release)
-        p.release(p.owner);
+        as__writeq_release(q, p.owner, p.release);
 }
 
 void as__writeq_consume(as__writeq *q, size_t n)
@@ -132,7 +147,9 @@ void as__writeq_clear(as__writeq *q)
     }
     free(q->pieces);
     as_buffer_destroy(&q->copies);
-    as__writeq_init(q);
+    q->pieces = NULL;
+    q->cap = q->head = q->count = 0;
+    q->len = 0;
 }
 
 void as__writeq_trim(as__writeq *q, size_t keep)

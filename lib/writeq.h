@@ -48,7 +48,20 @@ typedef struct as__writeq {
     size_t cap, head, count;
     as_buffer copies;                /* the copied pieces' bytes, in order */
     size_t len;                      /* bytes queued in all */
+    void (*recycle)(void *ud, as_bytes *bytes); /* see as__writeq_bytes_done */
+    void *recycle_ud;
 } as__writeq;
+
+/*
+ * The release hook of an adopted as_bytes (as_writer_write_bytes()).  On
+ * its own it frees the bytes; a queue with a recycler (set by its
+ * transport) hands them to recycle(recycle_ud, bytes) instead, which gives
+ * them to the connection's reader to hold its next result.
+ */
+void as__writeq_bytes_done(void *bytes);
+
+/* Run a piece's release hook, recycling as above. */
+void as__writeq_release(as__writeq *q, void *owner, as_destroy_fn release);
 
 /* Empty; allocates nothing. */
 void as__writeq_init(as__writeq *q);

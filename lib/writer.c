@@ -5,6 +5,7 @@
 #include "writer.h"
 #include "errors.h"
 #include "internal.h"
+#include "writeq.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -75,7 +76,8 @@ int as_writer_write_bytes(as_writer *w, as_bytes *bytes)
     int err;
     if (!bytes)
         return AS_EINVAL;
-    err = as_transport_write_owned(w->transport, bytes->data, bytes->len, bytes, free);
+    err = as_transport_write_owned(w->transport, bytes->data, bytes->len, bytes,
+                                   as__writeq_bytes_done);
     if (err < 0)
         free(bytes); /* the writer took it, whatever the outcome */
     return err;

@@ -99,9 +99,11 @@ int as_writer_write(as_writer *w, const void *data, size_t len);
 
 /**
  * write(data) of a read's result without copying it: the writer takes
- * `bytes` whatever this returns (it is freed with free() once sent, or at
- * once on failure), so the caller must not touch it afterwards.  An echo
- * server writing back what it read copies nothing on the way out.
+ * `bytes` whatever this returns (freed at once on failure), so the caller
+ * must not touch it afterwards.  Once sent, the block goes to this
+ * connection's reader, which puts its next result in it if it fits, so an
+ * echo server's bytes go round without a copy on the way out and without a
+ * malloc() per read.  Any as_bytes will do (buffer.h, rule 3).
  */
 int as_writer_write_bytes(as_writer *w, as_bytes *bytes);
 

@@ -308,6 +308,56 @@ START_TEST(owned_writes_keep_their_order_and_are_released_once_sent)
 }
 END_TEST
 
+/* Bytes handed to write_bytes() come back to the same connection's reader
+ * once sent, and hold its next result when it fits (the echo pattern:
+ * no malloc per read).  Identity is checked because that is the point;
+ * the contents because that is the contract. */
+START_TEST(write_bytes_blocks_are_recycled_for_the_next_read)
+{
+    as_loop *loop = tu_loop();
+    char port[16];
+    int lfd = listener(AF_INET, port), pfd;
+    as_connection *c = connect_ok(loop, "127.0.0.1", port, NULL);
+    unsigned char buf[600];
+    as_bytes *a, *b, *small, *mine;
+
+    pfd = accept_peer(lfd);
+    memset(buf, 'a', 500);
+    ck_assert_int_eq(send(pfd, buf, 500, 0), 500);
+    ck_assert_int_eq(reader_wait(loop, as_reader_readexactly(c->reader, 500), &a), 0);
+    ck_assert_int_eq(as_writer_write_bytes(c->writer, a), 0); /* echo it */
+    ck_assert_uint_eq(peer_read(loop, pfd, buf, 500), 500);   /* sent: recycled */
+    memset(buf, 'b', 400);
+    ck_assert_int_eq(send(pfd, buf, 400, 0), 400);
+    ck_assert_int_eq(reader_wait(loop, as_reader_readexactly(c->reader, 400), &b), 0);
+    ck_assert_ptr_eq(b, a);                 /* the same block, ... */
+    ck_assert_uint_eq(b->len, 400);         /* ... holding the new result */
+    ck_assert_int_eq(memcmp(b->data, buf, 400), 0);
+    ck_assert_int_eq(as_writer_write_bytes(c->writer, b), 0);
+    ck_assert_uint_eq(peer_read(loop, pfd, buf, 400), 400);
+    /* A result under half the spare's size gets a block of its own. */
+    ck_assert_int_eq(send(pfd, "tiny", 4, 0), 4);
+    ck_assert_int_eq(reader_wait(loop, as_reader_readexactly(c->reader, 4), &small), 0);
+    ck_assert_ptr_ne(small, b);
+    ck_assert_int_eq(memcmp(small->data, "tiny", 4), 0);
+    free(small);
+    /* Bytes the caller made come back too, and are reused within their
+     * own length (the sanitizers check no byte beyond it is touched). */
+    mine = as_bytes_new("0123456789", 10);
+    ck_assert_int_eq(as_writer_write_bytes(c->writer, mine), 0);
+    ck_assert_uint_eq(peer_read(loop, pfd, buf, 10), 10);
+    ck_assert_int_eq(send(pfd, "abcdefghij", 10, 0), 10);
+    ck_assert_int_eq(reader_wait(loop, as_reader_readexactly(c->reader, 10), &b), 0);
+    ck_assert_ptr_eq(b, mine);
+    ck_assert_int_eq(memcmp(b->data, "abcdefghij", 10), 0);
+    free(b);
+    close_conn(loop, c);
+    close(pfd);
+    close(lfd);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(a_big_owned_write_to_a_slow_reader_arrives_intact_and_is_released)
 {
     enum { TOTAL = 1 << 20 };
@@ -1170,6 +1220,7 @@ int main(void)
     tcase_add_test(tc, close_within_aborts_at_the_deadline);
     tcase_add_test(tc, close_within_that_finishes_in_time_is_a_clean_close);
     tcase_add_test(tc, owned_writes_keep_their_order_and_are_released_once_sent);
+    tcase_add_test(tc, write_bytes_blocks_are_recycled_for_the_next_read);
     tcase_add_test(tc, a_big_owned_write_to_a_slow_reader_arrives_intact_and_is_released);
     tcase_add_test(tc, owned_writes_are_released_on_abort_and_refused_after_close);
     tcase_add_test(tc, a_release_hook_may_abort_its_own_connection);
