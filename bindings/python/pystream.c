@@ -121,14 +121,28 @@ static PyObject *reader_from_c(LoopObject *loop, as_reader *r)
     return (PyObject *)self;
 }
 
+/* The release hook of a bytes object handed to as_writer_write_owned(). */
+static void release_pybytes(void *owner)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    Py_DECREF((PyObject *)owner);
+    PyGILState_Release(g);
+}
+
 static PyObject *writer_write(WriterObject *self, PyObject *data)
 {
     int err;
     if (writer_check(self) < 0)
         return NULL;
     if (PyBytes_CheckExact(data)) {
-        /* The common case, without the buffer protocol's bookkeeping. */
-        err = as_writer_write(self->w, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data));
+        /* The common case.  A bytes object cannot change, so the queue
+         * keeps a reference instead of a copy (as asyncio's transport keeps
+         * the object), released once its bytes are sent. */
+        Py_INCREF(data);
+        err = as_writer_write_owned(self->w, PyBytes_AS_STRING(data),
+                                    (size_t)PyBytes_GET_SIZE(data), data, release_pybytes);
+        if (err < 0)
+            Py_DECREF(data);
     } else {
         Py_buffer v;
         if (PyObject_GetBuffer(data, &v, PyBUF_SIMPLE) < 0) {

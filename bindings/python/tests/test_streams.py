@@ -4,6 +4,7 @@ import asyncio as std_asyncio
 import gc
 import os
 import socket
+import sys
 import tempfile
 import threading
 import tracemalloc
@@ -119,6 +120,29 @@ class Writer(unittest.TestCase):
                         got += len(await reader.read(1 << 20))
                     await d
                     self.assertLessEqual(writer.transport.get_write_buffer_size(), 16384)
+            writer.close()
+            await writer.wait_closed()
+            server.close()
+            await server.wait_closed()
+        run(main())
+
+    def test_write_keeps_a_reference_to_bytes_and_copies_the_rest(self):
+        async def main():
+            server, port = await echo_server()
+            reader, writer = await aio.open_connection('127.0.0.1', port)
+            data = bytes(range(256)) * 4  # a fresh object
+            before = sys.getrefcount(data)
+            writer.write(data)
+            # Queued until the end of the turn, by reference, not copied.
+            self.assertEqual(sys.getrefcount(data), before + 1)
+            await writer.flush()
+            self.assertEqual(sys.getrefcount(data), before)  # released once sent
+            self.assertEqual(await reader.readexactly(len(data)), data)
+            # A bytearray can change after write(): it is copied.
+            mutable = bytearray(b'before')
+            writer.write(mutable)
+            mutable[:] = b'AFTER!'
+            self.assertEqual(await reader.readexactly(6), b'before')
             writer.close()
             await writer.wait_closed()
             server.close()
