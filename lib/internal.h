@@ -69,6 +69,13 @@ struct as_reader;
 struct as_bytes;
 void as__reader_recycle(struct as_reader *reader, struct as_bytes *bytes);
 
+/*
+ * as_reader_feed_commit() for a transport (reader.c): the waiting read is
+ * retried at once rather than at the end of the turn.  Its future
+ * completes here; its callbacks are scheduled as usual.
+ */
+int as__reader_feed_commit_now(struct as_reader *reader, size_t n);
+
 /* Keep a cold path (growing an array, say) out of line, so the hot path
  * that calls it stays small enough to need no saved registers. */
 #if defined(__GNUC__)

@@ -11,7 +11,8 @@
  * what CPython's deferral to the next turn achieves too, and it matters:
  * read(30) after two feeds in one turn returns both chunks.  Doing it at the
  * end of this turn rather than in the next saves a whole loop turn (a
- * select() call) per read that had to wait.
+ * select() call) per read that had to wait.  A transport's feed, one per
+ * turn anyway, retries at once instead (as__reader_feed_commit_now()).
  *
  * A read that can be answered at once never allocates anything but its
  * future and its result: the step runs on a read_op on the stack, which is
@@ -784,10 +785,31 @@ size_t as_reader_limit(const as_reader *r)
 
 /* ------------------------------------------------------------ feeding */
 
-/* After bytes were appended: wake the waiter, maybe pause the transport. */
-static void fed(as_reader *r)
+/* A transport's feed (as__reader_feed_commit_now()): retry the waiting
+ * read at once instead of at the end of the turn.  It holds a reference:
+ * an iteration's line callback may drop the last one. */
+static void answer_now(as_reader *r)
 {
-    wake(r);
+    read_op *op;
+
+    drop_abandoned(r);
+    if (!(op = r->waiter))
+        return;
+    r->waiter = NULL;
+    op->woken = 0;
+    as_reader_ref(r);
+    run(r, op, 1);
+    as_reader_unref(r);
+}
+
+/* After bytes were appended: wake (or, now, answer) the waiter, then maybe
+ * pause the transport. */
+static void fed(as_reader *r, int now)
+{
+    if (now)
+        answer_now(r);
+    else
+        wake(r);
     if (r->pause_fn && !r->paused && as_buffer_len(&r->buf) > 2 * r->limit) {
         if (r->pause_fn(r, r->flow_ud) != 0)
             drop_flow(r); /* cannot pause: buffer everything, as CPython */
@@ -809,7 +831,7 @@ int as_reader_feed_data(as_reader *r, const void *data, size_t len)
     int rc = as_buffer_append(&r->buf, data, len);
     if (rc < 0)
         return rc;
-    fed(r);
+    fed(r, 0);
     return 0;
 }
 
@@ -829,7 +851,28 @@ int as_reader_feed_commit(as_reader *r, size_t n)
     if (n == 0)
         return 0;
     as_buffer_commit(&r->buf, n);
-    fed(r);
+    fed(r, 0);
+    return 0;
+}
+
+/*
+ * A transport feeds a reader once per loop turn per connection (one recv()
+ * per readiness), so waiting for the end of the turn, which lets all of a
+ * turn's feeds reach one read, gains nothing there; answering at once does
+ * the copy into the result while the received bytes are still in the
+ * cache, and saves the end-of-turn wake.  Bytes fed by hand later in the
+ * same turn wait for the next read (internal.h).
+ */
+int as__reader_feed_commit_now(as_reader *r, size_t n)
+{
+    if (!r)
+        return AS_EINVAL;
+    if (r->eof)
+        return AS_ESTATE;
+    if (n == 0)
+        return 0;
+    as_buffer_commit(&r->buf, n);
+    fed(r, 1);
     return 0;
 }
 

@@ -17,7 +17,8 @@
  *        |  --stored exception / bad argument-------------> FAILED
  *        +--needs more data--> WAITING --feed_data, feed_eof
  *                                 |         (woken at the end of the turn,
- *                                 |          then tries again)
+ *                                 |          then tries again; a transport's
+ *                                 |          feed retries at once)
  *                                 |--set_exception--------> FAILED
  *                                 +--future cancelled-----> CANCELLED
  *                                                    (nothing consumed)

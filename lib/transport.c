@@ -386,7 +386,7 @@ static void read_once(as_transport *t)
     while (n < 0 && errno == EINTR);
 
     if (n > 0) {
-        (void)as_reader_feed_commit(t->reader, (size_t)n);
+        (void)as__reader_feed_commit_now(t->reader, (size_t)n);
     } else if (n == 0) {
         /* The peer's FIN.  Keep the transport open for writing, as
          * StreamReaderProtocol.eof_received() returning True asks. */

@@ -937,6 +937,58 @@ START_TEST(close_within_that_finishes_in_time_is_a_clean_close)
 }
 END_TEST
 
+/* A transport answers a waiting read as soon as its recv() has fed the
+ * reader, not at the end of the turn: bytes fed by hand later in the same
+ * turn (here, by an end-of-turn callback) are left for the next read. */
+struct late_feed {
+    as_reader *reader;
+    as_future *read;
+    int read_done_before;
+};
+
+static void feed_late(void *p)
+{
+    struct late_feed *lf = p;
+    lf->read_done_before = as_future_done(lf->read);
+    ck_assert_int_eq(as_reader_feed_data(lf->reader, "def", 3), 0);
+}
+
+START_TEST(a_transport_answers_a_waiting_read_at_once)
+{
+    as_loop *loop = tu_loop();
+    as_reader *r;
+    as_transport *t;
+    struct late_feed lf;
+    as_bytes *b;
+    int sv[2];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(as_reader_new(loop, AS_READER_DEFAULT_LIMIT, &r), 0);
+    ck_assert_int_eq(as_transport_new(loop, sv[0], r, &t), 0);
+    lf.reader = r;
+    lf.read = as_reader_read(r, 100);
+    lf.read_done_before = -1;
+    ck_assert(!as_future_done(lf.read));
+    ck_assert_int_eq(send(sv[1], "abc", 3, 0), 3);
+    ck_assert_int_eq(as_loop_call_end_of_turn(loop, feed_late, &lf, NULL, NULL), 0);
+    ck_assert_int_eq(as_loop_run_once(loop), 0); /* polls, reads, then feed_late */
+    ck_assert_int_eq(lf.read_done_before, 1);
+    ck_assert_int_eq(reader_wait(loop, lf.read, &b), 0);
+    ck_assert_uint_eq(b->len, 3);
+    ck_assert_int_eq(memcmp(b->data, "abc", 3), 0);
+    free(b);
+    ck_assert_int_eq(reader_wait(loop, as_reader_read(r, 100), &b), 0);
+    ck_assert_uint_eq(b->len, 3);
+    ck_assert_int_eq(memcmp(b->data, "def", 3), 0);
+    free(b);
+    as_transport_close(t);
+    as_transport_unref(t);
+    as_reader_unref(r);
+    close(sv[1]);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(reading_pauses_above_twice_the_limit)
 {
     as_loop *loop = tu_loop();
@@ -1217,6 +1269,7 @@ int main(void)
     tcase_add_test(tc, close_flushes_then_fin);
     tcase_add_test(tc, abort_resets_and_state_table);
     tcase_add_test(tc, reading_pauses_above_twice_the_limit);
+    tcase_add_test(tc, a_transport_answers_a_waiting_read_at_once);
     tcase_add_test(tc, close_within_aborts_at_the_deadline);
     tcase_add_test(tc, close_within_that_finishes_in_time_is_a_clean_close);
     tcase_add_test(tc, owned_writes_keep_their_order_and_are_released_once_sent);
