@@ -221,6 +221,17 @@ static void schedule_callbacks(as_future *f)
     as_future_unref(f);
 }
 
+/* Add cb at the end of the pending future's FIFO list. */
+static void append_cb(as_future *f, struct done_cb *cb)
+{
+    cb->next = NULL;
+    if (f->callbacks_tail)
+        f->callbacks_tail->next = cb;
+    else
+        f->callbacks = cb;
+    f->callbacks_tail = cb;
+}
+
 int as_future_add_done_callback(as_future *f, as_future_cb fn, void *userdata,
                                 as_destroy_fn destroy)
 {
@@ -248,11 +259,7 @@ int as_future_add_done_callback(as_future *f, as_future_cb fn, void *userdata,
         }
         return 0;
     }
-    if (f->callbacks_tail)
-        f->callbacks_tail->next = cb;
-    else
-        f->callbacks = cb;
-    f->callbacks_tail = cb;
+    append_cb(f, cb);
     return 0;
 }
 
@@ -277,11 +284,7 @@ int as__future_add_waiter(as_future *f, as_handle *h, as_future **slot,
         schedule_cb(f, cb); /* a failed post runs dropped, as on close */
         return 0;
     }
-    if (f->callbacks_tail)
-        f->callbacks_tail->next = cb;
-    else
-        f->callbacks = cb;
-    f->callbacks_tail = cb;
+    append_cb(f, cb);
     return 0;
 }
 

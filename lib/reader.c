@@ -842,7 +842,7 @@ unsigned char *as_reader_feed_reserve(as_reader *r, size_t want, size_t *avail)
     return as_buffer_reserve(&r->buf, want, avail);
 }
 
-int as_reader_feed_commit(as_reader *r, size_t n)
+static int commit(as_reader *r, size_t n, int now)
 {
     if (!r)
         return AS_EINVAL;
@@ -851,8 +851,13 @@ int as_reader_feed_commit(as_reader *r, size_t n)
     if (n == 0)
         return 0;
     as_buffer_commit(&r->buf, n);
-    fed(r, 0);
+    fed(r, now);
     return 0;
+}
+
+int as_reader_feed_commit(as_reader *r, size_t n)
+{
+    return commit(r, n, 0);
 }
 
 /*
@@ -865,15 +870,7 @@ int as_reader_feed_commit(as_reader *r, size_t n)
  */
 int as__reader_feed_commit_now(as_reader *r, size_t n)
 {
-    if (!r)
-        return AS_EINVAL;
-    if (r->eof)
-        return AS_ESTATE;
-    if (n == 0)
-        return 0;
-    as_buffer_commit(&r->buf, n);
-    fed(r, 1);
-    return 0;
+    return commit(r, n, 1);
 }
 
 void as_reader_feed_eof(as_reader *r)
