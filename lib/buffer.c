@@ -4,9 +4,20 @@
 #include "buffer.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The storage is allocated as an as_bytes block: room for its header in
+ * front of mem, so that as_buffer_detach() can hand it over as a result
+ * without a copy.  The header costs 8 bytes per buffer. */
+#define HEADER offsetof(as_bytes, data)
+
+static as_bytes *block_of(const as_buffer *b)
+{
+    return (as_bytes *)(void *)(b->mem - HEADER);
+}
 
 as_bytes *as_bytes_alloc(size_t len)
 {
@@ -34,7 +45,8 @@ void as_buffer_init(as_buffer *b)
 
 void as_buffer_destroy(as_buffer *b)
 {
-    free(b->mem);
+    if (b->mem)
+        free(block_of(b));
     as_buffer_init(b);
 }
 
@@ -65,12 +77,16 @@ static int make_room(as_buffer *b, size_t want)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    unsigned char *mem = malloc(cap);
-    if (!mem)
+    if (cap > SIZE_MAX - HEADER)
         return -ENOMEM;
+    as_bytes *block = malloc(HEADER + cap);
+    if (!block)
+        return -ENOMEM;
+    unsigned char *mem = block->data;
     if (live)
         memcpy(mem, b->mem + b->start, live);
-    free(b->mem);
+    if (b->mem)
+        free(block_of(b));
     b->mem = mem;
     b->cap = cap;
     b->start = 0;
@@ -123,6 +139,27 @@ void as_buffer_trim(as_buffer *b, size_t keep)
 {
     if (b->start == b->end && b->cap > keep)
         as_buffer_destroy(b);
+}
+
+as_bytes *as_buffer_detach(as_buffer *b)
+{
+    as_bytes *block;
+    if (!b->mem || b->start != 0)
+        return NULL;
+    block = block_of(b);
+    block->len = b->end;
+    as_buffer_init(b);
+    return block;
+}
+
+int as_buffer_adopt(as_buffer *b, as_bytes *block, size_t cap)
+{
+    if (b->mem || !block)
+        return -EINVAL;
+    b->mem = block->data;
+    b->cap = cap;
+    b->start = b->end = 0;
+    return 0;
 }
 
 as_bytes *as_buffer_take(as_buffer *b, size_t n)

@@ -7,6 +7,11 @@
  *      [ dead prefix | live bytes          | free tail            ]
  *      0            start                 end                    cap
  *
+ * The array is allocated as an as_bytes block (its 8-byte header sits just
+ * in front of `mem`), so a buffer whose live bytes start at the front can
+ * hand its storage over as an as_bytes without copying (as_buffer_detach()),
+ * and take a result's block back as storage (as_buffer_adopt()).
+ *
  * Consuming bytes only advances `start`: it never moves the live bytes.  The
  * live bytes are moved to the front only when more room is needed at the end
  * and the dead prefix is at least as large as the live part.  Each move then
@@ -110,6 +115,26 @@ void as_buffer_clear(as_buffer *b);
  * the storage.  Keeps one big read from pinning its peak memory for ever.
  */
 void as_buffer_trim(as_buffer *b, size_t keep);
+
+/**
+ * Hand the storage over as an as_bytes holding the live bytes, without a
+ * copy (the storage is allocated as an as_bytes block for this): returns it,
+ * free() it as any as_bytes, and the buffer is left empty with no storage.
+ * Only when the live bytes start at the front (nothing consumed since the
+ * last compaction); otherwise, or with no storage, returns NULL and changes
+ * nothing.  The block may be much bigger than the bytes: as_buffer_capacity()
+ * tells, before the call.
+ */
+as_bytes *as_buffer_detach(as_buffer *b);
+
+/**
+ * Give an empty buffer with no storage the block of `block` as its storage,
+ * for `cap` bytes (at most block->len, the bytes the block is known to
+ * hold): the inverse of as_buffer_detach(), for reusing a result's block.
+ * The buffer owns the block from then on.  Returns 0, or -EINVAL (the
+ * buffer has storage, or block is NULL: nothing changes).
+ */
+int as_buffer_adopt(as_buffer *b, as_bytes *block, size_t cap);
 
 /**
  * Copy the first n live bytes (clamped to the length) into a new as_bytes

@@ -200,12 +200,33 @@ static as_bytes *result_block(as_reader *r, size_t n)
     return as_bytes_alloc(n);
 }
 
+/*
+ * A big result that fills the buffer's whole storage (a recv() of 64 KiB
+ * into a 64 KiB buffer, say) takes the storage itself instead of a copy
+ * (as_buffer_detach()), and once written back with as_writer_write_bytes()
+ * it is recycled and the next feed receives into it (feed_reserve).  An
+ * echo of 64 KiB messages copied 64 KiB per read before.  Only an exact
+ * fit: a block comes back knowing only its length, so a result shorter
+ * than its block would come back as a smaller block than it is, and the
+ * next buffer would have to be allocated anew.  Small results are cheaper
+ * to copy than a buffer is to allocate.
+ */
+#define HANDOFF_MIN 16384
+
 /* Take the first n bytes as the result, consuming them. */
 static void take(as_reader *r, size_t n, outcome *o)
 {
     size_t len = as_buffer_len(&r->buf);
     if (n > len)
         n = len;
+    if (n >= HANDOFF_MIN && n == len && n == as_buffer_capacity(&r->buf)) {
+        as_bytes *whole = as_buffer_detach(&r->buf);
+        if (whole) {
+            r->consumed += n;
+            result_bytes(o, whole);
+            return;
+        }
+    }
     as_bytes *b = result_block(r, n);
     if (b) {
         if (n)
@@ -839,6 +860,10 @@ unsigned char *as_reader_feed_reserve(as_reader *r, size_t want, size_t *avail)
 {
     if (!r || !avail || r->eof)
         return NULL;
+    /* No storage (a result took it): receive into a recycled block. */
+    if (as_buffer_capacity(&r->buf) == 0 && r->spare && r->spare_cap >= want &&
+        as_buffer_adopt(&r->buf, r->spare, r->spare_cap) == 0)
+        r->spare = NULL;
     return as_buffer_reserve(&r->buf, want, avail);
 }
 

@@ -1,6 +1,7 @@
 /* check_buffer.c - the read-offset byte buffer and its search helper. */
 #include "testutil.h"
 
+#include <errno.h>
 #include <string.h>
 
 static void assert_live(const as_buffer *b, const char *s)
@@ -9,6 +10,42 @@ static void assert_live(const as_buffer *b, const char *s)
     if (*s)
         ck_assert_int_eq(memcmp(as_buffer_data(b), s, strlen(s)), 0);
 }
+
+/* The storage handed over as an as_bytes, and a block taken back. */
+START_TEST(detach_and_adopt)
+{
+    as_buffer b;
+    as_bytes *x;
+    const unsigned char *where;
+
+    as_buffer_init(&b);
+    ck_assert_ptr_null(as_buffer_detach(&b)); /* no storage */
+    ck_assert_int_eq(as_buffer_append(&b, "hello world", 11), 0);
+    as_buffer_consume(&b, 6);
+    ck_assert_ptr_null(as_buffer_detach(&b)); /* not from the front: refused */
+    assert_live(&b, "world");
+    as_buffer_clear(&b);
+    ck_assert_int_eq(as_buffer_append(&b, "whole", 5), 0);
+    where = as_buffer_data(&b);
+    x = as_buffer_detach(&b);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_ptr_eq(x->data, where);       /* the same bytes: no copy */
+    ck_assert_uint_eq(x->len, 5);
+    ck_assert_int_eq(memcmp(x->data, "whole", 5), 0);
+    ck_assert_uint_eq(as_buffer_len(&b), 0);  /* empty, with no storage */
+    ck_assert_uint_eq(as_buffer_capacity(&b), 0);
+    /* Taken back as storage for at most its length. */
+    ck_assert_int_eq(as_buffer_adopt(&b, NULL, 5), -EINVAL);
+    ck_assert_int_eq(as_buffer_adopt(&b, x, x->len), 0);
+    ck_assert_uint_eq(as_buffer_capacity(&b), 5);
+    ck_assert_int_eq(as_buffer_append(&b, "12345", 5), 0);
+    ck_assert_ptr_eq(as_buffer_data(&b), where);
+    ck_assert_int_eq(as_buffer_adopt(&b, x, 5), -EINVAL); /* has storage */
+    ck_assert_int_eq(as_buffer_append(&b, "6", 1), 0);    /* grows: a new block */
+    assert_live(&b, "123456");
+    as_buffer_destroy(&b);
+}
+END_TEST
 
 START_TEST(append_consume_take)
 {
@@ -119,6 +156,7 @@ int main(void)
     TCase *tc = tcase_create("buffer");
     tcase_set_timeout(tc, 10);
     tcase_add_test(tc, append_consume_take);
+    tcase_add_test(tc, detach_and_adopt);
     tcase_add_test(tc, compaction_is_lazy);
     tcase_add_test(tc, reserve_commit_and_trim);
     tcase_add_test(tc, find_bounds);

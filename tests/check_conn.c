@@ -137,6 +137,19 @@ static int reader_wait(as_loop *loop, as_future *f, as_bytes **out)
     return rc;
 }
 
+/* A blocking send of everything (the kernel's buffers hold 64 KiB). */
+static int write_all_fd(int fd, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 static void pattern(unsigned char *buf, size_t n, size_t offset)
 {
     size_t i;
@@ -352,6 +365,49 @@ START_TEST(write_bytes_blocks_are_recycled_for_the_next_read)
     ck_assert_int_eq(memcmp(b->data, "abcdefghij", 10), 0);
     free(b);
     close_conn(loop, c);
+    close(pfd);
+    close(lfd);
+    tu_close(loop);
+}
+END_TEST
+
+/* 64 KiB in, the same 64 KiB out: the read takes the reader's storage, the
+ * write hands it over, and once sent the next recv() lands in it again.
+ * An echo of big messages copies nothing and allocates nothing. */
+START_TEST(a_big_echo_goes_round_in_one_block)
+{
+    enum { N = 65536 };
+    as_loop *loop = tu_loop();
+    char port[16];
+    int lfd = listener(AF_INET, port), pfd, round;
+    as_connection *c = connect_ok(loop, "127.0.0.1", port, NULL);
+    unsigned char *out = malloc(N), *in = malloc(N);
+    unsigned char *first = NULL;
+    as_bytes *b;
+
+    pfd = accept_peer(lfd);
+    for (round = 0; round < 3; round++) {
+        const unsigned char *where;
+        int turns = 0;
+        pattern(out, N, (size_t)round * N);
+        ck_assert_int_eq(write_all_fd(pfd, out, N), 0);
+        while (as_reader_buffered(c->reader) < N && turns++ < 100000)
+            turn(loop);
+        ck_assert_uint_eq(as_reader_peek(c->reader, &where), N);
+        if (round == 0)
+            first = (unsigned char *)where;
+        else
+            ck_assert_ptr_eq(where, first); /* received into the same block */
+        ck_assert_int_eq(reader_wait(loop, as_reader_readexactly(c->reader, N), &b), 0);
+        ck_assert_ptr_eq(b->data, where);   /* the result is that block */
+        ck_assert_int_eq(memcmp(b->data, out, N), 0);
+        ck_assert_int_eq(as_writer_write_bytes(c->writer, b), 0);
+        ck_assert_uint_eq(peer_read(loop, pfd, in, N), N);
+        ck_assert_int_eq(memcmp(in, out, N), 0);
+    }
+    close_conn(loop, c);
+    free(out);
+    free(in);
     close(pfd);
     close(lfd);
     tu_close(loop);
@@ -1274,6 +1330,7 @@ int main(void)
     tcase_add_test(tc, close_within_that_finishes_in_time_is_a_clean_close);
     tcase_add_test(tc, owned_writes_keep_their_order_and_are_released_once_sent);
     tcase_add_test(tc, write_bytes_blocks_are_recycled_for_the_next_read);
+    tcase_add_test(tc, a_big_echo_goes_round_in_one_block);
     tcase_add_test(tc, a_big_owned_write_to_a_slow_reader_arrives_intact_and_is_released);
     tcase_add_test(tc, owned_writes_are_released_on_abort_and_refused_after_close);
     tcase_add_test(tc, a_release_hook_may_abort_its_own_connection);

@@ -1277,6 +1277,48 @@ START_TEST(per_call_limit)
 }
 END_TEST
 
+/* A result that fills the buffer's whole storage is that storage (no
+ * copy); one byte short of it is copied, and what is left is intact. */
+START_TEST(a_result_filling_the_buffer_takes_its_storage)
+{
+    enum { N = 65536 };
+    as_loop *loop = tu_loop();
+    as_reader *r = new_reader(loop, AS_READER_DEFAULT_LIMIT);
+    unsigned char *data = malloc(N);
+    const unsigned char *where;
+    as_future *f;
+    as_bytes *b;
+    size_t i;
+
+    for (i = 0; i < N; i++)
+        data[i] = (unsigned char)(i * 7);
+    ck_assert_int_eq(as_reader_feed_data(r, data, N), 0); /* storage: exactly 64 KiB */
+    ck_assert_uint_eq(as_reader_peek(r, &where), N);
+    f = as_reader_read(r, N);
+    settle(loop, f);
+    b = as_future_take_result(f);
+    ck_assert_ptr_eq(b->data, where);
+    ck_assert_uint_eq(b->len, N);
+    ck_assert_int_eq(memcmp(b->data, data, N), 0);
+    as_future_unref(f);
+    free(b);
+    ck_assert_uint_eq(as_reader_buffered(r), 0);
+
+    ck_assert_int_eq(as_reader_feed_data(r, data, N), 0);
+    ck_assert_uint_eq(as_reader_peek(r, &where), N);
+    f = as_reader_read(r, N - 1);
+    settle(loop, f);
+    b = as_future_take_result(f);
+    ck_assert_ptr_ne(b->data, where);
+    ck_assert_int_eq(memcmp(b->data, data, N - 1), 0);
+    as_future_unref(f);
+    free(b);
+    expect_mem(loop, as_reader_read(r, 10), data + N - 1, 1);
+    free(data);
+    finish(loop, r);
+}
+END_TEST
+
 START_TEST(peek_does_not_consume)
 {
     as_loop *loop = tu_loop();
@@ -1664,6 +1706,7 @@ int main(void)
     tcase_add_test(more, discard_until_keeps_memory_bounded);
     tcase_add_test(more, per_call_limit);
     tcase_add_test(more, peek_does_not_consume);
+    tcase_add_test(more, a_result_filling_the_buffer_takes_its_storage);
     tcase_add_test(more, iterate_lines);
     tcase_add_test(more, iterate_lines_stop_cancel_and_error);
     tcase_add_test(more, iterate_lines_loop_closed_first);
