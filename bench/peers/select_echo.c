@@ -179,7 +179,11 @@ int main(int argc, char **argv)
     maxfd = lfd;
     while (!stop) {
         fd_set r = rmaster, w = wmaster;
-        int n = select(maxfd + 1, &r, &w, NULL, NULL);
+        /* A signal that lands between the test of `stop` and select() is
+         * not an EINTR: wake up once a second to look again (only an idle
+         * server notices). */
+        struct timeval tv = {1, 0};
+        int n = select(maxfd + 1, &r, &w, NULL, &tv);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
