@@ -246,7 +246,6 @@ int as_future_add_done_callback(as_future *f, as_future_cb fn, void *userdata,
     cb->fn = fn;
     cb->userdata = userdata;
     cb->destroy = destroy;
-    cb->next = NULL;
     if (f->state != AS_FUTURE_PENDING) {
         int err;
         cb->future = as_future_ref(f);
@@ -275,7 +274,6 @@ int as__future_add_waiter(as_future *f, as_handle *h, as_future **slot,
     cb->destroy = dropped;
     cb->post = h;
     cb->slot = slot;
-    cb->next = NULL;
     if (f->state != AS_FUTURE_PENDING) {
         if (as_loop_is_closed(f->loop)) {
             cb_free(f, cb);

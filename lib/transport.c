@@ -87,8 +87,8 @@ struct as_transport {
     unsigned int read_paused : 1; /* the reader asked us to pause */
     unsigned int reading : 1;     /* a read watcher is registered */
     unsigned int want_write : 1;  /* a write watcher is registered */
-    unsigned int flush_pending : 1; /* a coalescing flush is scheduled */
-    as_handle *flush_handle;      /* runs coalesced_flush(); made once */
+    as_handle *flush_handle;      /* runs coalesced_flush(); made once, posted
+                                     while a coalescing flush is pending */
     unsigned int write_paused : 1;  /* queue went above high water */
     unsigned int coalesce : 1;
     unsigned int self_ref : 1;    /* lifetime rule 3 */
@@ -108,6 +108,12 @@ struct as_transport {
 };
 
 static void flush_queue(as_transport *t);
+
+/* A coalescing flush is posted for the end of this turn. */
+static int flush_pending(const as_transport *t)
+{
+    return t->flush_handle && as__handle_queued(t->flush_handle);
+}
 
 /* ------------------------------------------------------------ waiters */
 
@@ -301,7 +307,7 @@ void as_transport_close(as_transport *t)
     /* Lifetime rule 3: stay alive until the queue is out. */
     t->self_ref = 1;
     as_transport_ref(t);
-    if (!t->want_write && !t->flush_pending)
+    if (!t->want_write && !flush_pending(t))
         flush_queue(t);
 }
 
@@ -545,7 +551,6 @@ static void on_writable(void *p)
 static void coalesced_flush(void *p)
 {
     as_transport *t = p;
-    t->flush_pending = 0;
     if ((t->state == OPEN || t->state == CLOSING) && !t->want_write)
         flush_queue(t);
     as_transport_unref(t);
@@ -591,11 +596,10 @@ static void schedule_send(as_transport *t)
         flush_queue(t);
         return;
     }
-    if (!t->flush_pending) {
+    if (!flush_pending(t)) {
         if (!t->flush_handle)
             t->flush_handle = as__handle_new(t->loop, coalesced_flush, t, unref_cb);
         if (t->flush_handle && as__handle_post(t->flush_handle, 1) == 0) {
-            t->flush_pending = 1;
             as_transport_ref(t);
         } else {
             flush_queue(t); /* cannot wait for the end of the turn: now */
