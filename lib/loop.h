@@ -30,7 +30,11 @@
  *      it with as_loop_close().  Library objects made on the loop (futures,
  *      readers, transports...) each hold a reference to it, so the memory
  *      lives until the last of them is freed; as_loop_close() says how many
- *      are still alive.
+ *      are still alive.  Those objects stay valid to query and to release
+ *      in any order after the close; a callback the close dropped was
+ *      dropped with its destroy hook, which is how an object that was
+ *      waiting on it (a server's record of a closing connection, server.h
+ *      rule 7) learns it will not run.
  *   2. A handle (as_handle) is owned by the loop while it is scheduled.  If
  *      the caller asks for it (a non-NULL `out` argument), the caller gets a
  *      reference too and must give it back with as_handle_release(); the

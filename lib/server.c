@@ -40,10 +40,15 @@ struct listener {
     as_handle *resume;    /* the backoff timer */
 };
 
-/* One connection the server made.  Two references: the transport's closed
- * callback and the handler's done callback (when there is a handler). */
+/* One connection the server made, while the server lists it.  Two
+ * references: the server's list, and the transport's closed callback.
+ * Leaving the list (client_unlink) drops what the record holds; it happens
+ * when the transport closes, when the loop closes with that callback never
+ * run, or when the server is freed, whichever comes first (server.h, rule 7).
+ * The handler's done callback holds a transport reference of its own, not
+ * the record, so a handler that outlives the list needs nothing from it. */
 struct client {
-    as_server *server;    /* NULL once the server is freed */
+    as_server *server;    /* NULL once unlinked */
     as_transport *transport;
     as_reader *reader;
     as_future *handler;
@@ -98,26 +103,24 @@ static void report(as_server *s, const char *message, int code, const char *deta
 
 /* ------------------------------------------------------------ clients */
 
-static void client_release(void *p)
+static void client_release(struct client *c)
 {
-    struct client *c = p;
-    if (--c->refs > 0)
-        return;
-    as_transport_unref(c->transport);
-    as_reader_unref(c->reader);
-    as_future_unref(c->handler);
-    free(c);
+    if (--c->refs == 0)
+        free(c);
 }
 
 static void check_closed(as_server *s);
 
-/* The transport is closed: the connection is gone. */
-static void client_gone(as_future *closed, void *p)
+/* Take c off its server's list and drop what it holds.  Idempotent.  The
+ * list's reference goes last: dropping the transport may close it, and a
+ * closed loop then drops the closed callback (and its reference) at once. */
+static void client_unlink(struct client *c, int notify)
 {
-    struct client *c = p;
     as_server *s = c->server;
+    as_transport *t = c->transport;
+    as_reader *r = c->reader;
+    as_future *h = c->handler;
 
-    (void)as_future_error(closed); /* seen: an error here is the handler's business */
     if (!s)
         return;
     if (c->prev)
@@ -127,13 +130,37 @@ static void client_gone(as_future *closed, void *p)
     if (c->next)
         c->next->prev = c->prev;
     c->server = NULL;
+    c->transport = NULL;
+    c->reader = NULL;
+    c->handler = NULL;
     s->nclients--;
-    check_closed(s);
+    as_future_unref(h);
+    as_reader_unref(r);
+    as_transport_unref(t);
+    if (notify)
+        check_closed(s);
+    client_release(c);
+}
+
+/* The transport is closed: the connection is gone. */
+static void client_gone(as_future *closed, void *p)
+{
+    (void)as_future_error(closed); /* seen: an error here is the handler's business */
+    client_unlink(p, 1);
+}
+
+/* The closed callback is done with the record: it ran, or it never will
+ * (the loop closed first). */
+static void client_callback_dropped(void *p)
+{
+    struct client *c = p;
+    client_unlink(c, 1);
+    client_release(c);
 }
 
 static void handler_done(as_future *h, void *p)
 {
-    struct client *c = p;
+    as_transport *t = p;
     int err = as_future_error(h);
 
     /* Cancelled: silent, as in CPython 3.13.  Failed: reported once, and
@@ -143,11 +170,16 @@ static void handler_done(as_future *h, void *p)
         ctx.message = "Unhandled exception in client_connected_cb";
         ctx.code = err;
         ctx.detail = as_future_error_message(h);
-        ctx.object = c->transport;
+        ctx.object = t;
         as_loop_call_exception_handler(as_future_loop(h), &ctx);
     }
     if (err != 0)
-        as_transport_close(c->transport);
+        as_transport_close(t);
+}
+
+static void transport_unref_cb(void *p)
+{
+    as_transport_unref(p);
 }
 
 /* Make a connection of an accepted fd and hand it to the callback. */
@@ -192,9 +224,11 @@ static void new_client(as_server *s, int fd)
     c->transport = t;
     c->reader = as_reader_ref(r);
     c->refs = 1;
-    if (as_future_add_done_callback(closed, client_gone, c, client_release) < 0) {
+    if (as_future_add_done_callback(closed, client_gone, c, client_callback_dropped) < 0) {
         as_future_unref(closed);
-        client_release(c);
+        as_transport_unref(c->transport);
+        as_reader_unref(c->reader);
+        free(c);
         as_writer_abort(w);
         as_writer_unref(w);
         as_reader_unref(r);
@@ -202,6 +236,7 @@ static void new_client(as_server *s, int fd)
         return;
     }
     as_future_unref(closed);
+    c->refs++; /* the list's */
     c->next = s->clients;
     if (s->clients)
         s->clients->prev = c;
@@ -211,10 +246,16 @@ static void new_client(as_server *s, int fd)
     /* The handler gets our references to r and w (server.h, rule 4). */
     h = s->cb(r, w, s->userdata);
     if (h) {
-        c->handler = h; /* the handler handed its reference over */
-        c->refs++;
-        if (as_future_add_done_callback(h, handler_done, c, client_release) < 0)
-            c->refs--;
+        /* The handler handed its reference over.  The record can be gone
+         * already: a handler may close its connection with the loop closed. */
+        if (c->server) {
+            c->handler = h;
+            h = as_future_ref(h);
+        }
+        if (as_future_add_done_callback(h, handler_done, as_transport_ref(t),
+                                        transport_unref_cb) < 0)
+            as_transport_unref(t);
+        as_future_unref(h);
     }
 }
 
@@ -424,15 +465,16 @@ void as_server_unref(as_server *s)
     if (!s || --s->refs > 0)
         return;
     as_server_close(s);
-    /* Connections go on without us (rule 2). */
-    for (c = s->clients; c; c = c->next)
-        c->server = NULL;
     for (w = s->waiters; w; w = next) {
         next = w->next;
         as_future_cancel(w->future, "server freed");
         as_future_unref(w->future);
         free(w);
     }
+    s->waiters = NULL;
+    /* Connections go on without us (rule 2), held by their handlers. */
+    while ((c = s->clients))
+        client_unlink(c, 0);
     if (s->shutdown_timer) {
         as_handle_cancel(s->shutdown_timer);
         as_handle_release(s->shutdown_timer);
@@ -601,18 +643,25 @@ as_future *as_server_wait_closed(as_server *s)
     return add_waiter(s);
 }
 
+/* Each of these may unlink the client it acts on (a transport that closes
+ * at once, with the loop closed, drops its record at once): take the next
+ * one first. */
 void as_server_close_clients(as_server *s)
 {
-    struct client *c;
-    for (c = s->clients; c; c = c->next)
+    struct client *c, *next;
+    for (c = s->clients; c; c = next) {
+        next = c->next;
         as_transport_close(c->transport);
+    }
 }
 
 void as_server_abort_clients(as_server *s)
 {
-    struct client *c;
-    for (c = s->clients; c; c = c->next)
+    struct client *c, *next;
+    for (c = s->clients; c; c = next) {
+        next = c->next;
         as_transport_abort(c->transport);
+    }
 }
 
 static void shutdown_deadline(void *p)
@@ -625,13 +674,14 @@ static void shutdown_deadline(void *p)
 
 as_future *as_server_shutdown(as_server *s, double timeout)
 {
-    struct client *c;
+    struct client *c, *next;
     as_future *f;
 
     if (isnan(timeout))
         return failed(s->loop, AS_EINVAL, "timeout is NaN");
     as_server_close(s);
-    for (c = s->clients; c; c = c->next) {
+    for (c = s->clients; c; c = next) {
+        next = c->next;
         as_reader_feed_eof(c->reader);
         if (c->handler)
             as_future_cancel(c->handler, "server shutdown");

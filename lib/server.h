@@ -43,11 +43,21 @@
  *   4. Each callback call receives new references to its reader and
  *      writer: the handler owns them and must release each (as_reader_unref,
  *      as_writer_unref), normally after as_writer_close().
- *   5. The server keeps its own reference to each connection's transport
- *      until the transport is closed, and the reference to the handler's
- *      returned future until that future is done and the transport closed.
+ *   5. The server keeps its own reference to each connection's transport,
+ *      reader and handler future while it lists the connection: until the
+ *      transport is closed, or the loop is closed, or the server is freed,
+ *      whichever comes first.  The handler future's failure report holds a
+ *      transport reference of its own, so it works after any of those.
  *   6. Futures returned by wait_closed(), serve_forever(), start_serving()
  *      and shutdown() are new references, the caller's.
+ *   7. When the loop closes first, every order of what follows is safe:
+ *      the handler dropping its reader and writer, as_server_unref(),
+ *      querying the server.  A connection whose close was on its way (its
+ *      callbacks scheduled, then dropped by as_loop_close()) leaves the
+ *      server's list then; an open one stays listed, and its transport
+ *      alive, until the server is freed, which closes it if the handler has
+ *      dropped it too.  When the last of these references goes, so does the
+ *      loop's memory (loop.h, rule 1).
  *
  * Threads: a server belongs to its loop's thread.
  */

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -583,6 +584,125 @@ START_TEST(a_failing_handler_is_reported_once_and_its_connection_closed)
 }
 END_TEST
 
+/* ------------------------------------------------------------ loop closes first
+ *
+ * Every order of {a served connection closes, the loop stops, the loop
+ * closes, the server is unref'd, the handler drops its reader and writer}
+ * must be safe and leave nothing behind.  The loop's memory goes only when
+ * the last object built on it does (loop.h, rule 1), and the exception
+ * handler's destroy hook runs exactly then: it is the proof that nothing
+ * leaked.  Under ASan or valgrind a wrong order shows as an invalid access. */
+
+enum order {
+    ABORTED_LOOP_CLOSED_THEN_SERVER,   /* connection gone, its callback pending */
+    ABORTED_SERVER_THEN_LOOP_CLOSED,
+    OPEN_LOOP_CLOSED_THEN_HANDLER_THEN_SERVER,
+    OPEN_LOOP_CLOSED_THEN_SERVER_THEN_HANDLER,
+    OPEN_SERVER_THEN_LOOP_CLOSED_THEN_HANDLER,
+    PENDING_HANDLER_LOOP_CLOSED_THEN_SERVER,
+    NORDERS
+};
+
+struct first_close {
+    enum order order;
+    as_reader *r;
+    as_writer *w;
+    as_future *handler;   /* a handler future that never finishes */
+    int loop_freed;
+    struct report_log log; /* "unclosed StreamWriter" reports land here */
+};
+
+static as_future *stop_on_connect(as_reader *r, as_writer *w, void *p)
+{
+    struct first_close *fc = p;
+    fc->r = r;
+    fc->w = w;
+    as_loop_stop(as_reader_loop(r));
+    if (fc->order <= ABORTED_SERVER_THEN_LOOP_CLOSED) {
+        /* The connection closes: its closed future's callbacks are now
+         * scheduled, and the loop stops before they run. */
+        as_writer_abort(w);
+        as_writer_unref(w);
+        as_reader_unref(r);
+        fc->r = NULL;
+        fc->w = NULL;
+    }
+    if (fc->order == PENDING_HANDLER_LOOP_CLOSED_THEN_SERVER) {
+        fc->handler = as_future_new(as_reader_loop(r));
+        return as_future_ref(fc->handler);
+    }
+    return NULL;
+}
+
+static void note_loop_freed(void *p)
+{
+    struct first_close *fc = (struct first_close *)((char *)p - offsetof(struct first_close, log));
+    fc->loop_freed++;
+}
+
+static void drop_handler(struct first_close *fc)
+{
+    as_writer_unref(fc->w);
+    as_reader_unref(fc->r);
+    as_future_unref(fc->handler);
+    fc->r = NULL;
+    fc->w = NULL;
+    fc->handler = NULL;
+}
+
+START_TEST(every_order_of_loop_close_and_server_unref_is_safe)
+{
+    as_loop *loop = tu_loop();
+    struct first_close fc;
+    as_server *s;
+    int fd;
+
+    memset(&fc, 0, sizeof fc);
+    fc.order = (enum order)_i;
+    /* The default handler (NULL), with a destroy hook that says when the
+     * loop's memory is freed. */
+    ck_assert_int_eq(as_loop_set_exception_handler(loop, record_report, &fc.log,
+                                                   note_loop_freed), 0);
+    s = start_tcp(loop, "127.0.0.1", stop_on_connect, &fc, NULL);
+    fd = connect_to(as_server_port(s, 0));
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(as_loop_run_forever(loop), 0);
+    ck_assert_ptr_nonnull(as_server_loop(s));
+
+    switch (fc.order) {
+    case ABORTED_LOOP_CLOSED_THEN_SERVER:
+    case PENDING_HANDLER_LOOP_CLOSED_THEN_SERVER:
+        ck_assert_int_gt(as_loop_close(loop), 0);
+        as_server_unref(s);
+        drop_handler(&fc);
+        break;
+    case ABORTED_SERVER_THEN_LOOP_CLOSED:
+        as_server_unref(s);
+        ck_assert_int_ge(as_loop_close(loop), 0);
+        break;
+    case OPEN_LOOP_CLOSED_THEN_HANDLER_THEN_SERVER:
+        ck_assert_int_gt(as_loop_close(loop), 0);
+        drop_handler(&fc);
+        as_server_unref(s);
+        break;
+    case OPEN_LOOP_CLOSED_THEN_SERVER_THEN_HANDLER:
+        ck_assert_int_gt(as_loop_close(loop), 0);
+        as_server_unref(s);
+        drop_handler(&fc);
+        break;
+    case OPEN_SERVER_THEN_LOOP_CLOSED_THEN_HANDLER:
+        as_server_unref(s);
+        ck_assert_int_gt(as_loop_close(loop), 0);
+        drop_handler(&fc);
+        break;
+    case NORDERS:
+        break;
+    }
+    ck_assert_int_eq(fc.loop_freed, 1); /* every object is gone */
+    close(fd);
+}
+END_TEST
+
 /* ------------------------------------------------------------ serving */
 
 static void cancel_later(void *p)
@@ -1124,6 +1244,7 @@ int main(void)
     tcase_add_test(tc, close_stops_listening_and_wait_closed_waits_for_clients);
     tcase_add_test(tc, shutdown_with_idle_clients_ends_in_time_with_no_fd_left);
     tcase_add_test(tc, shutdown_aborts_what_cannot_flush_by_the_deadline);
+    tcase_add_loop_test(tc, every_order_of_loop_close_and_server_unref_is_safe, 0, NORDERS);
     suite_add_tcase(s, tc);
 
     /* These exhaust file descriptors through RLIMIT_NOFILE, which valgrind
