@@ -3,8 +3,10 @@
  *
  * A backend only answers "which of these fds are ready?".  It keeps its own
  * private state behind one pointer, knows nothing about callbacks, and is
- * chosen at run time through an ops table, so a test can force a particular
- * one and poll()/epoll backends can join later without touching loop.c.
+ * reached only through its ops table.  backend.c lists the backends
+ * (as__backends[]) and picks one by name (as__backend_find()), so a test
+ * can force a particular one, and a poll() or epoll backend joins by
+ * adding its file and one row there, without touching loop.c.
  */
 #ifndef AS_BACKEND_H
 #define AS_BACKEND_H
@@ -31,6 +33,16 @@ typedef struct as__backend_ops {
     int (*poll)(void *state, double timeout, as__ready_fn ready, void *ctx);
 } as__backend_ops;
 
-extern const as__backend_ops as__backend_select;
+/* Every backend this build has, best first, NULL-terminated; the first is
+ * the default (backend.c). */
+extern const as__backend_ops *const as__backends[];
+
+/*
+ * The backend called `name`, or NULL if there is none.  A NULL name means
+ * the default: the backend the ASYNCSTREAMS_BACKEND environment variable
+ * names when it is set and not empty (NULL if it names none), else
+ * as__backends[0].
+ */
+const as__backend_ops *as__backend_find(const char *name);
 
 #endif /* AS_BACKEND_H */

@@ -5,7 +5,8 @@
  * goes straight into the ready queue; a timer waits in a min-heap until it is
  * due and then joins the ready queue; an fd watcher sits in the fd table and
  * joins the ready queue each turn its fd is ready.  One queue, one way to
- * run a callback, one way to cancel it: that is the whole design.
+ * run a callback, one way to cancel it: that is the whole design.  Which
+ * backend polls the fds is backend.c's business.
  *
  * Memory: a handle is reference counted.  The loop holds one reference while
  * the handle is scheduled (in the queue, the heap or the fd table) and one
@@ -457,11 +458,11 @@ int as_loop_new(as_loop **loopp)
 
 int as_loop_new_with_backend(as_loop **loopp, const char *name)
 {
-    if (!loopp)
+    const as__backend_ops *backend = as__backend_find(name);
+
+    if (!loopp || !backend)
         return AS_EINVAL;
-    if (name && strcmp(name, as__backend_select.name) != 0)
-        return AS_EINVAL;
-    return new_loop(loopp, &as__backend_select);
+    return new_loop(loopp, backend);
 }
 
 const char *as_loop_backend_name(const as_loop *loop)

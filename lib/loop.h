@@ -70,15 +70,22 @@ typedef void (*as_callback_fn)(void *userdata);
 typedef void (*as_destroy_fn)(void *userdata);
 
 /**
- * Create a loop on the default backend (select()).  On success stores the
- * loop in *loopp and returns 0; otherwise returns -ENOMEM, -EMFILE... and
+ * Create a loop on the default backend: the one the environment variable
+ * ASYNCSTREAMS_BACKEND names, when it is set and not empty, else the
+ * first of the build's table of backends (lib/backend.c), select().  The
+ * variable is read at each call, so a test suite can run every loop it
+ * makes on another backend; a name the build lacks fails with AS_EINVAL
+ * rather than quietly falling back.  On success stores the loop in *loopp
+ * and returns 0; otherwise returns AS_EINVAL, -ENOMEM, -EMFILE... and
  * leaves *loopp untouched.
  */
 int as_loop_new(as_loop **loopp);
 
 /**
- * Create a loop on the backend named `backend` ("select"; NULL means the
- * default).  Returns AS_EINVAL for an unknown name.
+ * Create a loop on the backend named `backend` (a name from the build's
+ * table: "select"), whatever ASYNCSTREAMS_BACKEND says; NULL means the
+ * default, as for as_loop_new().  Returns AS_EINVAL for an unknown name,
+ * leaving *loopp untouched.
  */
 int as_loop_new_with_backend(as_loop **loopp, const char *backend);
 

@@ -172,6 +172,46 @@ START_TEST(backend_is_chosen_by_name)
 }
 END_TEST
 
+/* ASYNCSTREAMS_BACKEND names the backend of every loop made without a
+ * name (loop.h).  The variable is restored afterwards: a run of the whole
+ * suite on another backend sets it for every test. */
+START_TEST(asyncstreams_backend_names_the_default_backend)
+{
+    const char *was = getenv("ASYNCSTREAMS_BACKEND");
+    char *saved = was ? strdup(was) : NULL;
+    as_loop *loop = NULL;
+
+    setenv("ASYNCSTREAMS_BACKEND", "select", 1);
+    ck_assert_int_eq(as_loop_new(&loop), 0);
+    ck_assert_str_eq(as_loop_backend_name(loop), "select");
+    tu_close(loop);
+
+    /* An unknown name is an error, not a silent fall-back: a run meant to
+     * test another backend must not quietly test select() instead. */
+    loop = NULL;
+    setenv("ASYNCSTREAMS_BACKEND", "no-such-backend", 1);
+    ck_assert_int_eq(as_loop_new(&loop), AS_EINVAL);
+    ck_assert_int_eq(as_loop_new_with_backend(&loop, NULL), AS_EINVAL);
+    ck_assert_ptr_null(loop);
+    /* A name given in the call wins over the variable. */
+    ck_assert_int_eq(as_loop_new_with_backend(&loop, "select"), 0);
+    ck_assert_str_eq(as_loop_backend_name(loop), "select");
+    tu_close(loop);
+
+    /* Empty means unset: the default. */
+    setenv("ASYNCSTREAMS_BACKEND", "", 1);
+    ck_assert_int_eq(as_loop_new(&loop), 0);
+    ck_assert_str_eq(as_loop_backend_name(loop), "select");
+    tu_close(loop);
+
+    if (saved)
+        setenv("ASYNCSTREAMS_BACKEND", saved, 1);
+    else
+        unsetenv("ASYNCSTREAMS_BACKEND");
+    free(saved);
+}
+END_TEST
+
 /* ------------------------------------------------------------ timers */
 
 START_TEST(timers_fire_in_deadline_order_with_fifo_ties)
@@ -1073,6 +1113,7 @@ int main(void)
     tcase_add_test(tc, cancel_after_run_does_nothing);
     tcase_add_test(tc, bad_arguments_are_refused);
     tcase_add_test(tc, backend_is_chosen_by_name);
+    tcase_add_test(tc, asyncstreams_backend_names_the_default_backend);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("timers");
