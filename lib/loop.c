@@ -2,7 +2,7 @@
  * loop.c - the event loop: a ready queue, a timer heap and fd watchers.
  *
  * Everything the loop runs is an as_handle.  A one-shot callback (call_soon)
- * goes straight into the ready queue; a timer waits in a min-heap until it is
+ * goes straight into the ready queue (a ring, ring.h); a timer waits in a min-heap until it is
  * due and then joins the ready queue; an fd watcher sits in the fd table and
  * joins the ready queue each turn its fd is ready.  One queue, one way to
  * run a callback, one way to cancel it: that is the whole design.  Which
@@ -19,6 +19,7 @@
 #include "cache.h"
 #include "errors.h"
 #include "internal.h"
+#include "ring.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +28,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,13 +57,6 @@ struct as_handle {
     unsigned char queued;     /* KIND_REPEAT: in a queue now */
 };
 
-/* A FIFO of handle pointers: an array used as a ring, capacity a power of
- * two, doubled when full. */
-struct ring {
-    as_handle **items;
-    size_t cap, head, len;
-};
-
 /* Per-fd watchers; the table is indexed by fd and grows on demand. */
 struct watchers {
     as_handle *reader;
@@ -75,8 +68,8 @@ struct as_loop {
     void *backend_state;
     as__cache cache;          /* small blocks, recycled (cache.h) */
 
-    struct ring ready;        /* runs in the next turn */
-    struct ring turn_end;     /* runs at the end of this turn */
+    as__ring ready;           /* as_handle *: runs in the next turn */
+    as__ring turn_end;        /* as_handle *: runs at the end of this turn */
 
     /* Timer heap ordered by (when, seq). */
     as_handle **heap;
@@ -185,46 +178,26 @@ double as_handle_when(const as_handle *h)
     return h->kind == KIND_TIMER ? h->when : 0.0;
 }
 
-/* ------------------------------------------------------------ ready queue */
+/* ------------------------------------------------------------ queues */
 
-/* Double the ring.  Kept out of ring_push(), so that the push every
- * callback pays stays a few instructions. */
-static AS__NOINLINE int ring_grow(struct ring *q)
+/* The ready and end-of-turn queues are rings of handle pointers (ring.h):
+ * these three are all the loop does with them, and inline to the ring's
+ * own few instructions. */
+static int ring_push(as__ring *q, as_handle *h)
 {
-    size_t cap = q->cap ? q->cap * 2 : 64, i;
-    as_handle **items = malloc(cap * sizeof *items);
-    if (!items)
-        return -ENOMEM;
-    /* Unwrap into the new array, oldest first. */
-    for (i = 0; i < q->len; i++)
-        items[i] = q->items[(q->head + i) & (q->cap - 1)];
-    free(q->items);
-    q->items = items;
-    q->cap = cap;
-    q->head = 0;
-    return 0;
+    return as__ring_push(q, &h, sizeof h);
 }
 
-static int ring_push(struct ring *q, as_handle *h)
+static as_handle *ring_pop(as__ring *q)
 {
-    if (q->len == q->cap && ring_grow(q) < 0)
-        return -ENOMEM;
-    q->items[(q->head + q->len) & (q->cap - 1)] = h;
-    q->len++;
-    return 0;
-}
-
-static as_handle *ring_pop(struct ring *q)
-{
-    as_handle *h = q->items[q->head];
-    q->head = (q->head + 1) & (q->cap - 1);
-    q->len--;
+    as_handle *h = *(as_handle **)as__ring_front(q, sizeof h);
+    as__ring_pop(q);
     return h;
 }
 
-static const as_handle *ring_at(const struct ring *q, size_t i)
+static const as_handle *ring_at(const as__ring *q, size_t i)
 {
-    return q->items[(q->head + i) & (q->cap - 1)];
+    return *(as_handle *const *)as__ring_at(q, i, sizeof(as_handle *));
 }
 
 /* ------------------------------------------------------------ timer heap */
@@ -415,6 +388,8 @@ static int new_loop(as_loop **loopp, const as__backend_ops *backend)
         return -ENOMEM;
     loop->backend = backend;
     as__cache_init(&loop->cache);
+    as__ring_init(&loop->ready);
+    as__ring_init(&loop->turn_end);
     loop->user_owned = 1;
     loop->wake_fds[0] = loop->wake_fds[1] = -1;
     if ((err = backend->create(&loop->backend_state)) < 0) {
@@ -489,7 +464,7 @@ int as_loop_is_running(const as_loop *loop)
 
 /* Queue a one-shot callback on `q` (the ready queue or the end-of-turn
  * queue): the one body behind call_soon and call_end_of_turn. */
-static int push_oneshot(as_loop *loop, struct ring *q, as_callback_fn fn,
+static int push_oneshot(as_loop *loop, as__ring *q, as_callback_fn fn,
                         void *userdata, as_destroy_fn destroy, as_handle **out)
 {
     as_handle *h;
@@ -1052,12 +1027,10 @@ int as_loop_close(as_loop *loop)
     close(loop->wake_fds[0]);
     close(loop->wake_fds[1]);
 
-    free(loop->ready.items);
-    free(loop->turn_end.items);
+    as__ring_destroy(&loop->ready);
+    as__ring_destroy(&loop->turn_end);
     free(loop->heap);
     free(loop->fds);
-    memset(&loop->ready, 0, sizeof loop->ready);
-    memset(&loop->turn_end, 0, sizeof loop->turn_end);
     loop->heap = NULL;
     loop->fds = NULL;
     loop->heap_len = loop->heap_cap = 0;

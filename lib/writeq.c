@@ -8,8 +8,7 @@
 
 void as__writeq_init(as__writeq *q)
 {
-    q->pieces = NULL;
-    q->cap = q->head = q->count = 0;
+    as__ring_init(&q->pieces);
     as_buffer_init(&q->copies);
     q->len = 0;
     q->recycle = NULL;
@@ -29,44 +28,39 @@ void as__writeq_release(as__writeq *q, void *owner, as_destroy_fn release)
         release(owner);
 }
 
+/* The pieces are a ring (ring.h) of struct as__writeq_piece. */
 static struct as__writeq_piece *piece_at(const as__writeq *q, size_t i)
 {
-    return &q->pieces[(q->head + i) & (q->cap - 1)];
+    return as__ring_at(&q->pieces, i, sizeof(struct as__writeq_piece));
+}
+
+static struct as__writeq_piece *front_piece(const as__writeq *q)
+{
+    return as__ring_front(&q->pieces, sizeof(struct as__writeq_piece));
 }
 
 /* Room for one more piece, so that queueing cannot fail half-way. */
 static int reserve_piece(as__writeq *q)
 {
-    struct as__writeq_piece *v;
-    size_t cap, i;
-
-    if (q->count < q->cap)
-        return 0;
-    cap = q->cap ? 2 * q->cap : 8;
-    if (!(v = malloc(cap * sizeof *v)))
-        return -ENOMEM;
-    for (i = 0; i < q->count; i++) /* unwrap, oldest first */
-        v[i] = *piece_at(q, i);
-    free(q->pieces);
-    q->pieces = v;
-    q->cap = cap;
-    q->head = 0;
-    return 0;
+    return as__ring_reserve(&q->pieces, sizeof(struct as__writeq_piece));
 }
 
+/* After reserve_piece(), so it cannot fail. */
 static void push_piece(as__writeq *q, const unsigned char *data, size_t len,
                        void *owner, as_destroy_fn release)
 {
-    struct as__writeq_piece *p = piece_at(q, q->count++);
-    p->data = data;
-    p->len = len;
-    p->owner = owner;
-    p->release = release;
+    struct as__writeq_piece p;
+    p.data = data;
+    p.len = len;
+    p.owner = owner;
+    p.release = release;
+    (void)as__ring_push(&q->pieces, &p, sizeof p);
 }
 
 int as__writeq_copy(as__writeq *q, const void *data, size_t len)
 {
-    struct as__writeq_piece *last = q->count ? piece_at(q, q->count - 1) : NULL;
+    size_t count = q->pieces.len;
+    struct as__writeq_piece *last = count ? piece_at(q, count - 1) : NULL;
     int merge = last && !last->data;
 
     if (len == 0)
@@ -97,7 +91,7 @@ int as__writeq_iov(const as__writeq *q, struct iovec *iov, int max)
     size_t i;
     int n = 0;
 
-    for (i = 0; i < q->count && n < max; i++, n++) {
+    for (i = 0; i < q->pieces.len && n < max; i++, n++) {
         const struct as__writeq_piece *p = piece_at(q, i);
         if (p->data) {
             iov[n].iov_base = (void *)p->data;
@@ -115,17 +109,16 @@ int as__writeq_iov(const as__writeq *q, struct iovec *iov, int max)
  * before it runs. */
 static void pop_piece(as__writeq *q)
 {
-    struct as__writeq_piece p = *piece_at(q, 0);
-    q->head = (q->head + 1) & (q->cap - 1);
-    q->count--;
+    struct as__writeq_piece p = *front_piece(q);
+    as__ring_pop(&q->pieces);
     if (p.release)
         as__writeq_release(q, p.owner, p.release);
 }
 
 void as__writeq_consume(as__writeq *q, size_t n)
 {
-    while (n > 0 && q->count > 0) {
-        struct as__writeq_piece *p = piece_at(q, 0);
+    while (n > 0 && q->pieces.len > 0) {
+        struct as__writeq_piece *p = front_piece(q);
         size_t take = n < p->len ? n : p->len;
         if (p->data)
             p->data += take;
@@ -141,14 +134,12 @@ void as__writeq_consume(as__writeq *q, size_t n)
 
 void as__writeq_clear(as__writeq *q)
 {
-    while (q->count > 0) {
-        q->len -= piece_at(q, 0)->len;
+    while (q->pieces.len > 0) {
+        q->len -= front_piece(q)->len;
         pop_piece(q);
     }
-    free(q->pieces);
+    as__ring_destroy(&q->pieces);
     as_buffer_destroy(&q->copies);
-    q->pieces = NULL;
-    q->cap = q->head = q->count = 0;
     q->len = 0;
 }
 

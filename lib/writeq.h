@@ -23,7 +23,8 @@
  *      iov:     {copies+0, 40} {buffer, 1024} {copies+40, 16}
  *
  * Cost: O(1) per write and per consumed piece (amortised: both arrays
- * double when full); no allocation per write once warm.  Lifetimes: the
+ * double when full; the pieces are a ring, ring.h); no allocation per
+ * write once warm.  Lifetimes: the
  * queue is a plain struct owned by its transport; adopted owners are the
  * queue's until their release hook has run.
  */
@@ -35,6 +36,7 @@
 
 #include "buffer.h"
 #include "loop.h" /* as_destroy_fn */
+#include "ring.h"
 
 struct as__writeq_piece {
     const unsigned char *data; /* adopted: next byte to send; copied: NULL */
@@ -44,8 +46,7 @@ struct as__writeq_piece {
 };
 
 typedef struct as__writeq {
-    struct as__writeq_piece *pieces; /* a ring, capacity a power of two */
-    size_t cap, head, count;
+    as__ring pieces;                 /* of struct as__writeq_piece */
     as_buffer copies;                /* the copied pieces' bytes, in order */
     size_t len;                      /* bytes queued in all */
     void (*recycle)(void *ud, as_bytes *bytes); /* see as__writeq_bytes_done */
