@@ -2,11 +2,12 @@
  * loop.c - the event loop: a ready queue, a timer heap and fd watchers.
  *
  * Everything the loop runs is an as_handle.  A one-shot callback (call_soon)
- * goes straight into the ready queue (a ring, ring.h); a timer waits in a min-heap until it is
- * due and then joins the ready queue; an fd watcher sits in the fd table and
- * joins the ready queue each turn its fd is ready.  One queue, one way to
- * run a callback, one way to cancel it: that is the whole design.  Which
- * backend polls the fds is backend.c's business.
+ * goes straight into the ready queue (a ring, ring.h); a timer waits in the
+ * timer heap (heap.h) until it is due and then joins the ready queue; an fd
+ * watcher sits in the fd table and joins the ready queue each turn its fd
+ * is ready.  One queue, one way to run a callback, one way to cancel it:
+ * that is the whole design.  Which backend polls the fds is backend.c's
+ * business.
  *
  * Memory: a handle is reference counted.  The loop holds one reference while
  * the handle is scheduled (in the queue, the heap or the fd table) and one
@@ -18,6 +19,7 @@
 #include "backend.h"
 #include "cache.h"
 #include "errors.h"
+#include "heap.h"
 #include "internal.h"
 #include "ring.h"
 
@@ -25,7 +27,6 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -35,7 +36,6 @@
  * run (as__handle_new()); the others are made per scheduling call. */
 enum handle_kind { KIND_ONESHOT, KIND_TIMER, KIND_WATCHER, KIND_REPEAT };
 
-#define NOT_IN_HEAP SIZE_MAX
 #define END_OF_TURN_ROUNDS 16
 
 struct as_handle {
@@ -44,9 +44,7 @@ struct as_handle {
     as_destroy_fn destroy;
     as_loop *loop;
     struct as_handle *next;   /* only for the thread-safe inbox */
-    double when;              /* timers: due time */
-    uint64_t seq;             /* timers: tie-break, FIFO for equal `when` */
-    size_t heap_index;        /* timers: position in the heap */
+    as__heap_node timer;      /* timers: due time, place in the heap */
     unsigned refs;
     unsigned char kind;
     unsigned char cancelled;
@@ -70,11 +68,7 @@ struct as_loop {
 
     as__ring ready;           /* as_handle *: runs in the next turn */
     as__ring turn_end;        /* as_handle *: runs at the end of this turn */
-
-    /* Timer heap ordered by (when, seq). */
-    as_handle **heap;
-    size_t heap_len, heap_cap;
-    uint64_t timer_seq;
+    as__heap timers;          /* KIND_TIMER handles, earliest first */
 
     struct watchers *fds;
     int fds_cap;
@@ -126,8 +120,7 @@ static as_handle *handle_new(as_loop *loop, int kind, as_callback_fn fn,
     h->destroy = destroy;
     h->loop = loop;
     h->next = NULL;
-    h->when = 0;     /* timers set when and seq */
-    h->heap_index = NOT_IN_HEAP;
+    as__heap_node_init(&h->timer); /* as__heap_push() sets when and seq */
     h->refs = 1;
     h->kind = (unsigned char)kind;
     h->cancelled = 0;
@@ -175,7 +168,7 @@ int as_handle_cancelled(const as_handle *h)
 
 double as_handle_when(const as_handle *h)
 {
-    return h->kind == KIND_TIMER ? h->when : 0.0;
+    return h->kind == KIND_TIMER ? h->timer.when : 0.0;
 }
 
 /* ------------------------------------------------------------ queues */
@@ -200,80 +193,10 @@ static const as_handle *ring_at(const as__ring *q, size_t i)
     return *(as_handle *const *)as__ring_at(q, i, sizeof(as_handle *));
 }
 
-/* ------------------------------------------------------------ timer heap */
-
-static int timer_before(const as_handle *a, const as_handle *b)
+/* The handle a heap node is the timer of. */
+static as_handle *timer_handle(as__heap_node *n)
 {
-    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
-}
-
-static void heap_place(as_loop *loop, size_t i, as_handle *h)
-{
-    loop->heap[i] = h;
-    h->heap_index = i;
-}
-
-static void heap_sift_up(as_loop *loop, size_t i)
-{
-    as_handle *h = loop->heap[i];
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!timer_before(h, loop->heap[parent]))
-            break;
-        heap_place(loop, i, loop->heap[parent]);
-        i = parent;
-    }
-    heap_place(loop, i, h);
-}
-
-static void heap_sift_down(as_loop *loop, size_t i)
-{
-    as_handle *h = loop->heap[i];
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= loop->heap_len)
-            break;
-        if (child + 1 < loop->heap_len &&
-            timer_before(loop->heap[child + 1], loop->heap[child]))
-            child++;
-        if (!timer_before(loop->heap[child], h))
-            break;
-        heap_place(loop, i, loop->heap[child]);
-        i = child;
-    }
-    heap_place(loop, i, h);
-}
-
-static int heap_push(as_loop *loop, as_handle *h)
-{
-    if (loop->heap_len == loop->heap_cap) {
-        size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 16;
-        as_handle **heap = realloc(loop->heap, cap * sizeof *heap);
-        if (!heap)
-            return -ENOMEM;
-        loop->heap = heap;
-        loop->heap_cap = cap;
-    }
-    heap_place(loop, loop->heap_len++, h);
-    heap_sift_up(loop, loop->heap_len - 1);
-    return 0;
-}
-
-/* Remove the handle at index i; O(log n). */
-static void heap_remove(as_loop *loop, as_handle *h)
-{
-    size_t i = h->heap_index;
-    as_handle *last = loop->heap[--loop->heap_len];
-
-    h->heap_index = NOT_IN_HEAP;
-    if (i == loop->heap_len)
-        return;
-    heap_place(loop, i, last);
-    /* The moved handle may belong above or below its new place. */
-    if (i > 0 && timer_before(last, loop->heap[(i - 1) / 2]))
-        heap_sift_up(loop, i);
-    else
-        heap_sift_down(loop, i);
+    return (as_handle *)((char *)n - offsetof(as_handle, timer));
 }
 
 void as_handle_cancel(as_handle *h)
@@ -285,8 +208,8 @@ void as_handle_cancel(as_handle *h)
     if (h->running && h->kind != KIND_WATCHER)
         return;
     h->cancelled = 1;
-    if (h->heap_index != NOT_IN_HEAP) {
-        heap_remove(h->loop, h);
+    if (as__heap_holds(&h->timer)) {
+        as__heap_remove(&h->loop->timers, &h->timer);
         drop_userdata(h);
         handle_unref(h); /* the heap's reference */
         return;
@@ -390,6 +313,7 @@ static int new_loop(as_loop **loopp, const as__backend_ops *backend)
     as__cache_init(&loop->cache);
     as__ring_init(&loop->ready);
     as__ring_init(&loop->turn_end);
+    as__heap_init(&loop->timers);
     loop->user_owned = 1;
     loop->wake_fds[0] = loop->wake_fds[1] = -1;
     if ((err = backend->create(&loop->backend_state)) < 0) {
@@ -555,9 +479,7 @@ int as_loop_call_at(as_loop *loop, double when, as_callback_fn fn,
         return AS_ECLOSED;
     if (!(h = handle_new(loop, KIND_TIMER, fn, userdata, destroy, out == NULL)))
         return -ENOMEM;
-    h->when = when;
-    h->seq = loop->timer_seq++;
-    if (heap_push(loop, h) < 0) {
+    if (as__heap_push(&loop->timers, &h->timer, when) < 0) {
         handle_free(h);
         return -ENOMEM;
     }
@@ -797,13 +719,14 @@ static void run_handle(as_handle *h)
 static int turn(as_loop *loop)
 {
     double timeout = -1, now;
+    as__heap_node *due;
     size_t ntodo;
     int n = 0, round;
 
     if (loop->ready.len > 0 || loop->turn_end.len > 0 || loop->stopping)
         timeout = 0;
-    else if (loop->heap_len > 0) {
-        timeout = loop->heap[0]->when - monotonic_now();
+    else if ((due = as__heap_top(&loop->timers)) != NULL) {
+        timeout = due->when - monotonic_now();
         if (timeout < 0)
             timeout = 0;
     }
@@ -833,15 +756,12 @@ static int turn(as_loop *loop)
     take_inbox(loop);
 
     now = monotonic_now();
-    while (loop->heap_len > 0 && loop->heap[0]->when <= now) {
-        as_handle *h = loop->heap[0];
-        heap_remove(loop, h);
-        if (ring_push(&loop->ready, h) < 0) {
-            /* Out of memory: put it back (the heap has room, it just gave
-             * up a slot) and try again next turn. */
-            (void)heap_push(loop, h);
+    while ((due = as__heap_top(&loop->timers)) != NULL && due->when <= now) {
+        /* Queued first, then taken out of the heap: out of memory, it
+         * stays in the heap, keeps its place, and is tried next turn. */
+        if (ring_push(&loop->ready, timer_handle(due)) < 0)
             break;
-        }
+        as__heap_remove(&loop->timers, due);
     }
 
     /* Run only what is ready now; what these callbacks schedule waits for
@@ -899,7 +819,7 @@ void as_loop_stop(as_loop *loop)
 
 size_t as_loop_pending(const as_loop *loop)
 {
-    size_t i, n = loop->heap_len + loop->nwatchers + loop->turn_end.len;
+    size_t i, n = loop->timers.len + loop->nwatchers + loop->turn_end.len;
     for (i = 0; i < loop->ready.len; i++) {
         const as_handle *h = ring_at(&loop->ready, i);
         if (!h->cancelled && h->kind != KIND_WATCHER)
@@ -979,6 +899,7 @@ void as__loop_obj_unref(as_loop *loop)
 int as_loop_close(as_loop *loop)
 {
     as_handle *inbox;
+    as__heap_node *timer;
     int fd;
 
     if (!loop)
@@ -1008,9 +929,9 @@ int as_loop_close(as_loop *loop)
         }
         handle_unref(h);
     }
-    while (loop->heap_len > 0) {
-        as_handle *h = loop->heap[0];
-        heap_remove(loop, h);
+    while ((timer = as__heap_top(&loop->timers)) != NULL) {
+        as_handle *h = timer_handle(timer);
+        as__heap_remove(&loop->timers, timer);
         drop_userdata(h);
         handle_unref(h);
     }
@@ -1029,11 +950,9 @@ int as_loop_close(as_loop *loop)
 
     as__ring_destroy(&loop->ready);
     as__ring_destroy(&loop->turn_end);
-    free(loop->heap);
+    as__heap_destroy(&loop->timers);
     free(loop->fds);
-    loop->heap = NULL;
     loop->fds = NULL;
-    loop->heap_len = loop->heap_cap = 0;
     loop->fds_cap = 0;
     loop->backend->destroy(loop->backend_state);
     loop->backend_state = NULL;

@@ -1,12 +1,15 @@
 /*
- * check_ring.c - the power-of-two ring (lib/ring.h: the loop's ready
- * queues, a write queue's pieces) on its own.  It is internal, so this test
- * compiles it in.  It holds no loop, so there is no tu_close() here; each
- * test empties and destroys what it made, and valgrind checks that.
+ * check_ring.c - the two containers the loop is built on, on their own: the
+ * power-of-two ring (lib/ring.h: the loop's ready queues, a write queue's
+ * pieces) and the timer heap (lib/heap.h).  Both are internal, so this test
+ * compiles them in.  They hold no loop, so there is no tu_close() here;
+ * each test empties and destroys what it made, and valgrind checks that.
  */
 #include "testutil.h"
+#include "heap.h"
 #include "ring.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 
 /* ------------------------------------------------------------ ring */
@@ -138,14 +141,161 @@ START_TEST(reserving_room_adds_nothing)
 }
 END_TEST
 
+/* ------------------------------------------------------------ heap */
+
+struct timer {
+    as__heap_node node; /* not first: the heap finds it by address */
+    int id;
+};
+
+/* Take the earliest off the heap; its id. */
+static int heap_pop_id(as__heap *h)
+{
+    as__heap_node *n = as__heap_top(h);
+    ck_assert_ptr_nonnull(n);
+    as__heap_remove(h, n);
+    ck_assert(!as__heap_holds(n));
+    return ((struct timer *)((char *)n - offsetof(struct timer, node)))->id;
+}
+
+/* Every node sits where its index says, and no child comes before its
+ * parent. */
+static void check_heap(const as__heap *h)
+{
+    size_t i;
+    for (i = 0; i < h->len; i++) {
+        const as__heap_node *n = h->nodes[i], *p;
+        ck_assert_uint_eq(n->index, i);
+        if (i == 0)
+            continue;
+        p = h->nodes[(i - 1) / 2];
+        ck_assert(p->when < n->when || (p->when == n->when && p->seq < n->seq));
+    }
+}
+
+START_TEST(the_heap_gives_the_earliest_first)
+{
+    enum { N = 500 };
+    struct timer *t = malloc(N * sizeof *t);
+    as__heap h;
+    double last = -1;
+    int i;
+
+    ck_assert_ptr_nonnull(t);
+    as__heap_init(&h);
+    ck_assert_ptr_null(as__heap_top(&h));
+    srand(12);
+    for (i = 0; i < N; i++) {
+        t[i].id = i;
+        as__heap_node_init(&t[i].node);
+        ck_assert(!as__heap_holds(&t[i].node));
+        ck_assert_int_eq(as__heap_push(&h, &t[i].node, (double)(rand() % 1000)), 0);
+        ck_assert(as__heap_holds(&t[i].node));
+    }
+    ck_assert_uint_eq(h.len, N);
+    check_heap(&h);
+    for (i = 0; i < N; i++) {
+        int id = heap_pop_id(&h);
+        ck_assert(t[id].node.when >= last);
+        last = t[id].node.when;
+    }
+    ck_assert_ptr_null(as__heap_top(&h));
+    as__heap_destroy(&h);
+    free(t);
+}
+END_TEST
+
+START_TEST(equal_deadlines_leave_in_the_order_they_came)
+{
+    enum { N = 200 };
+    struct timer *t = malloc(N * sizeof *t);
+    as__heap h;
+    int i, next[3] = {0, 1, 2};
+
+    ck_assert_ptr_nonnull(t);
+    as__heap_init(&h);
+    /* Three deadlines, interleaved, pushed in id order: within each deadline
+     * the ids must come out rising, whatever the heap did to place them. */
+    for (i = 0; i < N; i++) {
+        t[i].id = i;
+        as__heap_node_init(&t[i].node);
+        ck_assert_int_eq(as__heap_push(&h, &t[i].node, (double)(2 - i % 3)), 0);
+    }
+    check_heap(&h);
+    for (i = 0; i < N; i++) {
+        int id = heap_pop_id(&h);
+        int key = id % 3;
+        /* Deadline 0 (key 2) first, then 1 (key 1), then 2 (key 0). */
+        ck_assert_int_eq(id, next[key]);
+        next[key] += 3;
+        if (i + 1 < N)
+            ck_assert(as__heap_top(&h)->when >= t[id].node.when);
+    }
+    as__heap_destroy(&h);
+    free(t);
+}
+END_TEST
+
+START_TEST(any_node_can_be_removed)
+{
+    enum { N = 300 };
+    struct timer *t = malloc(N * sizeof *t);
+    unsigned char *gone = calloc(N, 1);
+    as__heap h;
+    int i, left = N, prev = -1;
+
+    ck_assert_ptr_nonnull(t);
+    ck_assert_ptr_nonnull(gone);
+    as__heap_init(&h);
+    srand(34);
+    for (i = 0; i < N; i++) {
+        t[i].id = i;
+        as__heap_node_init(&t[i].node);
+        /* Few distinct deadlines, so ties are everywhere. */
+        ck_assert_int_eq(as__heap_push(&h, &t[i].node, (double)(rand() % 20)), 0);
+    }
+    /* Remove two thirds at random places (the top, the last, the middle),
+     * checking the heap after each. */
+    while (left > N / 3) {
+        i = rand() % N;
+        if (gone[i])
+            continue;
+        as__heap_remove(&h, &t[i].node);
+        ck_assert(!as__heap_holds(&t[i].node));
+        gone[i] = 1;
+        left--;
+        ck_assert_uint_eq(h.len, (size_t)left);
+        check_heap(&h);
+    }
+    /* What is left comes out by (deadline, push order). */
+    while (left-- > 0) {
+        int id = heap_pop_id(&h);
+        ck_assert(!gone[id]);
+        if (prev >= 0)
+            ck_assert(t[prev].node.when < t[id].node.when ||
+                      (t[prev].node.when == t[id].node.when && prev < id));
+        prev = id;
+    }
+    ck_assert_uint_eq(h.len, 0);
+    as__heap_destroy(&h);
+    free(gone);
+    free(t);
+}
+END_TEST
+
 int main(void)
 {
-    Suite *s = suite_create("ring");
+    Suite *s = suite_create("ring and heap");
     TCase *tc = tcase_create("ring");
     tcase_add_test(tc, a_ring_is_first_in_first_out);
     tcase_add_test(tc, a_ring_wraps_around_without_growing);
     tcase_add_test(tc, a_ring_grown_while_wrapped_keeps_its_order);
     tcase_add_test(tc, reserving_room_adds_nothing);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("heap");
+    tcase_add_test(tc, the_heap_gives_the_earliest_first);
+    tcase_add_test(tc, equal_deadlines_leave_in_the_order_they_came);
+    tcase_add_test(tc, any_node_can_be_removed);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
