@@ -173,27 +173,57 @@ static void check_heap(const as__heap *h)
     }
 }
 
+/* n timers with ids 0..n-1, pushed in id order onto a new heap *h, timer
+ * i due at deadline(i); checked, and to be freed by the caller. */
+static struct timer *push_timers(as__heap *h, int n, double (*deadline)(int))
+{
+    struct timer *t = malloc((size_t)n * sizeof *t);
+    int i;
+
+    ck_assert_ptr_nonnull(t);
+    as__heap_init(h);
+    ck_assert_ptr_null(as__heap_top(h));
+    for (i = 0; i < n; i++) {
+        t[i].id = i;
+        as__heap_node_init(&t[i].node);
+        ck_assert(!as__heap_holds(&t[i].node));
+        ck_assert_int_eq(as__heap_push(h, &t[i].node, deadline(i)), 0);
+        ck_assert(as__heap_holds(&t[i].node));
+    }
+    ck_assert_uint_eq(h->len, (size_t)n);
+    check_heap(h);
+    return t;
+}
+
+static double spread_out(int i)
+{
+    (void)i;
+    return (double)(rand() % 1000);
+}
+
+/* Three deadlines, interleaved: 2, 1, 0, 2, 1, 0... */
+static double three_apart(int i)
+{
+    return (double)(2 - i % 3);
+}
+
+/* Few distinct deadlines, so ties are everywhere. */
+static double crowded(int i)
+{
+    (void)i;
+    return (double)(rand() % 20);
+}
+
 START_TEST(the_heap_gives_the_earliest_first)
 {
     enum { N = 500 };
-    struct timer *t = malloc(N * sizeof *t);
+    struct timer *t;
     as__heap h;
     double last = -1;
     int i;
 
-    ck_assert_ptr_nonnull(t);
-    as__heap_init(&h);
-    ck_assert_ptr_null(as__heap_top(&h));
     srand(12);
-    for (i = 0; i < N; i++) {
-        t[i].id = i;
-        as__heap_node_init(&t[i].node);
-        ck_assert(!as__heap_holds(&t[i].node));
-        ck_assert_int_eq(as__heap_push(&h, &t[i].node, (double)(rand() % 1000)), 0);
-        ck_assert(as__heap_holds(&t[i].node));
-    }
-    ck_assert_uint_eq(h.len, N);
-    check_heap(&h);
+    t = push_timers(&h, N, spread_out);
     for (i = 0; i < N; i++) {
         int id = heap_pop_id(&h);
         ck_assert(t[id].node.when >= last);
@@ -208,20 +238,12 @@ END_TEST
 START_TEST(equal_deadlines_leave_in_the_order_they_came)
 {
     enum { N = 200 };
-    struct timer *t = malloc(N * sizeof *t);
     as__heap h;
+    /* Pushed in id order: within each deadline the ids must come out
+     * rising, whatever the heap did to place them. */
+    struct timer *t = push_timers(&h, N, three_apart);
     int i, next[3] = {0, 1, 2};
 
-    ck_assert_ptr_nonnull(t);
-    as__heap_init(&h);
-    /* Three deadlines, interleaved, pushed in id order: within each deadline
-     * the ids must come out rising, whatever the heap did to place them. */
-    for (i = 0; i < N; i++) {
-        t[i].id = i;
-        as__heap_node_init(&t[i].node);
-        ck_assert_int_eq(as__heap_push(&h, &t[i].node, (double)(2 - i % 3)), 0);
-    }
-    check_heap(&h);
     for (i = 0; i < N; i++) {
         int id = heap_pop_id(&h);
         int key = id % 3;
@@ -239,21 +261,14 @@ END_TEST
 START_TEST(any_node_can_be_removed)
 {
     enum { N = 300 };
-    struct timer *t = malloc(N * sizeof *t);
+    struct timer *t;
     unsigned char *gone = calloc(N, 1);
     as__heap h;
     int i, left = N, prev = -1;
 
-    ck_assert_ptr_nonnull(t);
     ck_assert_ptr_nonnull(gone);
-    as__heap_init(&h);
     srand(34);
-    for (i = 0; i < N; i++) {
-        t[i].id = i;
-        as__heap_node_init(&t[i].node);
-        /* Few distinct deadlines, so ties are everywhere. */
-        ck_assert_int_eq(as__heap_push(&h, &t[i].node, (double)(rand() % 20)), 0);
-    }
+    t = push_timers(&h, N, crowded);
     /* Remove two thirds at random places (the top, the last, the middle),
      * checking the heap after each. */
     while (left > N / 3) {
