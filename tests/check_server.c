@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1221,6 +1222,142 @@ START_TEST(unix_server_cleanup_rules)
 }
 END_TEST
 
+/* ------------------------------------------------------------ children */
+
+enum { FD_SCAN = 1024 };
+
+/* Which fds below FD_SCAN are open in this process. */
+static void scan_fds(char *open_now)
+{
+    int fd;
+    for (fd = 0; fd < FD_SCAN; fd++)
+        open_now[fd] = fcntl(fd, F_GETFD) >= 0;
+}
+
+/* Start `ls -l /proc/self/fd` with fork() and exec(), its stdin /dev/null
+ * and its stdout and stderr a pipe, and mark in listed[] every fd it
+ * reports, except the one ls itself opens to read the directory (its link
+ * points into /proc).  Returns how many lines it listed, or -1 when this
+ * system has no /proc/self/fd to ask. */
+static int child_fds(char *listed)
+{
+    static char out[65536];
+    int pfd[2], nul, status, nlines = 0;
+    long n;
+    char *line, *next;
+    pid_t pid;
+
+    if (access("/proc/self/fd", F_OK) != 0)
+        return -1;
+    memset(listed, 0, FD_SCAN);
+    ck_assert_int_eq(pipe(pfd), 0);
+    ck_assert_int_eq(fcntl(pfd[0], F_SETFD, FD_CLOEXEC), 0);
+    ck_assert_int_eq(fcntl(pfd[1], F_SETFD, FD_CLOEXEC), 0);
+    nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    ck_assert_int_ge(nul, 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* dup2() clears close-on-exec on 0, 1 and 2 only: the originals
+         * close at exec like everything else that should. */
+        if (dup2(nul, 0) < 0 || dup2(pfd[1], 1) < 0 || dup2(pfd[1], 2) < 0)
+            _exit(126);
+        execl("/bin/sh", "sh", "-c", "exec ls -l /proc/self/fd", (char *)NULL);
+        _exit(127);
+    }
+    close(nul);
+    close(pfd[1]);
+    n = read_all(pfd[0], out, sizeof out - 1);
+    close(pfd[0]);
+    ck_assert_int_ge(n, 0);
+    out[n] = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "ls -l /proc/self/fd failed: %s", out);
+    /* "lrwx------ 1 u g 64 Dec  1 10:00 7 -> socket:[1234]" */
+    for (line = out; *line; line = next) {
+        char *arrow, *num;
+        long fd;
+        next = strchr(line, '\n');
+        next = next ? (*next = 0, next + 1) : line + strlen(line);
+        if (!(arrow = strstr(line, " -> ")))
+            continue;
+        for (num = arrow; num > line && num[-1] != ' '; num--)
+            ;
+        fd = strtol(num, NULL, 10);
+        nlines++;
+        if (strncmp(arrow + 4, "/proc/", 6) == 0)
+            continue; /* ls's own directory fd */
+        if (fd >= 0 && fd < FD_SCAN)
+            listed[fd] = 1;
+    }
+    return nlines;
+}
+
+START_TEST(a_child_process_inherits_none_of_the_servers_fds)
+{
+    static char before[FD_SCAN], after[FD_SCAN], listed[FD_SCAN];
+    struct echo_stats stats = {0, 0, 0};
+    char path[64], port[16];
+    as_loop *loop;
+    as_server *s, *us;
+    as_connection *c;
+    as_future *f;
+    int fd, ours = 0, leaked = 0;
+
+    /* Everything open now is not the library's (Check's own files...). */
+    scan_fds(before);
+    loop = tu_loop();
+    s = start_tcp(loop, "127.0.0.1", echo_handler, &stats, NULL);
+    snprintf(path, sizeof path, "/tmp/as-cloexec-%ld.sock", (long)getpid());
+    unlink(path);
+    f = start_unix(loop, path, &stats, NULL);
+    ck_assert_int_eq(as_future_error(f), 0);
+    us = as_future_take_result(f);
+    as_future_unref(f);
+    /* A client the library connected, and the connection it accepted. */
+    snprintf(port, sizeof port, "%d", as_server_port(s, 0));
+    f = as_open_connection(loop, "127.0.0.1", port, NULL);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, f), 0);
+    c = as_future_take_result(f);
+    as_future_unref(f);
+    wait_for_connections(loop, s, 1);
+
+    /* The loop's wake-up pipe (2), two listening sockets, both ends of the
+     * connection. */
+    scan_fds(after);
+    for (fd = 0; fd < FD_SCAN; fd++)
+        ours += after[fd] && !before[fd];
+    ck_assert_int_ge(ours, 6);
+
+    if (child_fds(listed) < 0) {
+        fprintf(stderr, "check_server: no /proc/self/fd, the fd-inheritance test is skipped\n");
+    } else {
+        ck_assert_msg(listed[0] && listed[1] && listed[2], "the child lists no stdio fds");
+        for (fd = 0; fd < FD_SCAN; fd++)
+            if (listed[fd] && after[fd] && !before[fd]) {
+                fprintf(stderr, "fd %d leaked into the child\n", fd);
+                leaked++;
+            }
+        ck_assert_int_eq(leaked, 0);
+    }
+
+    as_writer_close(c->writer);
+    f = as_writer_wait_closed(c->writer);
+    as_loop_run_until_complete(loop, f);
+    as_future_unref(f);
+    as_connection_free(c);
+    as_server_close(us);
+    as_server_unref(us);
+    as_server_close(s);
+    f = as_server_wait_closed(s);
+    as_loop_run_until_complete(loop, f);
+    as_future_unref(f);
+    as_server_unref(s);
+    tu_close(loop);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("server");
@@ -1265,6 +1402,10 @@ int main(void)
     tcase_add_test(tc, unix_server_serves_and_removes_its_file_on_close);
     tcase_add_test(tc, unix_server_replaces_a_stale_file_and_refuses_one_in_use);
     tcase_add_test(tc, unix_server_cleanup_rules);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("children");
+    tcase_add_test(tc, a_child_process_inherits_none_of_the_servers_fds);
     suite_add_tcase(s, tc);
 
     return tu_run(s);
