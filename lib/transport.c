@@ -31,14 +31,13 @@
 #include "transport.h"
 #include "errors.h"
 #include "internal.h"
+#include "sock.h"
 #include "writeq.h"
 #include "config.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,11 +46,8 @@
 #define IOV_MAX 16 /* _XOPEN_IOV_MAX, the smallest POSIX allows */
 #endif
 
-#if defined(HAVE_DECL_MSG_NOSIGNAL) && HAVE_DECL_MSG_NOSIGNAL
-#define SEND_FLAGS MSG_NOSIGNAL
-#else
-#define SEND_FLAGS 0 /* SO_NOSIGPIPE is set on the socket instead */
-#endif
+/* MSG_NOSIGNAL, or 0 where SO_NOSIGPIPE is set on the socket (sock.h). */
+#define SEND_FLAGS AS__SOCK_SEND_FLAGS
 
 /* Writes at least this big skip coalescing (see the top of the file). */
 #define COALESCE_MAX 16384
@@ -927,27 +923,6 @@ static void recycle_bytes(void *ud, as_bytes *bytes)
     as__reader_recycle(t->reader, bytes);
 }
 
-static int setup_fd(int fd)
-{
-    int err, one = 1;
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-
-    if ((err = as__set_nonblocking(fd)) < 0 || (err = as__set_cloexec(fd)) < 0)
-        return err;
-#if defined(HAVE_DECL_SO_NOSIGPIPE) && HAVE_DECL_SO_NOSIGPIPE
-    if (setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one) < 0)
-        return -errno;
-#endif
-    /* TCP_NODELAY, as CPython sets it: we coalesce writes ourselves, so
-     * Nagle's algorithm would only add latency. */
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
-        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
-        return -errno;
-    return 0;
-}
-
 int as_transport_new(as_loop *loop, int fd, as_reader *reader, as_transport **out)
 {
     as_transport *t;
@@ -967,7 +942,7 @@ int as_transport_new(as_loop *loop, int fd, as_reader *reader, as_transport **ou
         (void)close(fd);
         return AS_EFDSETSIZE;
     }
-    if ((err = setup_fd(fd)) < 0) {
+    if ((err = as__sock_setup_stream(fd)) < 0) {
         (void)close(fd);
         return err;
     }
