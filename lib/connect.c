@@ -266,15 +266,6 @@ static void try_next(attempt *a)
             record_errno(a, fd, "Connect call failed");
             continue;
         }
-        if (fd >= as_loop_max_fd(a->loop)) {
-            char msg[128];
-            as__sock_close(fd);
-            snprintf(msg, sizeof msg, "socket fd %d is too large for the %s backend "
-                     "(limit %d)", fd, as_loop_backend_name(a->loop),
-                     as_loop_max_fd(a->loop));
-            fail(a, AS_EFDSETSIZE, msg);
-            return;
-        }
         a->fd = fd;
         if (a->local && bind_local(a, ai->ai_family) < 0) {
             close_socket(a);
@@ -289,6 +280,11 @@ static void try_next(attempt *a)
             a->refs++;
             err = as_loop_add_writer(a->loop, fd, on_connect_writable, a, attempt_unref_cb);
             if (err < 0) {
+                /* A socket too large for the loop's backend ends here, with
+                 * AS_EFDSETSIZE, and so does the whole attempt: the next
+                 * socket would be as large.  The loop is the one place that
+                 * knows its limit, so it is found only now, with the SYN
+                 * sent (the peer sees a connection opened and closed). */
                 a->refs--;
                 fail(a, err, NULL);
                 return;

@@ -730,8 +730,9 @@ static int fail_start(as_future *result, int err, const char *message)
     return err;
 }
 
-/* One listening socket for sa (sock.c), that the loop's backend can
- * watch; on failure `result` fails. */
+/* One listening socket for sa (sock.c); on failure `result` fails.  One
+ * too large for the loop's backend is refused by the loop when watching
+ * starts (start_listening): it is the one place that knows the limit. */
 static int listener_for(as_server *s, const struct sockaddr *sa, socklen_t len,
                         const as_server_options *o, as_future *result)
 {
@@ -743,8 +744,7 @@ static int listener_for(as_server *s, const struct sockaddr *sa, socklen_t len,
     lo.reuse_port = o && o->reuse_port > 0;
     if ((fd = as__sock_listener(sa, len, &lo, msg, sizeof msg)) < 0)
         return fail_start(result, fd, msg);
-    err = fd >= as_loop_max_fd(s->loop) ? AS_EFDSETSIZE : add_listener(s, fd);
-    if (err < 0) {
+    if ((err = add_listener(s, fd)) < 0) {
         as__sock_close(fd);
         if (sa->sa_family == AF_UNIX) /* bound, so the file is ours */
             unlink(((const struct sockaddr_un *)(const void *)sa)->sun_path);

@@ -105,9 +105,12 @@ typedef struct as_server_options {
  * every address it gives is bound.  port "0" picks a free port (each socket
  * may get a different one, as in CPython; read them with as_server_sockname()).
  * Returns a future whose result is the as_server (lifetime rule 1); it fails
- * with AS_EINVAL (bad argument or option), AS_ERESOLVE, or the system error
+ * with AS_EINVAL (bad argument or option), AS_ERESOLVE, the system error
  * of socket()/bind()/listen() (e.g. -EADDRINUSE), with the address in the
- * message.  NULL only if no future could be allocated or the loop is closed.
+ * message, or AS_EFDSETSIZE when a listening socket is too large for the
+ * loop's backend (found when watching starts: with opts->no_start, the
+ * start_serving() or serve_forever() future fails with it instead).  NULL
+ * only if no future could be allocated or the loop is closed.
  */
 as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
                            void *userdata, as_destroy_fn destroy,
@@ -164,7 +167,8 @@ size_t as_server_active_connections(const as_server *s);
 /**
  * Start accepting (idempotent).  Returns a future that finishes on the next
  * loop turn (CPython's start_serving() ends with sleep(0)), or fails with
- * AS_ESTATE "server is closed".
+ * AS_ESTATE "server is closed", the error of listen(), or AS_EFDSETSIZE (a
+ * listening socket too large for the loop's backend).
  */
 as_future *as_server_start_serving(as_server *s);
 

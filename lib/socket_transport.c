@@ -938,10 +938,6 @@ int as_transport_new(as_loop *loop, int fd, as_reader *reader, as_transport **ou
         (void)close(fd);
         return AS_ECLOSED;
     }
-    if (fd >= as_loop_max_fd(loop)) {
-        (void)close(fd);
-        return AS_EFDSETSIZE;
-    }
     if ((err = as__sock_setup_stream(fd)) < 0) {
         (void)close(fd);
         return err;
@@ -976,7 +972,9 @@ int as_transport_new(as_loop *loop, int fd, as_reader *reader, as_transport **ou
         t->self_err = -errno;
 
     if ((err = start_reading(t)) < 0) {
-        /* Nothing was delivered yet: undo quietly (the closed future has no
+        /* An fd too large for the loop's backend ends here: the loop
+         * refuses to watch it (AS_EFDSETSIZE), the one check of that limit.
+         * Nothing was delivered yet: undo quietly (the closed future has no
          * waiter, and finish() would feed the reader an EOF it never saw
          * coming). */
         (void)close(t->fd);

@@ -982,6 +982,54 @@ START_TEST(emfile_with_churn_is_one_episode)
 }
 END_TEST
 
+START_TEST(a_listening_fd_above_fd_setsize_fails_the_start_and_leaks_nothing)
+{
+    as_loop *loop = tu_loop();
+    struct echo_stats stats = {0, 0, 0};
+    struct rlimit rl;
+    static int filler[FD_SETSIZE + 16];
+    int nfill = 0, fds_before;
+    as_server_options o;
+    as_server *s;
+    as_future *f, *g;
+
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < FD_SETSIZE + 64) {
+        rl.rlim_cur = rl.rlim_max < FD_SETSIZE + 64 ? rl.rlim_max : FD_SETSIZE + 64;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    ck_assert_msg(rl.rlim_cur >= FD_SETSIZE + 64, "cannot raise RLIMIT_NOFILE");
+    /* Fill every fd below FD_SETSIZE: the listening socket gets a larger one. */
+    while ((filler[nfill] = dup(0)) >= 0 && filler[nfill] < FD_SETSIZE)
+        nfill++;
+    close(filler[nfill]);
+    fds_before = open_fd_count();
+
+    f = as_start_server(loop, echo_handler, &stats, NULL, "127.0.0.1", "0", NULL);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, f), AS_EFDSETSIZE);
+    as_future_unref(f);
+    ck_assert_int_eq(open_fd_count(), fds_before);
+
+    /* Not serving yet: the server is made, and start_serving() fails. */
+    memset(&o, 0, sizeof o);
+    o.no_start = 1;
+    f = as_start_server(loop, echo_handler, &stats, NULL, "127.0.0.1", "0", &o);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, f), 0);
+    s = as_future_take_result(f);
+    as_future_unref(f);
+    g = as_server_start_serving(s);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, g), AS_EFDSETSIZE);
+    as_future_unref(g);
+    ck_assert(!as_server_is_serving(s));
+    as_server_unref(s);
+    ck_assert_int_eq(open_fd_count(), fds_before);
+
+    while (nfill > 0)
+        close(filler[--nfill]);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(a_client_fd_above_fd_setsize_is_closed_and_others_are_served)
 {
     as_loop *loop = tu_loop();
@@ -1393,6 +1441,7 @@ int main(void)
         tcase_add_test(tc, emfile_backs_off_reports_once_and_recovers);
         tcase_add_test(tc, emfile_with_churn_is_one_episode);
         tcase_add_test(tc, a_client_fd_above_fd_setsize_is_closed_and_others_are_served);
+        tcase_add_test(tc, a_listening_fd_above_fd_setsize_fails_the_start_and_leaks_nothing);
         suite_add_tcase(s, tc);
     } else {
         fprintf(stderr, "check_server: under valgrind, the two fd-exhaustion tests are not run\n");
