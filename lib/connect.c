@@ -405,6 +405,16 @@ as_future *as_open_connection(as_loop *loop, const char *host, const char *port,
         fail(a, AS_EINVAL, NULL);
         return finish_call(a);
     }
+    /* Before resolving: getaddrinfo() would wrap the port.  The messages
+     * are CPython's, from socket.connect() and socket.bind(). */
+    if ((err = as__sock_check_port(port)) < 0) {
+        fail(a, err, "connect(): port must be 0-65535.");
+        return finish_call(a);
+    }
+    if (opts && (err = as__sock_check_port(opts->local_port)) < 0) {
+        fail(a, err, "bind(): port must be 0-65535.");
+        return finish_call(a);
+    }
     if ((err = resolve(a, host, port, family, &a->remote_res)) < 0 ||
         (opts && (opts->local_host || opts->local_port) &&
          (err = resolve(a, opts->local_host, opts->local_port, family,

@@ -834,6 +834,9 @@ as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
         return failed(loop, AS_EINVAL, "start_server needs a loop, a callback and a port");
     if (o && (o->family != 0 && o->family != AF_INET && o->family != AF_INET6))
         return failed(loop, AS_EINVAL, "family must be AF_INET, AF_INET6 or 0");
+    /* getaddrinfo() would wrap it; CPython's socket.bind() words it so. */
+    if (as__sock_check_port(port) < 0)
+        return failed(loop, AS_EPORT, "bind(): port must be 0-65535.");
     if (!(result = as_future_new(loop)))
         return NULL;
     if (!(j = calloc(1, sizeof *j))) {

@@ -105,12 +105,14 @@ typedef struct as_server_options {
  * every address it gives is bound.  port "0" picks a free port (each socket
  * may get a different one, as in CPython; read them with as_server_sockname()).
  * Returns a future whose result is the as_server (lifetime rule 1); it fails
- * with AS_EINVAL (bad argument or option), AS_ERESOLVE, the system error
- * of socket()/bind()/listen() (e.g. -EADDRINUSE), with the address in the
- * message, or AS_EFDSETSIZE when a listening socket is too large for the
- * loop's backend (found when watching starts: with opts->no_start, the
- * start_serving() or serve_forever() future fails with it instead).  NULL
- * only if no future could be allocated or the loop is closed.
+ * with AS_EINVAL (bad argument or option), AS_EPORT "bind(): port must be
+ * 0-65535." (a numeric port out of range, which getaddrinfo() would wrap),
+ * AS_ERESOLVE, the system error of socket()/bind()/listen() (e.g.
+ * -EADDRINUSE), with the address in the message, or AS_EFDSETSIZE when a
+ * listening socket is too large for the loop's backend (found when
+ * watching starts: with opts->no_start, the start_serving() or
+ * serve_forever() future fails with it instead).  NULL only if no future
+ * could be allocated or the loop is closed.
  */
 as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
                            void *userdata, as_destroy_fn destroy,

@@ -318,6 +318,28 @@ void as__sock_unix_remove_stale(const struct sockaddr_un *sun)
 
 /* ------------------------------------------------------------ addresses */
 
+int as__sock_check_port(const char *port)
+{
+    const char *p = port;
+    unsigned long value = 0;
+    int negative = 0;
+
+    if (!p)
+        return 0;
+    while (*p == ' ' || (*p >= '\t' && *p <= '\r'))
+        p++;
+    if (*p == '+' || *p == '-')
+        negative = *p++ == '-';
+    if (!(*p >= '0' && *p <= '9'))
+        return 0; /* a service name (or nothing): not ours to judge */
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (value <= 65535) /* stop counting once too large: no overflow */
+            value = value * 10 + (unsigned long)(*p - '0');
+    if (*p != '\0')
+        return 0; /* "80x" is no number either */
+    return (negative && value > 0) || value > 65535 ? AS_EPORT : 0;
+}
+
 char *as__sock_format_addr(const struct sockaddr *sa, socklen_t len, char *buf,
                            size_t size)
 {

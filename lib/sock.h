@@ -148,6 +148,16 @@ int as__sock_unix_addr(const char *path, struct sockaddr_un *sun,
  */
 void as__sock_unix_remove_stale(const struct sockaddr_un *sun);
 
+/*
+ * A numeric port out of range: AS_EPORT for "65536", "99999" or "-1"
+ * (getaddrinfo() would wrap them modulo 65536 and use another port, and
+ * glibc skips leading blanks as strtoul() does, so " 70000" counts too);
+ * 0 for "0" to "65535" and for anything that is not a number (a service
+ * name, for getaddrinfo() to judge).  The callers word the error as
+ * CPython's socket calls do: "connect(): port must be 0-65535.".
+ */
+int as__sock_check_port(const char *port);
+
 /* The socket address as CPython prints it: "('127.0.0.1', 80)",
  * "('::1', 80, 0, 0)", "('/path')".  Returns buf. */
 char *as__sock_format_addr(const struct sockaddr *sa, socklen_t len, char *buf,

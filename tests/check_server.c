@@ -810,6 +810,28 @@ START_TEST(binding_a_busy_port_fails_with_the_address)
 }
 END_TEST
 
+/* getaddrinfo() would wrap "99999" to 34463 and listen there. */
+START_TEST(a_port_out_of_range_is_refused)
+{
+    static const char *const bad[] = {"65536", "99999", "-1"};
+    as_loop *loop = tu_loop();
+    struct echo_stats stats = {0, 0, 0};
+    as_future *f;
+    size_t i;
+
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        f = as_start_server(loop, echo_handler, &stats, NULL, "127.0.0.1", bad[i], NULL);
+        ck_assert_int_eq(as_loop_run_until_complete(loop, f), AS_EPORT);
+        ck_assert_str_eq(as_future_error_message(f), "bind(): port must be 0-65535.");
+        as_future_unref(f);
+        f = as_start_server(loop, echo_handler, &stats, NULL, NULL, bad[i], NULL);
+        ck_assert_int_eq(as_loop_run_until_complete(loop, f), AS_EPORT);
+        as_future_unref(f);
+    }
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(a_null_host_binds_every_family)
 {
     as_loop *loop = tu_loop();
@@ -1419,6 +1441,7 @@ int main(void)
     tcase_add_test(tc, start_serving_later_and_idempotently);
     tcase_add_test(tc, serve_forever_refuses_twice_and_its_cancel_closes_the_server);
     tcase_add_test(tc, binding_a_busy_port_fails_with_the_address);
+    tcase_add_test(tc, a_port_out_of_range_is_refused);
     tcase_add_test(tc, a_null_host_binds_every_family);
     tcase_add_test(tc, an_unresolvable_host_fails_with_a_resolution_error);
     tcase_add_test(tc, a_failing_handler_is_reported_once_and_its_connection_closed);
