@@ -24,8 +24,9 @@
  *     failed ('127.0.0.1', 1)" (IPv6: ('::1', 1, 0, 0); Unix: ('/path'));
  *   - several different failures: the first one's code, message
  *     "Multiple exceptions: <each message>, ...";
- *   - a bind to the local address failing: its errno, "error while
- *     attempting to bind on address ('127.0.0.1', 5): address in use";
+ *   - a bind to the local address failing: its errno, "[Errno 98] error
+ *     while attempting to bind on address ('127.0.0.1', 5): [errno 98]
+ *     address already in use" (the servers' message too, server.h);
  *   - a numeric port outside 0-65535 (getaddrinfo() would wrap "99999" to
  *     34463): AS_EPORT "connect(): port must be 0-65535.", or "bind():
  *     port must be 0-65535." for local_port, before anything is resolved;

@@ -122,8 +122,8 @@ as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
 /**
  * start_unix_server(client_connected_cb, path).  A stale socket file at path
  * (nobody accepts on it) is removed first; a path somebody is listening on
- * fails with -EADDRINUSE "Address '<path>' is already in use", as does a path
- * that is not a socket.  On close the file is removed, unless
+ * fails with -EADDRINUSE "[Errno 98] Address '<path>' is already in use",
+ * as does a path that is not a socket.  On close the file is removed, unless
  * opts->keep_socket_file, and unless it was replaced by another file since.
  * A path too long for sockaddr_un fails with AS_EINVAL.
  */

@@ -212,9 +212,16 @@ int as__sock_bind(int fd, const struct sockaddr *sa, socklen_t len,
         return 0;
     err = -errno;
     if (msg && size > 0) {
+        /* asyncio raises OSError(errno, f"... {addr!r}: {str(err).lower()}"),
+         * and str() of the first OSError carries its "[Errno 98] ": so the
+         * errno is written twice, once lower-cased.  The leading one is
+         * what the binding turns back into OSError's errno.  The text is
+         * as_strerror()'s, which for a few errnos is not libc's
+         * (EADDRNOTAVAIL: "address not available", not "cannot assign
+         * requested address"). */
         as__sock_format_addr(sa, len, addr, sizeof addr);
-        snprintf(msg, size, "error while attempting to bind on address %s: %s",
-                 addr, as_strerror(err));
+        snprintf(msg, size, "[Errno %d] error while attempting to bind on address "
+                 "%s: [errno %d] %s", -err, addr, -err, as_strerror(err));
     }
     return err;
 }
@@ -260,8 +267,9 @@ int as__sock_listener(const struct sockaddr *sa, socklen_t len,
         if (bind(fd, sa, len) < 0) {
             const struct sockaddr_un *sun = (const struct sockaddr_un *)(const void *)sa;
             err = -errno;
-            if (err == -EADDRINUSE)
-                snprintf(msg, size, "Address '%s' is already in use", sun->sun_path);
+            if (err == -EADDRINUSE) /* asyncio's OSError(EADDRINUSE, ...) */
+                snprintf(msg, size, "[Errno %d] Address '%s' is already in use",
+                         EADDRINUSE, sun->sun_path);
             as__sock_close(fd);
             return err;
         }

@@ -92,11 +92,11 @@ int as__sock_connect(int fd, const struct sockaddr *sa, socklen_t len);
 int as__sock_connect_result(int fd);
 
 /*
- * bind(); on failure -errno, with CPython's message for it in msg:
- * "error while attempting to bind on address ('127.0.0.1', 8888): address
- * already in use".  The one bind-error message, for servers and for
- * open_connection's local address alike (asyncio words both the same
- * way).  msg may be NULL.
+ * bind(); on failure -errno, with CPython 3.13's message for it in msg:
+ * "[Errno 98] error while attempting to bind on address ('127.0.0.1',
+ * 8888): [errno 98] address already in use".  The one bind-error message,
+ * for servers and for open_connection's local address alike (asyncio
+ * words both the same way).  msg may be NULL.
  */
 int as__sock_bind(int fd, const struct sockaddr *sa, socklen_t len,
                   char *msg, size_t size);
@@ -114,7 +114,7 @@ typedef struct as__sock_listen_opts {
  * IPv6 only (IPV6_V6ONLY), so the IPv4 wildcard socket can share the port,
  * as CPython does.  The fd, or an error with CPython's message in msg
  * ("" if none): a TCP bind's as__sock_bind() message; for a Unix path in
- * use, "Address '/path' is already in use".
+ * use, "[Errno 98] Address '/path' is already in use".
  */
 int as__sock_listener(const struct sockaddr *sa, socklen_t len,
                       const as__sock_listen_opts *o, char *msg, size_t size);
