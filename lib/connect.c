@@ -400,7 +400,7 @@ as_future *as_open_connection(as_loop *loop, const char *host, const char *port,
 
     if (!loop || !(a = attempt_new(loop, opts)))
         return NULL;
-    if (!host || !port || (opts && opts->limit < 0) ||
+    if ((!host && !port) || (opts && opts->limit < 0) ||
         (family != 0 && family != AF_INET && family != AF_INET6)) {
         fail(a, AS_EINVAL, NULL);
         return finish_call(a);

@@ -85,7 +85,10 @@ typedef struct as_connect_options {
 /**
  * open_connection(host, port): resolve host (on a worker thread unless it is
  * numeric), then try each address in turn until one connects.  port is a
- * number or a service name ("80", "http").  The connection gets TCP_NODELAY.
+ * number or a service name ("80", "http").  As CPython's None, a NULL host
+ * is the loopback address (getaddrinfo(NULL, port) without AI_PASSIVE),
+ * and a NULL port is port 0 (which refuses); both NULL is AS_EINVAL.  The
+ * connection gets TCP_NODELAY.
  * Returns a future whose result is an as_connection (see lifetime rule 2).
  */
 as_future *as_open_connection(as_loop *loop, const char *host, const char *port,

@@ -1267,13 +1267,39 @@ START_TEST(a_port_out_of_range_is_refused)
 }
 END_TEST
 
+/* CPython's host=None and port=None: getaddrinfo()'s loopback address and
+ * port 0. */
+START_TEST(a_null_host_is_loopback_and_a_null_port_is_zero)
+{
+    as_loop *loop = tu_loop();
+    char port[16], want[96];
+    int lfd = listener(AF_INET, port);
+    as_connection *c;
+    as_future *f;
+
+    f = as_open_connection(loop, NULL, port, NULL);
+    ck_assert_int_eq(wait_for(loop, f), 0);
+    c = as_future_take_result(f);
+    as_future_unref(f);
+    close_conn(loop, c);
+    f = as_open_connection(loop, "127.0.0.1", NULL, NULL);
+    ck_assert_int_eq(wait_for(loop, f), -ECONNREFUSED);
+    snprintf(want, sizeof want, "[Errno %d] Connect call failed ('127.0.0.1', 0)",
+             ECONNREFUSED);
+    ck_assert_str_eq(as_future_error_message(f), want);
+    as_future_unref(f);
+    close(lfd);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(bad_arguments)
 {
     as_loop *loop = tu_loop();
     as_future *f;
     as_connect_options o = {-5, 0, NULL, NULL};
 
-    f = as_open_connection(loop, NULL, "80", NULL);
+    f = as_open_connection(loop, NULL, NULL, NULL);
     ck_assert_int_eq(as_future_error(f), AS_EINVAL);
     as_future_unref(f);
     f = as_open_connection(loop, "127.0.0.1", "80", &o);
@@ -1410,6 +1436,7 @@ int main(void)
     tcase_add_test(tc, every_address_is_tried_and_bind_errors);
     tcase_add_test(tc, cancel_while_resolving);
     tcase_add_test(tc, bad_arguments);
+    tcase_add_test(tc, a_null_host_is_loopback_and_a_null_port_is_zero);
     tcase_add_test(tc, a_port_out_of_range_is_refused);
     tcase_add_test(tc, unix_connection);
     tcase_add_test(tc, fd_above_fd_setsize);

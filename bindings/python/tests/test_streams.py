@@ -229,6 +229,30 @@ class Connect(unittest.TestCase):
             return mod.run(main())
         self.assertEqual(outcome(aio), outcome(std_asyncio))
 
+    def test_host_or_port_none(self):
+        # As asyncio: None for the host is the loopback address, None for the
+        # port is port 0, and both None is CPython 3.13's ValueError.
+        async def main():
+            server, port = await echo_server()
+            r, w = await aio.open_connection(None, port)
+            self.assertEqual(w.get_extra_info('peername'), ('127.0.0.1', port))
+            w.close()
+            await w.wait_closed()
+            for call in (lambda: aio.open_connection('127.0.0.1', None),
+                         lambda: aio.open_connection(host='127.0.0.1', port=None)):
+                with self.assertRaises(ConnectionRefusedError) as cm:
+                    await call()
+                self.assertEqual(str(cm.exception),
+                                 "[Errno 111] Connect call failed ('127.0.0.1', 0)")
+            for call in (lambda: aio.open_connection(), lambda: aio.open_connection(None, None)):
+                with self.assertRaises(ValueError) as cm:
+                    await call()
+                self.assertEqual(str(cm.exception),
+                                 'host and port was not specified and no sock specified')
+            server.close()
+            await server.wait_closed()
+        run(main())
+
     def test_port_out_of_range(self):
         # CPython 3.13's words, from socket.connect() and socket.bind()
         # (checked against it; the interpreter running this may be older).
