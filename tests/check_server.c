@@ -1475,7 +1475,7 @@ int main(void)
         tcase_add_test(tc, a_listening_fd_above_fd_setsize_fails_the_start_and_leaks_nothing);
         suite_add_tcase(s, tc);
     } else {
-        fprintf(stderr, "check_server: under valgrind, the two fd-exhaustion tests are not run\n");
+        fprintf(stderr, "check_server: under valgrind, the fd-exhaustion tests are not run\n");
     }
 
     tc = tcase_create("unix");
