@@ -41,6 +41,7 @@ extern "C" {
       OSError)                                                                 \
     X(RESOLVE, "host name resolution failed", gaierror)                        \
     X(UNHANDLED, "unhandled error in a callback", Exception)                   \
+    X(NOKEY, "no such key for this object", KeyError)                          \
     X(PORT, "port must be 0-65535", OverflowError)
 
 /*

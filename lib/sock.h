@@ -25,7 +25,8 @@
  *
  * Lifetimes:
  *   1. An fd returned is the caller's: it closes it (as__sock_close), or
- *      hands it on (as_transport_new takes it over, transport.h).
+ *      hands it on (as_socket_transport_new() takes it over,
+ *      socket_transport.h).
  *   2. Nothing here keeps state, or a pointer to what it was given: every
  *      call is safe from any thread, on fds the caller owns.
  */
@@ -69,8 +70,8 @@ int as__sock_open(int family, int protocol);
 
 /*
  * What a transport needs of a connected stream socket, whoever made it
- * (a user may hand one to as_transport_new): non-blocking, close-on-exec,
- * no SIGPIPE, and TCP_NODELAY for TCP (as CPython sets it: the transport
+ * (a user may hand one to as_socket_transport_new()): non-blocking,
+ * close-on-exec, no SIGPIPE, and TCP_NODELAY for TCP (as CPython sets it: the transport
  * coalesces writes itself, so Nagle's algorithm would only add latency).
  * 0 or -errno; the fd stays open either way.  For an fd made here the two
  * flags are set already: asking (two fcntl() calls) is the price of

@@ -1,6 +1,9 @@
 /*
- * transport.c - a non-blocking stream socket feeding a StreamReader, with a
- * write queue.  States and contracts: transport.h.
+ * socket_transport.c - the transport over a non-blocking stream socket,
+ * feeding a StreamReader, with a write queue.  The first implementation of
+ * the transport interface: states and contracts are transport.h's, and
+ * every operation below is reached through its table (socket_ops, at the
+ * end of the file).
  *
  * Reading: when the fd is readable we recv() straight into the reader's
  * buffer (as_reader_feed_reserve/commit): no intermediate buffer, no malloc
@@ -28,7 +31,7 @@
  * at least 16 KiB queued, go out at once, because for them the copy costs
  * more than the system call saves.
  */
-#include "transport.h"
+#include "socket_transport.h"
 #include "errors.h"
 #include "internal.h"
 #include "sock.h"
@@ -65,11 +68,9 @@ struct waiters {
     size_t n, cap;
 };
 
-struct as_transport {
-    as_loop *loop;
-    as_reader *reader;
+typedef struct socket_transport {
+    as_transport base;            /* first: an as_transport * is one of these */
     int fd;
-    int refs;
     enum state state;
 
     as__writeq queue;             /* bytes written but not yet sent (writeq.h) */
@@ -101,12 +102,25 @@ struct as_transport {
     struct sockaddr_storage peer, self;
     socklen_t peer_len, self_len;
     int peer_err, self_err;
-};
+} socket_transport;
 
-static void flush_queue(as_transport *t);
+static const as_transport_ops socket_ops;
+
+/* The socket transport behind the interface's pointer (first member). */
+static socket_transport *sock_of(as_transport *t)
+{
+    return (socket_transport *)t;
+}
+
+static const socket_transport *csock_of(const as_transport *t)
+{
+    return (const socket_transport *)t;
+}
+
+static void flush_queue(socket_transport *t);
 
 /* A coalescing flush is posted for the end of this turn. */
-static int flush_pending(const as_transport *t)
+static int flush_pending(const socket_transport *t)
 {
     return t->flush_handle && as__handle_queued(t->flush_handle);
 }
@@ -159,49 +173,49 @@ static void waiters_wake(struct waiters *w, int code, const char *msg)
 
 /* ------------------------------------------------------------ lifetime */
 
-static AS__NOINLINE void transport_free(as_transport *t)
+/* The interface frees the base (its reader and loop references) after. */
+static AS__NOINLINE void sock_destroy(as_transport *base)
 {
-    as_loop *loop = t->loop;
+    socket_transport *t = sock_of(base);
     /* Mark a stored error as retrieved: nobody may ever wait on the closed
      * future, and that is not an unhandled error (CPython does the same in
      * StreamReaderProtocol.__del__). */
-    (void)as_future_error(t->closed);
+    if (t->closed)
+        (void)as_future_error(t->closed);
     as_future_unref(t->closed);
     as_future_unref(t->ready);
     as__handle_free(t->flush_handle); /* never queued here: a run holds a ref */
     as__writeq_clear(&t->queue); /* may recycle into the reader: first */
-    as_reader_unref(t->reader);
     free(t->drain.v);
     free(t->flushw.v);
     free(t->err_msg);
     free(t);
-    as__loop_obj_unref(loop);
 }
 
-as_transport *as_transport_ref(as_transport *t)
+static void ref(socket_transport *t)
 {
-    t->refs++;
-    return t;
+    t->base.refs++;
 }
 
-static void finish(as_transport *t, int err, const char *msg, int rst);
-
-void as_transport_unref(as_transport *t)
+static void unref(socket_transport *t)
 {
-    if (!t)
-        return;
-    if (t->refs == 1 && t->state == OPEN) {
-        /* Lifetime rule 4: dropped while open.  Close without flushing;
-         * keep the transport alive while finish() runs. */
-        finish(t, 0, NULL, 0);
-    }
-    if (--t->refs == 0)
-        transport_free(t);
+    as_transport_unref(&t->base);
 }
 
 static void unref_cb(void *p)
 {
-    as_transport_unref(p);
+    unref(p);
+}
+
+static void finish(socket_transport *t, int err, const char *msg, int rst);
+
+/* Lifetime rule 4: dropped while open.  Close without flushing; the
+ * interface keeps the transport alive while finish() runs. */
+static void sock_last_ref(as_transport *base)
+{
+    socket_transport *t = sock_of(base);
+    if (t->state == OPEN)
+        finish(t, 0, NULL, 0);
 }
 
 /* ------------------------------------------------------------ closing */
@@ -211,7 +225,7 @@ static void unref_cb(void *p)
  * is released here, synchronously.  Idempotent.  No user callback runs:
  * finishing futures only schedules their callbacks.
  */
-static void finish(as_transport *t, int err, const char *msg, int rst)
+static void finish(socket_transport *t, int err, const char *msg, int rst)
 {
     int self_ref = t->self_ref;
 
@@ -224,9 +238,9 @@ static void finish(as_transport *t, int err, const char *msg, int rst)
             t->err_msg = as__strdup(msg); /* NULL on ENOMEM: as_strerror() then */
     }
     if (t->reading)
-        as_loop_remove_reader(t->loop, t->fd);
+        as_loop_remove_reader(t->base.loop, t->fd);
     if (t->want_write)
-        as_loop_remove_writer(t->loop, t->fd);
+        as_loop_remove_writer(t->base.loop, t->fd);
     t->reading = t->want_write = 0;
     if (t->close_timer) {
         as_handle_cancel(t->close_timer);
@@ -250,12 +264,12 @@ static void finish(as_transport *t, int err, const char *msg, int rst)
         t->dropped = 1;
     as__writeq_clear(&t->queue);
 
-    (void)as_reader_set_flow_control(t->reader, NULL, NULL, NULL, NULL);
+    (void)as_reader_set_flow_control(t->base.reader, NULL, NULL, NULL, NULL);
     if (err) {
-        if (as_reader_set_exception(t->reader, err, t->err_msg) < 0)
-            as_reader_feed_eof(t->reader); /* ENOMEM: at least wake it */
+        if (as_reader_set_exception(t->base.reader, err, t->err_msg) < 0)
+            as_reader_feed_eof(t->base.reader); /* ENOMEM: at least wake it */
     } else {
-        as_reader_feed_eof(t->reader);
+        as_reader_feed_eof(t->base.reader);
     }
 
     /* CPython wakes blocked drains on connection_lost: normally after a
@@ -277,23 +291,23 @@ static void finish(as_transport *t, int err, const char *msg, int rst)
 
     if (self_ref) {
         t->self_ref = 0;
-        as_transport_unref(t);
+        unref(t);
     }
 }
 
 /* The first send/receive error: the connection is lost. */
-static void fatal(as_transport *t, int err)
+static void fatal(socket_transport *t, int err)
 {
     finish(t, err, NULL, 0);
 }
 
-void as_transport_close(as_transport *t)
+static void close_flushing(socket_transport *t)
 {
     if (t->state != OPEN)
         return;
     t->state = CLOSING;
     if (t->reading) {
-        as_loop_remove_reader(t->loop, t->fd);
+        as_loop_remove_reader(t->base.loop, t->fd);
         t->reading = 0;
     }
     if (as__writeq_len(&t->queue) == 0) {
@@ -302,48 +316,55 @@ void as_transport_close(as_transport *t)
     }
     /* Lifetime rule 3: stay alive until the queue is out. */
     t->self_ref = 1;
-    as_transport_ref(t);
+    ref(t);
     if (!t->want_write && !flush_pending(t))
         flush_queue(t);
 }
 
-void as_transport_abort(as_transport *t)
+static void sock_close(as_transport *t)
 {
-    finish(t, 0, NULL, 1);
+    close_flushing(sock_of(t));
+}
+
+static void sock_abort(as_transport *t)
+{
+    finish(sock_of(t), 0, NULL, 1);
 }
 
 /* close_within()'s deadline: whatever is still queued is dropped. */
 static void close_deadline(void *p)
 {
-    as_transport *t = p;
+    socket_transport *t = p;
     as_handle_release(t->close_timer);
     t->close_timer = NULL;
     if (t->state == CLOSING)
         finish(t, 0, NULL, 1);
 }
 
-void as_transport_close_within(as_transport *t, double seconds)
+static void sock_close_within(as_transport *base, double seconds)
 {
-    if (!t || t->state == CLOSED || t->state == LOST || t->close_timer)
+    socket_transport *t = sock_of(base);
+    if (t->state == CLOSED || t->state == LOST || t->close_timer)
         return;
-    as_transport_close(t); /* the flush starts; no-op if already closing */
+    close_flushing(t); /* the flush starts; no-op if already closing */
     if (t->state != CLOSING || isnan(seconds))
         return; /* closed at once (nothing was queued), or NaN: no deadline */
     /* The timer needs no reference: finish() cancels it, and until then
      * the flush's own reference keeps us (lifetime rule 3).  If it cannot
      * be armed, the deadline cannot be kept: abort now. */
     if (seconds <= 0 ||
-        as_loop_call_later(t->loop, seconds, close_deadline, t, NULL, &t->close_timer) < 0)
+        as_loop_call_later(t->base.loop, seconds, close_deadline, t, NULL, &t->close_timer) < 0)
         finish(t, 0, NULL, 1);
 }
 
-int as_transport_is_closing(const as_transport *t)
+static int sock_is_closing(const as_transport *base)
 {
-    return t->state != OPEN;
+    return csock_of(base)->state != OPEN;
 }
 
-int as_transport_error(const as_transport *t, const char **message)
+static int sock_error(const as_transport *base, const char **message)
 {
+    const socket_transport *t = csock_of(base);
     if (message)
         *message = t->err ? (t->err_msg ? t->err_msg : as_strerror(t->err)) : NULL;
     return t->err;
@@ -351,30 +372,30 @@ int as_transport_error(const as_transport *t, const char **message)
 
 /* ------------------------------------------------------------ reading */
 
-static void read_once(as_transport *t);
+static void read_once(socket_transport *t);
 
 /* The watcher holds no reference (lifetime: finish() removes it), so hold
  * one while we run: a fatal error may drop the last one. */
 static void on_readable(void *p)
 {
-    as_transport *t = p;
-    as_transport_ref(t);
+    socket_transport *t = p;
+    ref(t);
     read_once(t);
-    as_transport_unref(t);
+    unref(t);
 }
 
-static void read_once(as_transport *t)
+static void read_once(socket_transport *t)
 {
     size_t avail = 0;
     unsigned char *room;
     ssize_t n;
 
-    room = as_reader_feed_reserve(t->reader, RECV_WANT, &avail);
+    room = as_reader_feed_reserve(t->base.reader, RECV_WANT, &avail);
     if (!room) {
         /* The reader is at EOF (somebody fed it by hand) or out of memory.
          * Either way nothing can be delivered: stop reading. */
-        if (as_reader_at_eof(t->reader) || as_reader_exception(t->reader, NULL)) {
-            as_loop_remove_reader(t->loop, t->fd);
+        if (as_reader_at_eof(t->base.reader) || as_reader_exception(t->base.reader, NULL)) {
+            as_loop_remove_reader(t->base.loop, t->fd);
             t->reading = 0;
         } else {
             fatal(t, -ENOMEM);
@@ -388,38 +409,38 @@ static void read_once(as_transport *t)
     while (n < 0 && errno == EINTR);
 
     if (n > 0) {
-        (void)as__reader_feed_commit_now(t->reader, (size_t)n);
+        (void)as__reader_feed_commit_now(t->base.reader, (size_t)n);
     } else if (n == 0) {
         /* The peer's FIN.  Keep the transport open for writing, as
          * StreamReaderProtocol.eof_received() returning True asks. */
         t->peer_eof = 1;
-        as_loop_remove_reader(t->loop, t->fd);
+        as_loop_remove_reader(t->base.loop, t->fd);
         t->reading = 0;
-        as_reader_feed_eof(t->reader);
+        as_reader_feed_eof(t->base.reader);
     } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
         fatal(t, -errno);
     }
 }
 
-static int start_reading(as_transport *t)
+static int start_reading(socket_transport *t)
 {
     int err;
     if (t->reading || t->read_paused || t->peer_eof || t->state != OPEN)
         return 0;
-    err = as_loop_add_reader(t->loop, t->fd, on_readable, t, NULL);
+    err = as_loop_add_reader(t->base.loop, t->fd, on_readable, t, NULL);
     if (err == 0)
         t->reading = 1;
     return err;
 }
 
-/* Reader flow-control hooks: they only change what we watch. */
-static int pause_hook(as_reader *r, void *p)
+/* Pausing and resuming (the reader's flow control, through the
+ * interface's hooks): they only change what we watch. */
+static int sock_pause_reading(as_transport *base)
 {
-    as_transport *t = p;
-    (void)r;
+    socket_transport *t = sock_of(base);
     t->read_paused = 1;
     if (t->reading) {
-        as_loop_remove_reader(t->loop, t->fd);
+        as_loop_remove_reader(t->base.loop, t->fd);
         t->reading = 0;
     }
     return 0;
@@ -427,37 +448,36 @@ static int pause_hook(as_reader *r, void *p)
 
 static void deferred_fatal(void *p)
 {
-    as_transport *t = p;
+    socket_transport *t = p;
     fatal(t, -ENOMEM);
 }
 
-static int resume_hook(as_reader *r, void *p)
+static int sock_resume_reading(as_transport *base)
 {
-    as_transport *t = p;
-    (void)r;
+    socket_transport *t = sock_of(base);
     t->read_paused = 0;
     if (start_reading(t) < 0) {
         /* Could not watch the fd again (out of memory): the reader would
          * wait for ever.  Hooks must not call back into the reader, so
          * fail the connection from a callback instead.  If even that
          * cannot be scheduled, nothing more can be done here. */
-        as_transport_ref(t);
-        if (as_loop_call_soon(t->loop, deferred_fatal, t, unref_cb, NULL) < 0)
-            t->refs--; /* never 0 here: the caller holds the reader */
+        ref(t);
+        if (as_loop_call_soon(t->base.loop, deferred_fatal, t, unref_cb, NULL) < 0)
+            t->base.refs--; /* never 0 here: the caller holds a reference */
     }
     return 0;
 }
 
-int as_transport_is_reading_paused(const as_transport *t)
+static int sock_is_reading_paused(const as_transport *t)
 {
-    return t->read_paused;
+    return csock_of(t)->read_paused;
 }
 
 /* ------------------------------------------------------------ writing */
 
 /* Pause/resume writing (CPython's _maybe_pause_protocol and
  * _maybe_resume_protocol), after every change of the queue size. */
-static void check_watermarks(as_transport *t)
+static void check_watermarks(socket_transport *t)
 {
     size_t size = as__writeq_len(&t->queue);
     if (!t->write_paused && size > t->high)
@@ -469,13 +489,13 @@ static void check_watermarks(as_transport *t)
 }
 
 static void on_writable(void *p);
-static void watch_writable(as_transport *t);
+static void watch_writable(socket_transport *t);
 
 /* The queue just emptied: stop watching, then FIN or close if asked. */
-static void queue_empty(as_transport *t)
+static void queue_empty(socket_transport *t)
 {
     if (t->want_write) {
-        as_loop_remove_writer(t->loop, t->fd);
+        as_loop_remove_writer(t->base.loop, t->fd);
         t->want_write = 0;
     }
     as__writeq_trim(&t->queue, QUEUE_KEEP);
@@ -503,7 +523,7 @@ static ssize_t send_iov(int fd, struct iovec *iov, int cnt)
 
 /* Send what the queue holds in one call: send() for one piece (copied
  * writes merge into one), sendmsg() over several. */
-static void flush_queue(as_transport *t)
+static void flush_queue(socket_transport *t)
 {
     struct iovec iov[FLUSH_IOV];
     int cnt = as__writeq_iov(&t->queue, iov, FLUSH_IOV);
@@ -537,28 +557,28 @@ static void flush_queue(as_transport *t)
 
 static void on_writable(void *p)
 {
-    as_transport *t = p;
-    as_transport_ref(t);
+    socket_transport *t = p;
+    ref(t);
     flush_queue(t);
-    as_transport_unref(t);
+    unref(t);
 }
 
 /* The end-of-turn flush; it holds the reference schedule_send() took. */
 static void coalesced_flush(void *p)
 {
-    as_transport *t = p;
+    socket_transport *t = p;
     if ((t->state == OPEN || t->state == CLOSING) && !t->want_write)
         flush_queue(t);
-    as_transport_unref(t);
+    unref(t);
 }
 
 /* Queue bytes the kernel did not take; then arrange for them to go out. */
-static int enqueue(as_transport *t, const void *data, size_t len)
+static int enqueue(socket_transport *t, const void *data, size_t len)
 {
     return as__writeq_copy(&t->queue, data, len);
 }
 
-static int write_state_error(const as_transport *t)
+static int write_state_error(const socket_transport *t)
 {
     if (t->err)
         return t->err;
@@ -570,12 +590,12 @@ static int write_state_error(const as_transport *t)
 }
 
 /* Bytes were queued and the kernel just refused more: wait for POLLOUT. */
-static void watch_writable(as_transport *t)
+static void watch_writable(socket_transport *t)
 {
     int err;
     if (t->want_write)
         return;
-    err = as_loop_add_writer(t->loop, t->fd, on_writable, t, NULL);
+    err = as_loop_add_writer(t->base.loop, t->fd, on_writable, t, NULL);
     if (err < 0)
         fatal(t, err);
     else
@@ -584,7 +604,7 @@ static void watch_writable(as_transport *t)
 
 /* Bytes were queued without trying send(): coalesce them with the rest of
  * this turn's writes, unless enough are queued to send now. */
-static void schedule_send(as_transport *t)
+static void schedule_send(socket_transport *t)
 {
     if (t->want_write)
         return; /* waiting for writability; on_writable sends them */
@@ -594,9 +614,9 @@ static void schedule_send(as_transport *t)
     }
     if (!flush_pending(t)) {
         if (!t->flush_handle)
-            t->flush_handle = as__handle_new(t->loop, coalesced_flush, t, unref_cb);
+            t->flush_handle = as__handle_new(t->base.loop, coalesced_flush, t, unref_cb);
         if (t->flush_handle && as__handle_post(t->flush_handle, 1) == 0) {
-            as_transport_ref(t);
+            ref(t);
         } else {
             flush_queue(t); /* cannot wait for the end of the turn: now */
         }
@@ -606,7 +626,7 @@ static void schedule_send(as_transport *t)
 /* Hand the caller's buffers to the kernel now, IOV_MAX at a time, until it
  * refuses more; *done receives the bytes it took.  Returns 0, or the send
  * error (the caller then fails the connection). */
-static int send_now(as_transport *t, const struct iovec *iov, int iovcnt,
+static int send_now(socket_transport *t, const struct iovec *iov, int iovcnt,
                     size_t *done)
 {
     int first = 0, i;
@@ -645,13 +665,13 @@ static int send_now(as_transport *t, const struct iovec *iov, int iovcnt,
  * or for write_owned (release set, one buffer) adopted.  Arguments and
  * state have been checked; total > 0.
  */
-static int write_iov(as_transport *t, const struct iovec *iov, int iovcnt,
+static int write_iov(socket_transport *t, const struct iovec *iov, int iovcnt,
                      size_t total, void *owner, as_destroy_fn release)
 {
     size_t done = 0, skip;
     int i, err = 0, tried = 0;
 
-    as_transport_ref(t);
+    ref(t);
     if (as__writeq_len(&t->queue) == 0 && !t->want_write &&
         (!t->coalesce || total >= COALESCE_MAX)) {
         tried = 1;
@@ -679,7 +699,7 @@ static int write_iov(as_transport *t, const struct iovec *iov, int iovcnt,
          * rest cannot be queued: the byte stream would have a hole.  Either
          * way the connection is over. */
         fatal(t, err);
-        as_transport_unref(t);
+        unref(t);
         return err;
     }
     t->written += total;
@@ -690,49 +710,30 @@ static int write_iov(as_transport *t, const struct iovec *iov, int iovcnt,
         else
             schedule_send(t);
     }
-    as_transport_unref(t);
+    unref(t);
     return 0;
 }
 
-int as_transport_writelines(as_transport *t, const struct iovec *iov, int iovcnt)
+/* The interface has checked the arguments (transport.h). */
+static int sock_write(as_transport *base, const struct iovec *iov, int iovcnt,
+                      size_t total)
 {
-    size_t total = 0;
-    int i, err;
-
-    if (!t || (iovcnt > 0 && !iov) || iovcnt < 0)
-        return AS_EINVAL;
-    for (i = 0; i < iovcnt; i++) {
-        if (!iov[i].iov_base && iov[i].iov_len > 0)
-            return AS_EINVAL;
-        if (total + iov[i].iov_len < total)
-            return AS_EINVAL;
-        total += iov[i].iov_len;
-    }
-    if ((err = write_state_error(t)) != 0)
+    socket_transport *t = sock_of(base);
+    int err = write_state_error(t);
+    if (err != 0)
         return err;
     if (total == 0)
         return 0;
     return write_iov(t, iov, iovcnt, total, NULL, NULL);
 }
 
-int as_transport_write(as_transport *t, const void *data, size_t len)
+static int sock_write_owned(as_transport *base, const void *data, size_t len,
+                            void *owner, as_destroy_fn release)
 {
-    struct iovec iov;
-    if (!t || (!data && len > 0))
-        return AS_EINVAL;
-    iov.iov_base = (void *)data;
-    iov.iov_len = len;
-    return as_transport_writelines(t, &iov, 1);
-}
-
-int as_transport_write_owned(as_transport *t, const void *data, size_t len,
-                             void *owner, as_destroy_fn release)
-{
+    socket_transport *t = sock_of(base);
     struct iovec iov;
     int err;
 
-    if (!t || !release || (!data && len > 0))
-        return AS_EINVAL;
     if ((err = write_state_error(t)) != 0)
         return err;
     if (len == 0) {
@@ -744,8 +745,21 @@ int as_transport_write_owned(as_transport *t, const void *data, size_t len,
     return write_iov(t, &iov, 1, len, owner, release);
 }
 
-int as_transport_write_eof(as_transport *t)
+/* A read's result, handed over: once sent, its block goes back to this
+ * connection's reader for the next result (the queue's recycler, set up
+ * in as_socket_transport_new()). */
+static int sock_write_bytes(as_transport *t, as_bytes *bytes)
 {
+    int err = sock_write_owned(t, bytes->data, bytes->len, bytes,
+                               as__writeq_bytes_done);
+    if (err < 0)
+        free(bytes);
+    return err;
+}
+
+static int sock_write_eof(as_transport *base)
+{
+    socket_transport *t = sock_of(base);
     if (t->err)
         return t->err;
     if (t->state != OPEN)
@@ -758,12 +772,13 @@ int as_transport_write_eof(as_transport *t)
     return 0;
 }
 
-int as_transport_eof_written(const as_transport *t)
+static int sock_eof_written(const as_transport *t)
 {
-    return t->eof_wanted;
+    return csock_of(t)->eof_wanted;
 }
 
-int as_transport_can_write_eof(const as_transport *t)
+/* Sockets can always half-close. */
+static int sock_can_write_eof(const as_transport *t)
 {
     (void)t;
     return 1;
@@ -783,9 +798,9 @@ static as_future *done_future(as_loop *loop, int code, const char *msg)
     return f;
 }
 
-static as_future *wait_on(as_transport *t, struct waiters *w)
+static as_future *wait_on(socket_transport *t, struct waiters *w)
 {
-    as_future *f = as_future_new(t->loop);
+    as_future *f = as_future_new(t->base.loop);
     if (!f)
         return NULL;
     if (waiters_add(w, f) < 0) {
@@ -799,118 +814,138 @@ static as_future *wait_on(as_transport *t, struct waiters *w)
  * server): it gets a reference to one finished future, made once, instead of
  * a new future.  A finished future with no result cannot change any more, so
  * sharing it is safe. */
-as_future *as_transport_wait_writable(as_transport *t)
+static as_future *sock_wait_writable(as_transport *base)
 {
+    socket_transport *t = sock_of(base);
     if (t->err)
-        return done_future(t->loop, t->err, t->err_msg);
+        return done_future(t->base.loop, t->err, t->err_msg);
     if (t->write_paused)
         return wait_on(t, &t->drain);
-    if (!t->ready && !(t->ready = done_future(t->loop, 0, NULL)))
+    if (!t->ready && !(t->ready = done_future(t->base.loop, 0, NULL)))
         return NULL;
     return as_future_ref(t->ready);
 }
 
-as_future *as_transport_flush(as_transport *t)
+static as_future *sock_flush(as_transport *base)
 {
+    socket_transport *t = sock_of(base);
     if (t->err)
-        return done_future(t->loop, t->err, t->err_msg);
+        return done_future(t->base.loop, t->err, t->err_msg);
     if (t->dropped)
-        return done_future(t->loop, AS_ECONNLOST,
+        return done_future(t->base.loop, AS_ECONNLOST,
                            "Connection lost: queued bytes were dropped by abort()");
     if (as__writeq_len(&t->queue) == 0)
-        return done_future(t->loop, 0, NULL);
+        return done_future(t->base.loop, 0, NULL);
     return wait_on(t, &t->flushw);
 }
 
-as_future *as_transport_closed(as_transport *t)
+static as_future *sock_closed(as_transport *t)
 {
-    return as_future_ref(t->closed);
+    return as_future_ref(sock_of(t)->closed);
 }
 
 /* ------------------------------------------------------------ accessors */
 
-as_loop *as_transport_loop(const as_transport *t)
+static size_t sock_write_buffer_size(const as_transport *t)
 {
-    return t->loop;
+    return as__writeq_len(&csock_of(t)->queue);
 }
 
-as_reader *as_transport_reader(const as_transport *t)
+static void sock_get_write_buffer_limits(const as_transport *base, size_t *high,
+                                         size_t *low)
 {
-    return t->reader;
+    const socket_transport *t = csock_of(base);
+    *high = t->high;
+    *low = t->low;
 }
 
-size_t as_transport_get_write_buffer_size(const as_transport *t)
+static void sock_set_write_buffer_limits(as_transport *base, size_t high, size_t low)
 {
-    return as__writeq_len(&t->queue);
-}
-
-void as_transport_get_write_buffer_limits(const as_transport *t, size_t *high,
-                                          size_t *low)
-{
-    if (high)
-        *high = t->high;
-    if (low)
-        *low = t->low;
-}
-
-int as_transport_set_write_buffer_limits(as_transport *t, long long high,
-                                         long long low)
-{
-    /* CPython's _set_write_buffer_limits(), None spelled as < 0. */
-    if (high < 0)
-        high = low < 0 ? AS_TRANSPORT_DEFAULT_HIGH_WATER : 4 * low;
-    if (low < 0)
-        low = high / 4;
-    if (!(high >= low && low >= 0))
-        return AS_EINVAL;
-    t->high = (size_t)high;
-    t->low = (size_t)low;
+    socket_transport *t = sock_of(base);
+    t->high = high;
+    t->low = low;
     check_watermarks(t);
-    return 0;
 }
 
-unsigned long long as_transport_bytes_sent(const as_transport *t)
+static unsigned long long sock_bytes_sent(const as_transport *t)
 {
-    return t->sent;
+    return csock_of(t)->sent;
 }
 
-unsigned long long as_transport_bytes_written(const as_transport *t)
+static unsigned long long sock_bytes_written(const as_transport *t)
 {
-    return t->written;
+    return csock_of(t)->written;
 }
 
-int as_transport_fd(const as_transport *t)
+static int address_info(int err, const struct sockaddr_storage *addr,
+                        socklen_t len, as_extra_info *out)
 {
-    return t->fd;
-}
-
-static int copy_addr(int err, const struct sockaddr_storage *src, socklen_t srclen,
-                     struct sockaddr_storage *addr, socklen_t *len)
-{
-    if (!addr || !len)
-        return AS_EINVAL;
     if (err)
         return err;
-    memcpy(addr, src, sizeof *addr);
-    *len = srclen;
+    out->kind = AS_EXTRA_ADDRESS;
+    memcpy(&out->u.address.addr, addr, sizeof *addr);
+    out->u.address.len = len;
     return 0;
 }
 
-int as_transport_peername(const as_transport *t, struct sockaddr_storage *addr,
-                          socklen_t *len)
+/* The addresses were read when the transport was made: they stay
+ * available after close, as asyncio's extra info does. */
+static int sock_get_extra_info(const as_transport *base, const char *key,
+                               as_extra_info *out)
 {
-    return copy_addr(t->peer_err, &t->peer, t->peer_len, addr, len);
+    const socket_transport *t = csock_of(base);
+    if (strcmp(key, "peername") == 0)
+        return address_info(t->peer_err, &t->peer, t->peer_len, out);
+    if (strcmp(key, "sockname") == 0)
+        return address_info(t->self_err, &t->self, t->self_len, out);
+    if (strcmp(key, "fd") == 0) {
+        out->kind = AS_EXTRA_INT;
+        out->u.integer = t->fd;
+        return 0;
+    }
+    return AS_ENOKEY;
 }
 
-int as_transport_sockname(const as_transport *t, struct sockaddr_storage *addr,
-                          socklen_t *len)
+static const as_transport_ops socket_ops = {
+    .name = "socket",
+    .write = sock_write,
+    .write_owned = sock_write_owned,
+    .write_bytes = sock_write_bytes,
+    .write_eof = sock_write_eof,
+    .eof_written = sock_eof_written,
+    .can_write_eof = sock_can_write_eof,
+    .close = sock_close,
+    .close_within = sock_close_within,
+    .abort = sock_abort,
+    .is_closing = sock_is_closing,
+    .error = sock_error,
+    .pause_reading = sock_pause_reading,
+    .resume_reading = sock_resume_reading,
+    .is_reading_paused = sock_is_reading_paused,
+    .wait_writable = sock_wait_writable,
+    .flush = sock_flush,
+    .closed = sock_closed,
+    .write_buffer_size = sock_write_buffer_size,
+    .get_write_buffer_limits = sock_get_write_buffer_limits,
+    .set_write_buffer_limits = sock_set_write_buffer_limits,
+    .bytes_sent = sock_bytes_sent,
+    .bytes_written = sock_bytes_written,
+    .get_extra_info = sock_get_extra_info,
+    .last_ref = sock_last_ref,
+    .destroy = sock_destroy,
+};
+
+int as_is_socket_transport(const as_transport *t)
 {
-    return copy_addr(t->self_err, &t->self, t->self_len, addr, len);
+    return t && t->ops == &socket_ops;
 }
 
-void as_transport_set_coalescing(as_transport *t, int on)
+int as_socket_transport_set_coalescing(as_transport *t, int on)
 {
-    t->coalesce = on ? 1 : 0;
+    if (!as_is_socket_transport(t))
+        return AS_EINVAL;
+    sock_of(t)->coalesce = on ? 1 : 0;
+    return 0;
 }
 
 /* ------------------------------------------------------------ creation */
@@ -919,13 +954,23 @@ void as_transport_set_coalescing(as_transport *t, int on)
  * the same connection keeps the block for its next result (reader.h). */
 static void recycle_bytes(void *ud, as_bytes *bytes)
 {
-    as_transport *t = ud;
-    as__reader_recycle(t->reader, bytes);
+    socket_transport *t = ud;
+    as__reader_recycle(t->base.reader, bytes);
 }
 
-int as_transport_new(as_loop *loop, int fd, as_reader *reader, as_transport **out)
+/* Nothing was delivered yet: undo quietly (the closed future has no
+ * waiter, and finish() would feed the reader an EOF it never saw coming). */
+static void undo(socket_transport *t)
 {
-    as_transport *t;
+    (void)close(t->fd);
+    t->state = CLOSED;
+    unref(t);
+}
+
+int as_socket_transport_new(as_loop *loop, int fd, as_reader *reader,
+                            as_transport **out)
+{
+    socket_transport *t;
     int err;
 
     if (fd < 0)
@@ -946,17 +991,17 @@ int as_transport_new(as_loop *loop, int fd, as_reader *reader, as_transport **ou
         (void)close(fd);
         return -ENOMEM;
     }
-    if (!(t->closed = as_future_new(loop))) {
+    if ((err = as_transport_init(&t->base, &socket_ops, loop, reader)) < 0) {
         free(t);
         (void)close(fd);
+        return err;
+    }
+    t->fd = fd;
+    t->state = OPEN;
+    if (!(t->closed = as_future_new(loop))) {
+        undo(t);
         return -ENOMEM;
     }
-    t->loop = loop;
-    as__loop_obj_ref(loop);
-    t->reader = as_reader_ref(reader);
-    t->fd = fd;
-    t->refs = 1;
-    t->state = OPEN;
     as__writeq_init(&t->queue);
     t->queue.recycle = recycle_bytes;
     t->queue.recycle_ud = t;
@@ -973,17 +1018,10 @@ int as_transport_new(as_loop *loop, int fd, as_reader *reader, as_transport **ou
 
     if ((err = start_reading(t)) < 0) {
         /* An fd too large for the loop's backend ends here: the loop
-         * refuses to watch it (AS_EFDSETSIZE), the one check of that limit.
-         * Nothing was delivered yet: undo quietly (the closed future has no
-         * waiter, and finish() would feed the reader an EOF it never saw
-         * coming). */
-        (void)close(t->fd);
-        t->state = CLOSED;
-        t->refs = 0;
-        transport_free(t);
+         * refuses to watch it (AS_EFDSETSIZE), the one check of that limit. */
+        undo(t);
         return err;
     }
-    (void)as_reader_set_flow_control(reader, pause_hook, resume_hook, t, NULL);
-    *out = t;
+    *out = &t->base;
     return 0;
 }
