@@ -12,17 +12,15 @@
 #include "socket_transport.h"
 #include "errors.h"
 #include "internal.h"
+#include "sock.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <unistd.h>
 
 typedef struct attempt {
     int refs;
@@ -47,28 +45,7 @@ typedef struct attempt {
 char *as_format_sockaddr(const struct sockaddr *sa, socklen_t len, char *buf,
                          size_t size)
 {
-    char host[INET6_ADDRSTRLEN];
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        snprintf(buf, size, "('%s', %u)", host, (unsigned)ntohs(in->sin_port));
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        snprintf(buf, size, "('%s', %u, %lu, %lu)", host, (unsigned)ntohs(in6->sin6_port),
-                 (unsigned long)ntohl(in6->sin6_flowinfo),
-                 (unsigned long)in6->sin6_scope_id);
-    } else if (sa->sa_family == AF_UNIX) {
-        const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)sa;
-        size_t off = offsetof(struct sockaddr_un, sun_path);
-        size_t n = len > off ? (size_t)len - off : 0;
-        if (n > sizeof un->sun_path)
-            n = sizeof un->sun_path;
-        snprintf(buf, size, "('%.*s')", (int)strnlen(un->sun_path, n), un->sun_path);
-    } else {
-        snprintf(buf, size, "(family %d)", (int)sa->sa_family);
-    }
-    return buf;
+    return as__sock_format_addr(sa, len, buf, size);
 }
 
 void as_connection_free(as_connection *c)
@@ -121,10 +98,8 @@ static void stop_watching(attempt *a)
 static void close_socket(attempt *a)
 {
     stop_watching(a);
-    if (a->fd >= 0) {
-        (void)close(a->fd);
-        a->fd = -1;
-    }
+    as__sock_close(a->fd);
+    a->fd = -1;
 }
 
 /* Fail the result, unless it is already done (e.g. cancelled). */
@@ -197,11 +172,11 @@ static void connected(attempt *a)
     stop_watching(a);
     a->fd = -1;
     if (as_future_done(a->result)) { /* cancelled meanwhile */
-        (void)close(fd);
+        as__sock_close(fd);
         return;
     }
     if ((err = as_reader_new(a->loop, a->limit, &reader)) < 0) {
-        (void)close(fd);
+        as__sock_close(fd);
         fail(a, err, NULL);
         return;
     }
@@ -235,22 +210,19 @@ static void try_next(attempt *a);
 static void on_connect_writable(void *p)
 {
     attempt *a = p;
-    int soerr = 0;
-    socklen_t len = sizeof soerr;
+    int err;
 
     if (as_future_done(a->result)) {
         close_socket(a);
         return;
     }
-    if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-        soerr = errno;
-    if (soerr == 0) {
+    if ((err = as__sock_connect_result(a->fd)) == 0) {
         connected(a);
         return;
     }
-    if (soerr == EINPROGRESS || soerr == EINTR)
+    if (err == -EINPROGRESS)
         return; /* spurious wake-up: keep waiting */
-    record_errno(a, -soerr, "Connect call failed");
+    record_errno(a, err, "Connect call failed");
     close_socket(a);
     try_next(a);
 }
@@ -261,24 +233,13 @@ static int bind_local(attempt *a, int family)
 {
     struct addrinfo *l;
     int err = 0;
-    char addr[160], msg[320];
+    char msg[320];
 
     for (l = a->local; l; l = l->ai_next) {
         if (l->ai_family != family)
             continue;
-        if (bind(a->fd, l->ai_addr, l->ai_addrlen) == 0)
+        if ((err = as__sock_bind(a->fd, l->ai_addr, l->ai_addrlen, msg, sizeof msg)) == 0)
             return 0;
-        err = -errno;
-        as_format_sockaddr(l->ai_addr, l->ai_addrlen, addr, sizeof addr);
-        snprintf(msg, sizeof msg, "error while attempting to bind on address %s: %s",
-                 addr, as_strerror(err));
-        /* CPython lower-cases the strerror text. */
-        {
-            char *s = strstr(msg, ": ");
-            for (s = s ? s + 2 : msg + strlen(msg); *s; s++)
-                if (*s >= 'A' && *s <= 'Z')
-                    *s = (char)(*s - 'A' + 'a');
-        }
         record(a, err, msg);
     }
     if (!err) {
@@ -301,40 +262,29 @@ static void try_next(attempt *a)
         memcpy(&a->cur, ai->ai_addr, ai->ai_addrlen);
         a->cur_len = ai->ai_addrlen;
 
-        if ((fd = socket(ai->ai_family, SOCK_STREAM, ai->ai_protocol)) < 0) {
-            record_errno(a, -errno, "Connect call failed");
+        if ((fd = as__sock_open(ai->ai_family, ai->ai_protocol)) < 0) {
+            record_errno(a, fd, "Connect call failed");
             continue;
-        }
-        if (fd >= as_loop_max_fd(a->loop)) {
-            char msg[128];
-            (void)close(fd);
-            snprintf(msg, sizeof msg, "socket fd %d is too large for the %s backend "
-                     "(limit %d)", fd, as_loop_backend_name(a->loop),
-                     as_loop_max_fd(a->loop));
-            fail(a, AS_EFDSETSIZE, msg);
-            return;
         }
         a->fd = fd;
-        if ((err = as__set_nonblocking(fd)) < 0 || (err = as__set_cloexec(fd)) < 0) {
-            record_errno(a, err, "Connect call failed");
-            close_socket(a);
-            continue;
-        }
         if (a->local && bind_local(a, ai->ai_family) < 0) {
             close_socket(a);
             continue;
         }
-        rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        rc = as__sock_connect(fd, ai->ai_addr, ai->ai_addrlen);
         if (rc == 0) {
             connected(a);
             return;
         }
-        if (errno == EINPROGRESS || errno == EINTR) {
-            /* EINTR: the connect goes on asynchronously (POSIX), so wait
-             * for writability exactly as for EINPROGRESS. */
+        if (rc == -EINPROGRESS) {
             a->refs++;
             err = as_loop_add_writer(a->loop, fd, on_connect_writable, a, attempt_unref_cb);
             if (err < 0) {
+                /* A socket too large for the loop's backend ends here, with
+                 * AS_EFDSETSIZE, and so does the whole attempt: the next
+                 * socket would be as large.  The loop is the one place that
+                 * knows its limit, so it is found only now, with the SYN
+                 * sent (the peer sees a connection opened and closed). */
                 a->refs--;
                 fail(a, err, NULL);
                 return;
@@ -342,7 +292,7 @@ static void try_next(attempt *a)
             a->watching = 1;
             return;
         }
-        record_errno(a, -errno, "Connect call failed");
+        record_errno(a, rc, "Connect call failed");
         close_socket(a);
     }
     fail_all(a);
@@ -450,9 +400,19 @@ as_future *as_open_connection(as_loop *loop, const char *host, const char *port,
 
     if (!loop || !(a = attempt_new(loop, opts)))
         return NULL;
-    if (!host || !port || (opts && opts->limit < 0) ||
+    if ((!host && !port) || (opts && opts->limit < 0) ||
         (family != 0 && family != AF_INET && family != AF_INET6)) {
         fail(a, AS_EINVAL, NULL);
+        return finish_call(a);
+    }
+    /* Before resolving: getaddrinfo() would wrap the port.  The messages
+     * are CPython's, from socket.connect() and socket.bind(). */
+    if ((err = as__sock_check_port(port)) < 0) {
+        fail(a, err, "connect(): port must be 0-65535.");
+        return finish_call(a);
+    }
+    if (opts && (err = as__sock_check_port(opts->local_port)) < 0) {
+        fail(a, err, "bind(): port must be 0-65535.");
         return finish_call(a);
     }
     if ((err = resolve(a, host, port, family, &a->remote_res)) < 0 ||
@@ -467,17 +427,19 @@ as_future *as_open_unix_connection(as_loop *loop, const char *path,
                                    const as_connect_options *opts)
 {
     attempt *a;
-    struct sockaddr_un *un;
+    struct sockaddr_un *un, sun;
     struct addrinfo *ai;
+    const char *msg;
+    int err;
 
     if (!loop || !(a = attempt_new(loop, opts)))
         return NULL;
-    if (!path || !*path || (opts && opts->limit < 0)) {
+    if (opts && opts->limit < 0) {
         fail(a, AS_EINVAL, NULL);
         return finish_call(a);
     }
-    if (strlen(path) >= sizeof un->sun_path) {
-        fail(a, AS_EINVAL, "path too long for a Unix socket address");
+    if ((err = as__sock_unix_addr(path, &sun, &msg)) < 0) {
+        fail(a, err, msg);
         return finish_call(a);
     }
     /* One hand-made address, so try_next() serves both calls.  It is not
@@ -490,8 +452,7 @@ as_future *as_open_unix_connection(as_loop *loop, const char *path,
         fail(a, -ENOMEM, NULL);
         return finish_call(a);
     }
-    un->sun_family = AF_UNIX;
-    memcpy(un->sun_path, path, strlen(path) + 1);
+    *un = sun;
     ai->ai_family = AF_UNIX;
     ai->ai_socktype = SOCK_STREAM;
     ai->ai_addr = (struct sockaddr *)un;

@@ -24,8 +24,12 @@
  *     failed ('127.0.0.1', 1)" (IPv6: ('::1', 1, 0, 0); Unix: ('/path'));
  *   - several different failures: the first one's code, message
  *     "Multiple exceptions: <each message>, ...";
- *   - a bind to the local address failing: its errno, "error while
- *     attempting to bind on address ('127.0.0.1', 5): address in use";
+ *   - a bind to the local address failing: its errno, "[Errno 98] error
+ *     while attempting to bind on address ('127.0.0.1', 5): [errno 98]
+ *     address already in use" (the servers' message too, server.h);
+ *   - a numeric port outside 0-65535 (getaddrinfo() would wrap "99999" to
+ *     34463): AS_EPORT "connect(): port must be 0-65535.", or "bind():
+ *     port must be 0-65535." for local_port, before anything is resolved;
  *   - a socket numbered at or above the loop's limit (FD_SETSIZE for
  *     select()): AS_EFDSETSIZE, at once, without trying further addresses;
  *   - bad arguments: AS_EINVAL.
@@ -81,7 +85,10 @@ typedef struct as_connect_options {
 /**
  * open_connection(host, port): resolve host (on a worker thread unless it is
  * numeric), then try each address in turn until one connects.  port is a
- * number or a service name ("80", "http").  The connection gets TCP_NODELAY.
+ * number or a service name ("80", "http").  As CPython's None, a NULL host
+ * is the loopback address (getaddrinfo(NULL, port) without AI_PASSIVE),
+ * and a NULL port is port 0 (which refuses); both NULL is AS_EINVAL.  The
+ * connection gets TCP_NODELAY.
  * Returns a future whose result is an as_connection (see lifetime rule 2).
  */
 as_future *as_open_connection(as_loop *loop, const char *host, const char *port,

@@ -21,7 +21,8 @@ extern "C" {
 
 /*
  * The library's own errors: X(NAME, message, Python exception it maps to).
- * The third column documents the mapping the bindings use.
+ * The third column documents the mapping the bindings use.  New codes go
+ * at the end, so the values of the others never change.
  */
 #define AS_LIB_ERRORS(X)                                                       \
     X(CANCELLED, "operation cancelled", CancelledError)                        \
@@ -39,8 +40,9 @@ extern "C" {
     X(FDSETSIZE, "file descriptor too large for the backend (FD_SETSIZE)",     \
       OSError)                                                                 \
     X(RESOLVE, "host name resolution failed", gaierror)                        \
-    X(UNHANDLED, "unhandled error in a callback", Exception)                 \
-    X(NOKEY, "no such key for this object", KeyError)
+    X(UNHANDLED, "unhandled error in a callback", Exception)                   \
+    X(NOKEY, "no such key for this object", KeyError)                          \
+    X(PORT, "port must be 0-65535", OverflowError)
 
 /*
  * The codes count up from AS__ERR_FIRST, far below any negated errno, so a

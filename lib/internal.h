@@ -84,10 +84,6 @@ int as__reader_feed_commit_now(struct as_reader *reader, size_t n);
 #define AS__NOINLINE
 #endif
 
-/* Portable helpers that set O_NONBLOCK / FD_CLOEXEC; return 0 or -errno. */
-int as__set_nonblocking(int fd);
-int as__set_cloexec(int fd);
-
 /* Duplicate a string with malloc (strdup is POSIX but not C99). */
 char *as__strdup(const char *s);
 

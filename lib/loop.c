@@ -22,6 +22,7 @@
 #include "heap.h"
 #include "internal.h"
 #include "ring.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -236,20 +237,11 @@ double as_loop_time(const as_loop *loop)
     return monotonic_now();
 }
 
+/* Non-blocking, and close-on-exec from the start where the system can
+ * (pipe2(), sock.c). */
 static int make_wake_pipe(int fds[2])
 {
-    int i, err;
-    if (pipe(fds) < 0)
-        return -errno;
-    for (i = 0; i < 2; i++) {
-        if ((err = as__set_nonblocking(fds[i])) < 0 ||
-            (err = as__set_cloexec(fds[i])) < 0) {
-            close(fds[0]);
-            close(fds[1]);
-            return err;
-        }
-    }
-    return 0;
+    return as__sock_pipe(fds);
 }
 
 static int watchers_reserve(as_loop *loop, int fd)

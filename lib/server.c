@@ -11,14 +11,13 @@
  * reports back through a future's done callback, never synchronously.
  */
 #include "server.h"
-#include "connect.h"
 #include "errors.h"
 #include "internal.h"
 #include "resolve.h"
+#include "sock.h"
 #include "socket_transport.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -193,7 +192,7 @@ static void new_client(as_server *s, int fd)
     int err;
 
     if ((err = as_reader_new(s->loop, s->limit, &r)) < 0) {
-        close(fd);
+        as__sock_close(fd);
         report(s, "cannot serve a new connection", err, NULL);
         return;
     }
@@ -261,26 +260,6 @@ static void new_client(as_server *s, int fd)
 
 /* ------------------------------------------------------------ accepting */
 
-static int accept_nonblocking(int lfd)
-{
-    int fd;
-#ifdef HAVE_ACCEPT4
-    fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-#else
-    int err;
-    fd = accept(lfd, NULL, NULL);
-    if (fd < 0)
-        return -errno;
-    if ((err = as__set_nonblocking(fd)) < 0 || (err = as__set_cloexec(fd)) < 0) {
-        close(fd);
-        return err;
-    }
-#endif
-    return fd;
-}
-
 static void on_acceptable(void *p);
 
 static int watch(struct listener *l)
@@ -340,7 +319,7 @@ static void on_acceptable(void *p)
     /* A handler may drop the last user reference or close the server. */
     as_server_ref(s);
     for (i = 0; i < s->backlog && s->serving; i++) {
-        int fd = accept_nonblocking(l->fd);
+        int fd = as__sock_accept(l->fd);
         if (fd >= 0) {
             l->backoff = 0;
             new_client(s, fd);
@@ -351,11 +330,7 @@ static void on_acceptable(void *p)
             break;
         }
         /* The peer gave up before we accepted: nothing to do. */
-        if (fd == -EINTR || fd == -ECONNABORTED
-#ifdef EPROTO
-            || fd == -EPROTO
-#endif
-            )
+        if (as__sock_accept_error_is_transient(fd))
             continue;
         back_off(l, fd);
         break;
@@ -370,8 +345,8 @@ static int start_listening(as_server *s)
 
     if (!s->listening) {
         for (i = 0; i < s->nlisteners; i++)
-            if (listen(s->listeners[i].fd, s->backlog) < 0)
-                return -errno;
+            if ((err = as__sock_listen(s->listeners[i].fd, s->backlog)) < 0)
+                return err;
         s->listening = 1;
     }
     if (!s->serving) {
@@ -426,7 +401,7 @@ void as_server_close(as_server *s)
             as_handle_cancel(l->resume);
             as_handle_release(l->resume);
         }
-        close(l->fd);
+        as__sock_close(l->fd);
     }
     free(s->listeners);
     s->listeners = NULL;
@@ -748,82 +723,44 @@ static int add_listener(as_server *s, int fd)
     return 0;
 }
 
-/* A socket of the given family, non-blocking, close-on-exec, that the
- * loop's backend can watch. */
-static int listening_socket(as_loop *loop, int family)
-{
-    int fd = socket(family, SOCK_STREAM, 0), err;
-    if (fd < 0)
-        return -errno;
-    if ((err = as__set_nonblocking(fd)) < 0 || (err = as__set_cloexec(fd)) < 0) {
-        close(fd);
-        return err;
-    }
-    if (fd >= as_loop_max_fd(loop)) {
-        close(fd);
-        return AS_EFDSETSIZE;
-    }
-    return fd;
-}
-
-static int bind_error(as_future *result, int err, const struct sockaddr *sa,
-                      socklen_t len)
-{
-    char addr[160], msg[256];
-    as_format_sockaddr(sa, len, addr, sizeof addr);
-    snprintf(msg, sizeof msg, "error while attempting to bind on address %s: %s",
-             addr, as_strerror(err));
-    return as_future_set_error(result, err, msg);
-}
-
-/* Fail `result` with err and message; returns err. */
+/* Fail `result` with err and message ("" for none); returns err. */
 static int fail_start(as_future *result, int err, const char *message)
 {
-    as_future_set_error(result, err, message);
+    as_future_set_error(result, err, message && *message ? message : NULL);
     return err;
+}
+
+/* One listening socket for sa (sock.c); on failure `result` fails.  One
+ * too large for the loop's backend is refused by the loop when watching
+ * starts (start_listening): it is the one place that knows the limit. */
+static int listener_for(as_server *s, const struct sockaddr *sa, socklen_t len,
+                        const as_server_options *o, as_future *result)
+{
+    as__sock_listen_opts lo;
+    char msg[320];
+    int fd, err;
+
+    lo.reuse_address = !(o && o->reuse_address < 0);
+    lo.reuse_port = o && o->reuse_port > 0;
+    if ((fd = as__sock_listener(sa, len, &lo, msg, sizeof msg)) < 0)
+        return fail_start(result, fd, msg);
+    if ((err = add_listener(s, fd)) < 0) {
+        as__sock_close(fd);
+        if (sa->sa_family == AF_UNIX) /* bound, so the file is ours */
+            unlink(((const struct sockaddr_un *)(const void *)sa)->sun_path);
+        return fail_start(result, err, NULL);
+    }
+    return 0;
 }
 
 /* Bind one listening socket per address; on any failure, none. */
 static int bind_all(as_server *s, const struct addrinfo *ai,
                     const as_server_options *o, as_future *result)
 {
-    int one = 1, err;
-
-    for (; ai; ai = ai->ai_next) {
-        int fd = listening_socket(s->loop, ai->ai_family);
-        if (fd < 0)
-            return fail_start(result, fd, NULL);
-        if (!(o && o->reuse_address < 0))
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (o && o->reuse_port > 0) {
-#ifdef SO_REUSEPORT
-            if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
-                err = -errno;
-                close(fd);
-                return fail_start(result, err, "cannot set SO_REUSEPORT");
-            }
-#else
-            close(fd);
-            return fail_start(result, AS_EINVAL, "reuse_port not supported on this platform");
-#endif
-        }
-#ifdef IPV6_V6ONLY
-        /* Bind IPv6 to IPv6 only, so the IPv4 wildcard socket can share the
-         * port (what CPython does too). */
-        if (ai->ai_family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-#endif
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-            err = -errno;
-            close(fd);
-            bind_error(result, err, ai->ai_addr, ai->ai_addrlen);
+    int err;
+    for (; ai; ai = ai->ai_next)
+        if ((err = listener_for(s, ai->ai_addr, ai->ai_addrlen, o, result)) < 0)
             return err;
-        }
-        if ((err = add_listener(s, fd)) < 0) {
-            close(fd);
-            return fail_start(result, err, NULL);
-        }
-    }
     return 0;
 }
 
@@ -897,6 +834,9 @@ as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
         return failed(loop, AS_EINVAL, "start_server needs a loop, a callback and a port");
     if (o && (o->family != 0 && o->family != AF_INET && o->family != AF_INET6))
         return failed(loop, AS_EINVAL, "family must be AF_INET, AF_INET6 or 0");
+    /* getaddrinfo() would wrap it; CPython's socket.bind() words it so. */
+    if (as__sock_check_port(port) < 0)
+        return failed(loop, AS_EPORT, "bind(): port must be 0-65535.");
     if (!(result = as_future_new(loop)))
         return NULL;
     if (!(j = calloc(1, sizeof *j))) {
@@ -931,19 +871,6 @@ as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
     return result;
 }
 
-/* Is somebody accepting on the Unix socket at path?  1 yes, 0 no (stale). */
-static int unix_path_in_use(const struct sockaddr_un *sun)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0), in_use;
-    if (fd < 0)
-        return 1; /* cannot tell: do not remove anything */
-    as__set_nonblocking(fd);
-    in_use = connect(fd, (const struct sockaddr *)sun, sizeof *sun) == 0 ||
-             errno == EAGAIN || errno == EINPROGRESS;
-    close(fd);
-    return in_use;
-}
-
 as_future *as_start_unix_server(as_loop *loop, as_client_connected_fn cb,
                                 void *userdata, as_destroy_fn destroy,
                                 const char *path, const as_server_options *o)
@@ -952,45 +879,25 @@ as_future *as_start_unix_server(as_loop *loop, as_client_connected_fn cb,
     struct stat st;
     as_future *result;
     as_server *s;
-    char msg[sizeof sun.sun_path + 64];
-    int fd, err;
+    const char *msg;
+    int err;
 
     if (!loop || !cb || !path || !*path)
         return failed(loop, AS_EINVAL, "start_unix_server needs a loop, a callback and a path");
-    if (strlen(path) >= sizeof sun.sun_path)
-        return failed(loop, AS_EINVAL, "path too long for a Unix socket address");
+    if ((err = as__sock_unix_addr(path, &sun, &msg)) < 0)
+        return failed(loop, err, msg);
     if (!(result = as_future_new(loop)))
         return NULL;
-    memset(&sun, 0, sizeof sun);
-    sun.sun_family = AF_UNIX;
-    memcpy(sun.sun_path, path, strlen(path) + 1);
-    snprintf(msg, sizeof msg, "Address '%s' is already in use", path);
 
     /* A socket file nobody accepts on is left over from an earlier run:
      * remove it.  One in use, or any other kind of file, stays. */
-    if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode) && !unix_path_in_use(&sun))
-        unlink(path);
+    as__sock_unix_remove_stale(&sun);
 
     if (!(s = server_new(loop, cb, userdata, destroy, o))) {
         as_future_set_error(result, -ENOMEM, NULL);
         return result;
     }
-    if ((fd = listening_socket(loop, AF_UNIX)) < 0) {
-        as_future_set_error(result, fd, NULL);
-        as_server_unref(s);
-        return result;
-    }
-    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
-        err = -errno;
-        close(fd);
-        as_future_set_error(result, err, err == -EADDRINUSE ? msg : NULL);
-        as_server_unref(s);
-        return result;
-    }
-    if ((err = add_listener(s, fd)) < 0) {
-        close(fd);
-        unlink(path);
-        as_future_set_error(result, err, NULL);
+    if (listener_for(s, (const struct sockaddr *)&sun, sizeof sun, o, result) < 0) {
         as_server_unref(s);
         return result;
     }

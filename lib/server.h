@@ -105,9 +105,14 @@ typedef struct as_server_options {
  * every address it gives is bound.  port "0" picks a free port (each socket
  * may get a different one, as in CPython; read them with as_server_sockname()).
  * Returns a future whose result is the as_server (lifetime rule 1); it fails
- * with AS_EINVAL (bad argument or option), AS_ERESOLVE, or the system error
- * of socket()/bind()/listen() (e.g. -EADDRINUSE), with the address in the
- * message.  NULL only if no future could be allocated or the loop is closed.
+ * with AS_EINVAL (bad argument or option), AS_EPORT "bind(): port must be
+ * 0-65535." (a numeric port out of range, which getaddrinfo() would wrap),
+ * AS_ERESOLVE, the system error of socket()/bind()/listen() (e.g.
+ * -EADDRINUSE), with the address in the message, or AS_EFDSETSIZE when a
+ * listening socket is too large for the loop's backend (found when
+ * watching starts: with opts->no_start, the start_serving() or
+ * serve_forever() future fails with it instead).  NULL only if no future
+ * could be allocated or the loop is closed.
  */
 as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
                            void *userdata, as_destroy_fn destroy,
@@ -117,8 +122,8 @@ as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
 /**
  * start_unix_server(client_connected_cb, path).  A stale socket file at path
  * (nobody accepts on it) is removed first; a path somebody is listening on
- * fails with -EADDRINUSE "Address '<path>' is already in use", as does a path
- * that is not a socket.  On close the file is removed, unless
+ * fails with -EADDRINUSE "[Errno 98] Address '<path>' is already in use",
+ * as does a path that is not a socket.  On close the file is removed, unless
  * opts->keep_socket_file, and unless it was replaced by another file since.
  * A path too long for sockaddr_un fails with AS_EINVAL.
  */
@@ -164,7 +169,8 @@ size_t as_server_active_connections(const as_server *s);
 /**
  * Start accepting (idempotent).  Returns a future that finishes on the next
  * loop turn (CPython's start_serving() ends with sleep(0)), or fails with
- * AS_ESTATE "server is closed".
+ * AS_ESTATE "server is closed", the error of listen(), or AS_EFDSETSIZE (a
+ * listening socket too large for the loop's backend).
  */
 as_future *as_server_start_serving(as_server *s);
 

@@ -34,14 +34,13 @@
 #include "socket_transport.h"
 #include "errors.h"
 #include "internal.h"
+#include "sock.h"
 #include "writeq.h"
 #include "config.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,11 +49,8 @@
 #define IOV_MAX 16 /* _XOPEN_IOV_MAX, the smallest POSIX allows */
 #endif
 
-#if defined(HAVE_DECL_MSG_NOSIGNAL) && HAVE_DECL_MSG_NOSIGNAL
-#define SEND_FLAGS MSG_NOSIGNAL
-#else
-#define SEND_FLAGS 0 /* SO_NOSIGPIPE is set on the socket instead */
-#endif
+/* MSG_NOSIGNAL, or 0 where SO_NOSIGPIPE is set on the socket (sock.h). */
+#define SEND_FLAGS AS__SOCK_SEND_FLAGS
 
 /* Writes at least this big skip coalescing (see the top of the file). */
 #define COALESCE_MAX 16384
@@ -971,27 +967,6 @@ static void undo(socket_transport *t)
     unref(t);
 }
 
-static int setup_fd(int fd)
-{
-    int err, one = 1;
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-
-    if ((err = as__set_nonblocking(fd)) < 0 || (err = as__set_cloexec(fd)) < 0)
-        return err;
-#if defined(HAVE_DECL_SO_NOSIGPIPE) && HAVE_DECL_SO_NOSIGPIPE
-    if (setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one) < 0)
-        return -errno;
-#endif
-    /* TCP_NODELAY, as CPython sets it: we coalesce writes ourselves, so
-     * Nagle's algorithm would only add latency. */
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
-        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
-        return -errno;
-    return 0;
-}
-
 int as_socket_transport_new(as_loop *loop, int fd, as_reader *reader,
                             as_transport **out)
 {
@@ -1008,11 +983,7 @@ int as_socket_transport_new(as_loop *loop, int fd, as_reader *reader,
         (void)close(fd);
         return AS_ECLOSED;
     }
-    if (fd >= as_loop_max_fd(loop)) {
-        (void)close(fd);
-        return AS_EFDSETSIZE;
-    }
-    if ((err = setup_fd(fd)) < 0) {
+    if ((err = as__sock_setup_stream(fd)) < 0) {
         (void)close(fd);
         return err;
     }
@@ -1046,6 +1017,8 @@ int as_socket_transport_new(as_loop *loop, int fd, as_reader *reader,
         t->self_err = -errno;
 
     if ((err = start_reading(t)) < 0) {
+        /* An fd too large for the loop's backend ends here: the loop
+         * refuses to watch it (AS_EFDSETSIZE), the one check of that limit. */
         undo(t);
         return err;
     }

@@ -1175,11 +1175,25 @@ START_TEST(every_address_is_tried_and_bind_errors)
     int lfd = listener(AF_INET, port);
     as_connect_options o = {0, 0, "203.0.113.1", NULL}; /* not ours: bind fails */
     as_future *f;
+    char want[256];
 
     f = as_open_connection(loop, "127.0.0.1", port, &o);
     ck_assert_int_eq(wait_for(loop, f), -EADDRNOTAVAIL);
-    ck_assert(strstr(as_future_error_message(f),
-                     "error while attempting to bind on address ('203.0.113.1', 0): ") != NULL);
+    snprintf(want, sizeof want, "[Errno %d] error while attempting to bind on address "
+             "('203.0.113.1', 0): [errno %d] %s", EADDRNOTAVAIL, EADDRNOTAVAIL,
+             as_strerror(-EADDRNOTAVAIL));
+    ck_assert_str_eq(as_future_error_message(f), want);
+    as_future_unref(f);
+    /* The listener's own address is taken: CPython 3.13's message exactly,
+     * the one servers give too. */
+    o.local_port = port;
+    o.local_host = "127.0.0.1";
+    f = as_open_connection(loop, "127.0.0.1", port, &o);
+    ck_assert_int_eq(wait_for(loop, f), -EADDRINUSE);
+    snprintf(want, sizeof want, "[Errno %d] error while attempting to bind on address "
+             "('127.0.0.1', %s): [errno %d] address already in use",
+             EADDRINUSE, port, EADDRINUSE);
+    ck_assert_str_eq(as_future_error_message(f), want);
     as_future_unref(f);
     close(lfd);
     tu_close(loop);
@@ -1202,13 +1216,90 @@ START_TEST(cancel_while_resolving)
 }
 END_TEST
 
+/* getaddrinfo() takes "99999" and wraps it to 34463: a numeric port out of
+ * range is refused before anything is resolved or connected, in asyncio's
+ * words (socket.connect()'s and bind()'s OverflowError). */
+START_TEST(a_port_out_of_range_is_refused)
+{
+    static const char *const bad[] = {"65536", "99999", "-1", " 70000",
+                                      "99999999999999999999999"};
+    as_loop *loop = tu_loop();
+    as_connect_options o = {0, 0, "127.0.0.1", NULL};
+    char port[16];
+    int lfd = listener(AF_INET, port);
+    as_connection *c;
+    as_future *f;
+    size_t i;
+
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        f = as_open_connection(loop, "127.0.0.1", bad[i], NULL);
+        ck_assert_int_eq(wait_for(loop, f), AS_EPORT);
+        ck_assert_str_eq(as_future_error_message(f), "connect(): port must be 0-65535.");
+        as_future_unref(f);
+        /* A name too: nothing is resolved. */
+        f = as_open_connection(loop, "localhost", bad[i], NULL);
+        ck_assert_int_eq(wait_for(loop, f), AS_EPORT);
+        as_future_unref(f);
+        o.local_port = bad[i];
+        f = as_open_connection(loop, "127.0.0.1", port, &o);
+        ck_assert_int_eq(wait_for(loop, f), AS_EPORT);
+        ck_assert_str_eq(as_future_error_message(f), "bind(): port must be 0-65535.");
+        as_future_unref(f);
+    }
+    /* The edges are ports, and service names are getaddrinfo()'s to judge. */
+    f = as_open_connection(loop, "127.0.0.1", "0", NULL);
+    ck_assert_int_eq(wait_for(loop, f), -ECONNREFUSED);
+    as_future_unref(f);
+    f = as_open_connection(loop, "127.0.0.1", "65535", NULL);
+    ck_assert_int_ne(wait_for(loop, f), AS_EPORT);
+    as_future_unref(f);
+    f = as_open_connection(loop, "127.0.0.1", "no-such-service", NULL);
+    ck_assert_int_eq(wait_for(loop, f), AS_ERESOLVE);
+    as_future_unref(f);
+    o.local_port = "0";
+    f = as_open_connection(loop, "127.0.0.1", port, &o);
+    ck_assert_int_eq(wait_for(loop, f), 0);
+    c = as_future_take_result(f);
+    as_future_unref(f);
+    close_conn(loop, c);
+    close(lfd);
+    tu_close(loop);
+}
+END_TEST
+
+/* CPython's host=None and port=None: getaddrinfo()'s loopback address and
+ * port 0. */
+START_TEST(a_null_host_is_loopback_and_a_null_port_is_zero)
+{
+    as_loop *loop = tu_loop();
+    char port[16], want[96];
+    int lfd = listener(AF_INET, port);
+    as_connection *c;
+    as_future *f;
+
+    f = as_open_connection(loop, NULL, port, NULL);
+    ck_assert_int_eq(wait_for(loop, f), 0);
+    c = as_future_take_result(f);
+    as_future_unref(f);
+    close_conn(loop, c);
+    f = as_open_connection(loop, "127.0.0.1", NULL, NULL);
+    ck_assert_int_eq(wait_for(loop, f), -ECONNREFUSED);
+    snprintf(want, sizeof want, "[Errno %d] Connect call failed ('127.0.0.1', 0)",
+             ECONNREFUSED);
+    ck_assert_str_eq(as_future_error_message(f), want);
+    as_future_unref(f);
+    close(lfd);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(bad_arguments)
 {
     as_loop *loop = tu_loop();
     as_future *f;
     as_connect_options o = {-5, 0, NULL, NULL};
 
-    f = as_open_connection(loop, NULL, "80", NULL);
+    f = as_open_connection(loop, NULL, NULL, NULL);
     ck_assert_int_eq(as_future_error(f), AS_EINVAL);
     as_future_unref(f);
     f = as_open_connection(loop, "127.0.0.1", "80", &o);
@@ -1420,6 +1511,8 @@ int main(void)
     tcase_add_test(tc, every_address_is_tried_and_bind_errors);
     tcase_add_test(tc, cancel_while_resolving);
     tcase_add_test(tc, bad_arguments);
+    tcase_add_test(tc, a_null_host_is_loopback_and_a_null_port_is_zero);
+    tcase_add_test(tc, a_port_out_of_range_is_refused);
     tcase_add_test(tc, transport_interface_extra_info_and_null);
     tcase_add_test(tc, unix_connection);
     tcase_add_test(tc, fd_above_fd_setsize);

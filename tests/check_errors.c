@@ -24,6 +24,8 @@ START_TEST(names_and_messages)
     ck_assert_str_eq(as_err_name(AS_ECANCELLED), "AS_ECANCELLED");
     ck_assert_str_eq(as_strerror(AS_ECANCELLED), "operation cancelled");
     ck_assert_str_eq(as_err_name(AS_EFDSETSIZE), "AS_EFDSETSIZE");
+    ck_assert_str_eq(as_err_name(AS_EPORT), "AS_EPORT");
+    ck_assert_str_eq(as_strerror(AS_EPORT), "port must be 0-65535");
     ck_assert_str_eq(as_err_name(-ECONNRESET), "ECONNRESET");
     ck_assert_str_eq(as_strerror(-ECONNRESET), "connection reset by peer");
     ck_assert_str_eq(as_err_name(-EPIPE), "EPIPE");

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -801,10 +802,39 @@ START_TEST(binding_a_busy_port_fails_with_the_address)
     snprintf(port, sizeof port, "%d", as_server_port(s, 0));
     f = as_start_server(loop, echo_handler, &stats, NULL, "127.0.0.1", port, &o);
     ck_assert_int_eq(as_loop_run_until_complete(loop, f), -EADDRINUSE);
-    ck_assert_ptr_nonnull(strstr(as_future_error_message(f),
-                                 "error while attempting to bind on address ('127.0.0.1', "));
+    {
+        /* CPython 3.13's words, errno and all: the binding turns the
+         * leading "[Errno 98] " into OSError's errno. */
+        char want[256];
+        snprintf(want, sizeof want, "[Errno %d] error while attempting to bind on address "
+                 "('127.0.0.1', %s): [errno %d] address already in use",
+                 EADDRINUSE, port, EADDRINUSE);
+        ck_assert_str_eq(as_future_error_message(f), want);
+    }
     as_future_unref(f);
     as_server_unref(s); /* dropping the last reference closes it */
+    tu_close(loop);
+}
+END_TEST
+
+/* getaddrinfo() would wrap "99999" to 34463 and listen there. */
+START_TEST(a_port_out_of_range_is_refused)
+{
+    static const char *const bad[] = {"65536", "99999", "-1"};
+    as_loop *loop = tu_loop();
+    struct echo_stats stats = {0, 0, 0};
+    as_future *f;
+    size_t i;
+
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        f = as_start_server(loop, echo_handler, &stats, NULL, "127.0.0.1", bad[i], NULL);
+        ck_assert_int_eq(as_loop_run_until_complete(loop, f), AS_EPORT);
+        ck_assert_str_eq(as_future_error_message(f), "bind(): port must be 0-65535.");
+        as_future_unref(f);
+        f = as_start_server(loop, echo_handler, &stats, NULL, NULL, bad[i], NULL);
+        ck_assert_int_eq(as_loop_run_until_complete(loop, f), AS_EPORT);
+        as_future_unref(f);
+    }
     tu_close(loop);
 }
 END_TEST
@@ -981,6 +1011,54 @@ START_TEST(emfile_with_churn_is_one_episode)
 }
 END_TEST
 
+START_TEST(a_listening_fd_above_fd_setsize_fails_the_start_and_leaks_nothing)
+{
+    as_loop *loop = tu_loop();
+    struct echo_stats stats = {0, 0, 0};
+    struct rlimit rl;
+    static int filler[FD_SETSIZE + 16];
+    int nfill = 0, fds_before;
+    as_server_options o;
+    as_server *s;
+    as_future *f, *g;
+
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < FD_SETSIZE + 64) {
+        rl.rlim_cur = rl.rlim_max < FD_SETSIZE + 64 ? rl.rlim_max : FD_SETSIZE + 64;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    ck_assert_msg(rl.rlim_cur >= FD_SETSIZE + 64, "cannot raise RLIMIT_NOFILE");
+    /* Fill every fd below FD_SETSIZE: the listening socket gets a larger one. */
+    while ((filler[nfill] = dup(0)) >= 0 && filler[nfill] < FD_SETSIZE)
+        nfill++;
+    close(filler[nfill]);
+    fds_before = open_fd_count();
+
+    f = as_start_server(loop, echo_handler, &stats, NULL, "127.0.0.1", "0", NULL);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, f), AS_EFDSETSIZE);
+    as_future_unref(f);
+    ck_assert_int_eq(open_fd_count(), fds_before);
+
+    /* Not serving yet: the server is made, and start_serving() fails. */
+    memset(&o, 0, sizeof o);
+    o.no_start = 1;
+    f = as_start_server(loop, echo_handler, &stats, NULL, "127.0.0.1", "0", &o);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, f), 0);
+    s = as_future_take_result(f);
+    as_future_unref(f);
+    g = as_server_start_serving(s);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, g), AS_EFDSETSIZE);
+    as_future_unref(g);
+    ck_assert(!as_server_is_serving(s));
+    as_server_unref(s);
+    ck_assert_int_eq(open_fd_count(), fds_before);
+
+    while (nfill > 0)
+        close(filler[--nfill]);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(a_client_fd_above_fd_setsize_is_closed_and_others_are_served)
 {
     as_loop *loop = tu_loop();
@@ -1131,7 +1209,8 @@ START_TEST(unix_server_replaces_a_stale_file_and_refuses_one_in_use)
     ck_assert_int_eq(as_future_error(g), -EADDRINUSE);
     {
         char expect[160];
-        snprintf(expect, sizeof expect, "Address '%s' is already in use", path);
+        snprintf(expect, sizeof expect, "[Errno %d] Address '%s' is already in use",
+                 EADDRINUSE, path);
         ck_assert_str_eq(as_future_error_message(g), expect);
     }
     {
@@ -1221,6 +1300,142 @@ START_TEST(unix_server_cleanup_rules)
 }
 END_TEST
 
+/* ------------------------------------------------------------ children */
+
+enum { FD_SCAN = 1024 };
+
+/* Which fds below FD_SCAN are open in this process. */
+static void scan_fds(char *open_now)
+{
+    int fd;
+    for (fd = 0; fd < FD_SCAN; fd++)
+        open_now[fd] = fcntl(fd, F_GETFD) >= 0;
+}
+
+/* Start `ls -l /proc/self/fd` with fork() and exec(), its stdin /dev/null
+ * and its stdout and stderr a pipe, and mark in listed[] every fd it
+ * reports, except the one ls itself opens to read the directory (its link
+ * points into /proc).  Returns how many lines it listed, or -1 when this
+ * system has no /proc/self/fd to ask. */
+static int child_fds(char *listed)
+{
+    static char out[65536];
+    int pfd[2], nul, status, nlines = 0;
+    long n;
+    char *line, *next;
+    pid_t pid;
+
+    if (access("/proc/self/fd", F_OK) != 0)
+        return -1;
+    memset(listed, 0, FD_SCAN);
+    ck_assert_int_eq(pipe(pfd), 0);
+    ck_assert_int_eq(fcntl(pfd[0], F_SETFD, FD_CLOEXEC), 0);
+    ck_assert_int_eq(fcntl(pfd[1], F_SETFD, FD_CLOEXEC), 0);
+    nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    ck_assert_int_ge(nul, 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* dup2() clears close-on-exec on 0, 1 and 2 only: the originals
+         * close at exec like everything else that should. */
+        if (dup2(nul, 0) < 0 || dup2(pfd[1], 1) < 0 || dup2(pfd[1], 2) < 0)
+            _exit(126);
+        execl("/bin/sh", "sh", "-c", "exec ls -l /proc/self/fd", (char *)NULL);
+        _exit(127);
+    }
+    close(nul);
+    close(pfd[1]);
+    n = read_all(pfd[0], out, sizeof out - 1);
+    close(pfd[0]);
+    ck_assert_int_ge(n, 0);
+    out[n] = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "ls -l /proc/self/fd failed: %s", out);
+    /* "lrwx------ 1 u g 64 Dec  1 10:00 7 -> socket:[1234]" */
+    for (line = out; *line; line = next) {
+        char *arrow, *num;
+        long fd;
+        next = strchr(line, '\n');
+        next = next ? (*next = 0, next + 1) : line + strlen(line);
+        if (!(arrow = strstr(line, " -> ")))
+            continue;
+        for (num = arrow; num > line && num[-1] != ' '; num--)
+            ;
+        fd = strtol(num, NULL, 10);
+        nlines++;
+        if (strncmp(arrow + 4, "/proc/", 6) == 0)
+            continue; /* ls's own directory fd */
+        if (fd >= 0 && fd < FD_SCAN)
+            listed[fd] = 1;
+    }
+    return nlines;
+}
+
+START_TEST(a_child_process_inherits_none_of_the_servers_fds)
+{
+    static char before[FD_SCAN], after[FD_SCAN], listed[FD_SCAN];
+    struct echo_stats stats = {0, 0, 0};
+    char path[64], port[16];
+    as_loop *loop;
+    as_server *s, *us;
+    as_connection *c;
+    as_future *f;
+    int fd, ours = 0, leaked = 0;
+
+    /* Everything open now is not the library's (Check's own files...). */
+    scan_fds(before);
+    loop = tu_loop();
+    s = start_tcp(loop, "127.0.0.1", echo_handler, &stats, NULL);
+    snprintf(path, sizeof path, "/tmp/as-cloexec-%ld.sock", (long)getpid());
+    unlink(path);
+    f = start_unix(loop, path, &stats, NULL);
+    ck_assert_int_eq(as_future_error(f), 0);
+    us = as_future_take_result(f);
+    as_future_unref(f);
+    /* A client the library connected, and the connection it accepted. */
+    snprintf(port, sizeof port, "%d", as_server_port(s, 0));
+    f = as_open_connection(loop, "127.0.0.1", port, NULL);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, f), 0);
+    c = as_future_take_result(f);
+    as_future_unref(f);
+    wait_for_connections(loop, s, 1);
+
+    /* The loop's wake-up pipe (2), two listening sockets, both ends of the
+     * connection. */
+    scan_fds(after);
+    for (fd = 0; fd < FD_SCAN; fd++)
+        ours += after[fd] && !before[fd];
+    ck_assert_int_ge(ours, 6);
+
+    if (child_fds(listed) < 0) {
+        fprintf(stderr, "check_server: no /proc/self/fd, the fd-inheritance test is skipped\n");
+    } else {
+        ck_assert_msg(listed[0] && listed[1] && listed[2], "the child lists no stdio fds");
+        for (fd = 0; fd < FD_SCAN; fd++)
+            if (listed[fd] && after[fd] && !before[fd]) {
+                fprintf(stderr, "fd %d leaked into the child\n", fd);
+                leaked++;
+            }
+        ck_assert_int_eq(leaked, 0);
+    }
+
+    as_writer_close(c->writer);
+    f = as_writer_wait_closed(c->writer);
+    as_loop_run_until_complete(loop, f);
+    as_future_unref(f);
+    as_connection_free(c);
+    as_server_close(us);
+    as_server_unref(us);
+    as_server_close(s);
+    f = as_server_wait_closed(s);
+    as_loop_run_until_complete(loop, f);
+    as_future_unref(f);
+    as_server_unref(s);
+    tu_close(loop);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("server");
@@ -1234,6 +1449,7 @@ int main(void)
     tcase_add_test(tc, start_serving_later_and_idempotently);
     tcase_add_test(tc, serve_forever_refuses_twice_and_its_cancel_closes_the_server);
     tcase_add_test(tc, binding_a_busy_port_fails_with_the_address);
+    tcase_add_test(tc, a_port_out_of_range_is_refused);
     tcase_add_test(tc, a_null_host_binds_every_family);
     tcase_add_test(tc, an_unresolvable_host_fails_with_a_resolution_error);
     tcase_add_test(tc, a_failing_handler_is_reported_once_and_its_connection_closed);
@@ -1256,15 +1472,20 @@ int main(void)
         tcase_add_test(tc, emfile_backs_off_reports_once_and_recovers);
         tcase_add_test(tc, emfile_with_churn_is_one_episode);
         tcase_add_test(tc, a_client_fd_above_fd_setsize_is_closed_and_others_are_served);
+        tcase_add_test(tc, a_listening_fd_above_fd_setsize_fails_the_start_and_leaks_nothing);
         suite_add_tcase(s, tc);
     } else {
-        fprintf(stderr, "check_server: under valgrind, the two fd-exhaustion tests are not run\n");
+        fprintf(stderr, "check_server: under valgrind, the fd-exhaustion tests are not run\n");
     }
 
     tc = tcase_create("unix");
     tcase_add_test(tc, unix_server_serves_and_removes_its_file_on_close);
     tcase_add_test(tc, unix_server_replaces_a_stale_file_and_refuses_one_in_use);
     tcase_add_test(tc, unix_server_cleanup_rules);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("children");
+    tcase_add_test(tc, a_child_process_inherits_none_of_the_servers_fds);
     suite_add_tcase(s, tc);
 
     return tu_run(s);

@@ -192,6 +192,9 @@ async def open_connection(host=None, port=None, *, limit=_DEFAULT_LIMIT, **kwds)
     _unexpected(kwds)
     if limit <= 0:
         raise ValueError('Limit cannot be <= 0')
+    if host is None and port is None:
+        # asyncio's words (it also takes a sock=, which we do not).
+        raise ValueError('host and port was not specified and no sock specified')
     lhost = lport = None
     if local_addr is not None:
         lhost, lport = local_addr[0], _port(local_addr[1])

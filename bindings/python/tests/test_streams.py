@@ -229,6 +229,50 @@ class Connect(unittest.TestCase):
             return mod.run(main())
         self.assertEqual(outcome(aio), outcome(std_asyncio))
 
+    def test_host_or_port_none(self):
+        # As asyncio: None for the host is the loopback address, None for the
+        # port is port 0, and both None is CPython 3.13's ValueError.
+        async def main():
+            server, port = await echo_server()
+            r, w = await aio.open_connection(None, port)
+            self.assertEqual(w.get_extra_info('peername'), ('127.0.0.1', port))
+            w.close()
+            await w.wait_closed()
+            for call in (lambda: aio.open_connection('127.0.0.1', None),
+                         lambda: aio.open_connection(host='127.0.0.1', port=None)):
+                with self.assertRaises(ConnectionRefusedError) as cm:
+                    await call()
+                self.assertEqual(str(cm.exception),
+                                 "[Errno 111] Connect call failed ('127.0.0.1', 0)")
+            for call in (lambda: aio.open_connection(), lambda: aio.open_connection(None, None)):
+                with self.assertRaises(ValueError) as cm:
+                    await call()
+                self.assertEqual(str(cm.exception),
+                                 'host and port was not specified and no sock specified')
+            server.close()
+            await server.wait_closed()
+        run(main())
+
+    def test_port_out_of_range(self):
+        # CPython 3.13's words, from socket.connect() and socket.bind()
+        # (checked against it; the interpreter running this may be older).
+        # asyncio lets a host name through to getaddrinfo(), which wraps
+        # 99999 to 34463: asyncstreams refuses that too.
+        async def main():
+            server, port = await echo_server()
+            for bad in (99999, 65536, -1, '99999', 10 ** 30):
+                for host in ('127.0.0.1', 'localhost'):
+                    with self.assertRaises(OverflowError) as cm:
+                        await aio.open_connection(host, bad)
+                    self.assertEqual(str(cm.exception), 'connect(): port must be 0-65535.')
+                with self.assertRaises(OverflowError) as cm:
+                    await aio.open_connection('127.0.0.1', port,
+                                              local_addr=('127.0.0.1', bad))
+                self.assertEqual(str(cm.exception), 'bind(): port must be 0-65535.')
+            server.close()
+            await server.wait_closed()
+        run(main())
+
     def test_cancel_connect(self):
         async def main():
             # A name goes to the resolver thread: the connect is pending
@@ -364,13 +408,45 @@ class Servers(unittest.TestCase):
         run(main())
 
     def test_address_in_use(self):
+        # CPython 3.13's message, checked against it (3.11 and 3.12 leave
+        # out the second "[errno 98]"; the interpreter running this may be
+        # one of them, so the text is written out).
         async def main():
             server, port = await echo_server()
+            want = (f"[Errno 98] error while attempting to bind on address "
+                    f"('127.0.0.1', {port}): [errno 98] address already in use")
+            for kw in ({'reuse_address': False}, {}):
+                with self.assertRaises(OSError) as cm:
+                    await aio.start_server(echo_handler, '127.0.0.1', port, **kw)
+                self.assertIs(type(cm.exception), OSError)
+                self.assertEqual(cm.exception.errno, 98)
+                self.assertEqual(str(cm.exception), want)
+            # open_connection's local address is worded the same way.
             with self.assertRaises(OSError) as cm:
-                await aio.start_server(echo_handler, '127.0.0.1', port, reuse_address=False)
+                await aio.open_connection('127.0.0.1', port, local_addr=('127.0.0.1', port))
             self.assertEqual(cm.exception.errno, 98)
+            self.assertEqual(str(cm.exception), want)
             server.close()
             await server.wait_closed()
+        run(main())
+
+    def test_unix_address_in_use(self):
+        async def main():
+            with tempfile.TemporaryDirectory() as d:
+                # A directory at the path: bind() says EADDRINUSE.
+                with self.assertRaises(OSError) as cm:
+                    await aio.start_unix_server(echo_handler, d)
+                self.assertEqual(cm.exception.errno, 98)
+                self.assertEqual(str(cm.exception), f"[Errno 98] Address '{d}' is already in use")
+        run(main())
+
+    def test_port_out_of_range(self):
+        async def main():
+            for bad in (99999, 65536, -1, '99999'):
+                for host in ('127.0.0.1', None):
+                    with self.assertRaises(OverflowError) as cm:
+                        await aio.start_server(echo_handler, host, bad)
+                    self.assertEqual(str(cm.exception), 'bind(): port must be 0-65535.')
         run(main())
 
     def test_unix(self):
