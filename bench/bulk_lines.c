@@ -126,11 +126,11 @@ static int server(int coalesce)
     fflush(stdout);
     if ((fd = accept(lfd, NULL, NULL)) < 0 || as_loop_new(&s.loop) != 0 ||
         as_reader_new(s.loop, AS_READER_DEFAULT_LIMIT, &s.reader) != 0 ||
-        as_transport_new(s.loop, fd, s.reader, &t) != 0 ||
+        as_socket_transport_new(s.loop, fd, s.reader, &t) != 0 ||
         as_writer_new(t, s.reader, &s.writer) != 0)
         return 1;
     as_transport_unref(t);
-    as_transport_set_coalescing(as_writer_transport(s.writer), coalesce);
+    as_socket_transport_set_coalescing(as_writer_transport(s.writer), coalesce);
     serve(&s);
     if (as_loop_run_forever(s.loop) != 0)
         s.status = 1;

@@ -265,7 +265,7 @@ static int streams_recv(int lfd)
     int fd = accept(lfd, NULL, NULL);
     if (fd < 0 || as_loop_new(&r.loop) != 0 ||
         as_reader_new(r.loop, AS_READER_DEFAULT_LIMIT, &r.reader) != 0 ||
-        as_transport_new(r.loop, fd, r.reader, &r.t) != 0)
+        as_socket_transport_new(r.loop, fd, r.reader, &r.t) != 0)
         return 1;
     next_read(&r);
     if (r.got < total_bytes && as_loop_run_forever(r.loop) != 0)

@@ -63,7 +63,7 @@ int main(void)
         fprintf(stderr, "write_queue: setup: %s\n", as_strerror(err ? err : -errno));
         return 1;
     }
-    if ((err = as_transport_new(loop, sv[0], reader, &t)) < 0) {
+    if ((err = as_socket_transport_new(loop, sv[0], reader, &t)) < 0) {
         fprintf(stderr, "write_queue: transport: %s\n", as_strerror(err));
         return 1;
     }

@@ -15,6 +15,7 @@
 #include "buffer.h"
 #include "reader.h"
 #include "transport.h"
+#include "socket_transport.h"
 #include "writer.h"
 #include "resolve.h"
 #include "connect.h"

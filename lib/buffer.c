@@ -141,6 +141,26 @@ void as_buffer_trim(as_buffer *b, size_t keep)
         as_buffer_destroy(b);
 }
 
+int as_buffer_fit(as_buffer *b)
+{
+    size_t len = b->end - b->start;
+    as_bytes *block;
+
+    if (len == 0) {
+        as_buffer_destroy(b);
+        return 0;
+    }
+    if (b->cap / 2 <= len)
+        return 0;
+    if (!(block = as_bytes_alloc(len)))
+        return -ENOMEM;
+    memcpy(block->data, b->mem + b->start, len);
+    as_buffer_destroy(b);
+    b->mem = block->data;
+    b->cap = b->end = len;
+    return 0;
+}
+
 as_bytes *as_buffer_detach(as_buffer *b)
 {
     as_bytes *block;

@@ -117,6 +117,15 @@ void as_buffer_clear(as_buffer *b);
 void as_buffer_trim(as_buffer *b, size_t keep);
 
 /**
+ * Shrink the storage to the live bytes: none left frees it; otherwise, if
+ * the storage is more than twice as big as they are, they move into a block
+ * of their own (one copy of what is left, never of what was consumed).  For
+ * a buffer that will not grow again.  Returns 0, or -ENOMEM with nothing
+ * changed.
+ */
+int as_buffer_fit(as_buffer *b);
+
+/**
  * Hand the storage over as an as_bytes holding the live bytes, without a
  * copy (the storage is allocated as an as_bytes block for this): returns it,
  * free() it as any as_bytes, and the buffer is left empty with no storage.

@@ -9,7 +9,7 @@
  */
 #include "connect.h"
 #include "resolve.h"
-#include "transport.h"
+#include "socket_transport.h"
 #include "errors.h"
 #include "internal.h"
 
@@ -205,7 +205,7 @@ static void connected(attempt *a)
         fail(a, err, NULL);
         return;
     }
-    if ((err = as_transport_new(a->loop, fd, reader, &t)) < 0) { /* closes fd */
+    if ((err = as_socket_transport_new(a->loop, fd, reader, &t)) < 0) { /* closes fd */
         as_reader_unref(reader);
         fail(a, err, NULL);
         return;

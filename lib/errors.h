@@ -39,7 +39,8 @@ extern "C" {
     X(FDSETSIZE, "file descriptor too large for the backend (FD_SETSIZE)",     \
       OSError)                                                                 \
     X(RESOLVE, "host name resolution failed", gaierror)                        \
-    X(UNHANDLED, "unhandled error in a callback", Exception)
+    X(UNHANDLED, "unhandled error in a callback", Exception)                 \
+    X(NOKEY, "no such key for this object", KeyError)
 
 /*
  * The codes count up from AS__ERR_FIRST, far below any negated errno, so a

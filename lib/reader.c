@@ -163,6 +163,22 @@ static void consume(as_reader *r, size_t n)
     as_buffer_consume(&r->buf, n);
     if (as_buffer_len(&r->buf) == 0 && as_buffer_capacity(&r->buf) > r->keep)
         as_buffer_trim(&r->buf, r->keep);
+    else if (r->eof || r->exc_code)
+        (void)as_buffer_fit(&r->buf); /* nothing more comes: keep only what is left */
+}
+
+/* No more data will come (EOF or an error): give back every byte of
+ * storage beyond the unread ones, now.  A binding's reader can stay alive
+ * long after its connection (a reset's exception, its traceback and the
+ * reader in a reference cycle until the collector runs), and it should
+ * cost what its unread bytes cost.  If the copy cannot be allocated the
+ * storage stays: nothing is lost. */
+static void give_back_storage(as_reader *r)
+{
+    free(r->spare);
+    r->spare = NULL;
+    r->spare_cap = 0;
+    (void)as_buffer_fit(&r->buf);
 }
 
 /*
@@ -179,7 +195,7 @@ static void consume(as_reader *r, size_t n)
 
 void as__reader_recycle(as_reader *r, as_bytes *bytes)
 {
-    if (!r || bytes->len == 0 || bytes->len > RECYCLE_MAX) {
+    if (!r || bytes->len == 0 || bytes->len > RECYCLE_MAX || r->eof || r->exc_code) {
         free(bytes);
         return;
     }
@@ -903,6 +919,7 @@ void as_reader_feed_eof(as_reader *r)
     if (!r)
         return;
     r->eof = 1;
+    give_back_storage(r);
     wake(r);
 }
 
@@ -925,6 +942,7 @@ int as_reader_set_exception(as_reader *r, int code, const char *message)
     free(r->exc_msg);
     r->exc_msg = copy;
     r->exc_code = code;
+    give_back_storage(r);
     drop_abandoned(r);
     if (r->waiter) {
         read_op *op = r->waiter;
@@ -1105,6 +1123,13 @@ size_t as_reader_buffered(const as_reader *r)
     if (!r)
         return 0;
     return as_buffer_len(&r->buf);
+}
+
+size_t as_reader_memory(const as_reader *r)
+{
+    if (!r)
+        return 0;
+    return as_buffer_capacity(&r->buf) + (r->spare ? r->spare_cap : 0);
 }
 
 /* ------------------------------------------------------------ iteration */

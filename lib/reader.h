@@ -312,6 +312,14 @@ size_t as_reader_peek(const as_reader *reader, const unsigned char **data);
 /** Number of buffered bytes. */
 size_t as_reader_buffered(const as_reader *reader);
 
+/**
+ * Bytes of memory the reader holds for data: its buffer's storage and any
+ * block kept for the next result.  Once the reader has EOF or an exception
+ * (its connection finished or was lost), that is no more than its unread
+ * bytes: the rest is given back at once, not when the reader is freed.
+ */
+size_t as_reader_memory(const as_reader *reader);
+
 /* ------------------------------------------------------ iteration */
 
 /**

@@ -15,7 +15,7 @@
 #include "errors.h"
 #include "internal.h"
 #include "resolve.h"
-#include "transport.h"
+#include "socket_transport.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -197,7 +197,7 @@ static void new_client(as_server *s, int fd)
         report(s, "cannot serve a new connection", err, NULL);
         return;
     }
-    if ((err = as_transport_new(s->loop, fd, r, &t)) < 0) {
+    if ((err = as_socket_transport_new(s->loop, fd, r, &t)) < 0) {
         /* The transport closed the fd.  An fd too large for select() is an
          * episode like EMFILE: reported once until an accept succeeds. */
         if (err != AS_EFDSETSIZE || !s->fd_report_done)

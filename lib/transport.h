@@ -1,16 +1,18 @@
 /*
- * transport.h - a non-blocking stream socket: reads feed a StreamReader,
- * writes go through a write queue.
+ * transport.h - the transport interface: what a StreamReader and a
+ * StreamWriter need from the thing that moves their bytes.
  *
- * The transport owns one connected stream socket (TCP or Unix).  It reads
- * whenever the socket is readable and feeds what arrives into its reader
- * (data, EOF, or an error).  Writes never block: what the kernel does not
- * take at once is copied into the write queue and sent when the socket is
- * writable.  Small writes made during one loop turn are coalesced and sent
- * together by one send() at the end of the turn (see
- * as_transport_set_coalescing()).
+ * A transport owns one byte stream (a socket, later a TLS session over
+ * another transport, or a pipe).  It feeds what arrives into its reader
+ * (data, EOF, or an error), and takes writes that never block: what cannot
+ * go out at once is queued and sent later.  The calls below work on every
+ * transport; each kind implements them through one table of operations
+ * (as_transport_ops, at the end of this file), the way libevent's
+ * bufferevents and asyncio's Transport classes do, so the reader, the
+ * writer, servers and connections never know which kind they hold.  The
+ * socket transport (socket_transport.h) is the first implementation.
  *
- * States (CPython's _SelectorSocketTransport, made explicit):
+ * States, the same for every kind (CPython's transports, made explicit):
  *
  *      OPEN --close()--> CLOSING --queue empty--> CLOSED   (clean: reader EOF)
  *        |                  |
@@ -19,10 +21,10 @@
  *        |                  |  deadline
  *        +--send/recv error-+---------------------> LOST     (error stored)
  *
- *   write_eof() in OPEN sends FIN once the queue is empty; reading goes on.
- *   A FIN from the peer feeds EOF to the reader; writing stays open.
- *   The fd is closed on entering CLOSED or LOST, synchronously: no extra
- *   loop turn is needed to release it.
+ *   write_eof() in OPEN half-closes once the queue is empty; reading goes
+ *   on.  The peer's EOF feeds EOF to the reader; writing stays open.
+ *   Whatever the transport holds (an fd, a session) is released on
+ *   entering CLOSED or LOST, synchronously: no extra loop turn is needed.
  *
  * Errors: the first send/receive error is stored.  It becomes the reader's
  * exception (clean EOF instead keeps buffered data readable), every later
@@ -30,36 +32,40 @@
  * closed future fails with it.  It is returned as a value, never logged, so
  * a write loop against a dead peer produces no flood of reports.
  *
- * What each call returns in each state (pain point 20: one documented answer
- * per method x state):
+ * What each call returns in each state (one documented answer per method x
+ * state; writer.h adds drain() and flush() to the same table):
  *
  *   call          OPEN        EOF written    CLOSING/CLOSED   LOST (error e)
  *   write         0           AS_ESTATE      AS_ECLOSED       e
  *   writelines    0           AS_ESTATE      AS_ECLOSED       e
  *   write_eof     0           0 (no-op)      AS_ECLOSED       e
  *   close/abort   0           0              0 (no-op)        0 (no-op)
- *   drain         see writer.h
+ *
+ * NULL: every call here given a NULL transport does nothing and returns
+ * AS_EINVAL, 0, NULL or -1, as its contract says (never a crash).
  *
  * Lifetimes:
- *   1. as_transport_new() returns a transport with one reference, the
- *      caller's; as_transport_ref()/as_transport_unref() count references.
- *      The transport holds a loop object reference (loop.h, rule 1).
- *   2. The transport owns the fd from as_transport_new() on, even when that
- *      call fails (the fd is then closed).  Never close it yourself.
+ *   1. A constructor (as_socket_transport_new()...) returns a transport with
+ *      one reference, the caller's; as_transport_ref()/as_transport_unref()
+ *      count references.  The transport holds a loop object reference
+ *      (loop.h, rule 1).
+ *   2. The transport owns what it was made over (an fd, an inner
+ *      transport) from the constructor on, even when that fails.
  *   3. While close() is flushing the queue, the transport holds a reference
  *      to itself, so dropping yours right after close() is safe: the bytes
  *      still go out.  That reference ends when it reaches CLOSED or LOST.
  *   4. If the last reference is dropped in OPEN, the transport is closed at
- *      once without flushing (CPython's "unclosed transport"): the fd is
- *      closed and the reader gets EOF.  Close it first.
+ *      once without flushing (CPython's "unclosed transport") and the
+ *      reader gets EOF.  Close it first.
  *   5. The transport holds a reference to its reader and installs the
- *      reader's flow-control hooks (as_reader_set_flow_control()); it
- *      removes them on CLOSED/LOST and drops the reference when freed.
+ *      reader's flow-control hooks (as_reader_set_flow_control()), which
+ *      pause and resume its reading; they are removed when it reaches
+ *      CLOSED/LOST, and the reference is dropped when it is freed.
  *   6. Futures returned by drain/flush/closed are new references, the
  *      caller's.  A write copies every byte it does not send at once: the
  *      caller's memory need only live for the call.  Except
- *      as_transport_write_owned(): its buffer is the transport's until the
- *      release hook runs.
+ *      as_transport_write_owned() and as_transport_write_bytes(): their
+ *      buffer is the transport's from the call on.
  *
  * Threads: a transport belongs to its loop's thread.
  */
@@ -79,21 +85,10 @@ extern "C" {
 #endif
 
 typedef struct as_transport as_transport;
+typedef struct as_transport_ops as_transport_ops;
 
 /** CPython's default write-buffer high-water mark: 64 KiB (low = high / 4). */
 #define AS_TRANSPORT_DEFAULT_HIGH_WATER 65536
-
-/**
- * Wrap a connected stream socket.  The fd is made non-blocking and
- * close-on-exec, gets TCP_NODELAY when it is TCP (as CPython does) and
- * SO_NOSIGPIPE where that exists; it starts being read at once.
- * Returns 0 and stores the transport in *out, or:
- *   AS_EINVAL (NULL loop/reader/out, fd < 0), AS_EFDSETSIZE (fd too large for
- *   the loop's backend), AS_ECLOSED (loop closed), -ENOMEM, or a negated
- *   errno from fcntl/setsockopt.  On every failure the fd is closed.
- */
-int as_transport_new(as_loop *loop, int fd, as_reader *reader,
-                     as_transport **out);
 
 /** Add a reference; returns t. */
 as_transport *as_transport_ref(as_transport *t);
@@ -139,8 +134,18 @@ int as_transport_write_owned(as_transport *t, const void *data, size_t len,
                              void *owner, as_destroy_fn release);
 
 /**
- * Half-close: send FIN once every queued byte is out (at once if none is).
- * Reading goes on.  Idempotent.  Returns 0 or the error of the table above.
+ * Write a read's result without copying it: the transport owns bytes from
+ * this call on, whatever it returns, and frees it once sent (a socket
+ * transport gives the block back to its reader for the next result, so an
+ * echo's bytes go round in one block).  Returns as as_transport_write();
+ * AS_EINVAL for NULL bytes.
+ */
+int as_transport_write_bytes(as_transport *t, as_bytes *bytes);
+
+/**
+ * Half-close: send EOF (a socket's FIN) once every queued byte is out (at
+ * once if none is).  Reading goes on.  Idempotent.  Returns 0 or the error
+ * of the table above; AS_ESTATE where as_transport_can_write_eof() is false.
  */
 int as_transport_write_eof(as_transport *t);
 
@@ -235,14 +240,61 @@ unsigned long long as_transport_bytes_sent(const as_transport *t);
 /** Bytes given to write()/writelines() and accepted (sent or queued). */
 unsigned long long as_transport_bytes_written(const as_transport *t);
 
-/** The fd (still owned by the transport), or -1 once closed. */
-int as_transport_fd(const as_transport *t);
+/**
+ * Pause reading (asyncio's Transport.pause_reading()): nothing more is fed
+ * to the reader until resume.  The reader's flow control calls this too.
+ * Returns 0, or AS_EINVAL for NULL.
+ */
+int as_transport_pause_reading(as_transport *t);
+
+/** Resume reading.  Returns 0, a negative code, or AS_EINVAL for NULL. */
+int as_transport_resume_reading(as_transport *t);
+
+/** True while reading is paused (by the reader's flow control). */
+int as_transport_is_reading_paused(const as_transport *t);
+
+/** The kind of transport: "socket", ... (its ops table's name). */
+const char *as_transport_kind(const as_transport *t);
+
+/* ------------------------------------------------------------ extra info */
+
+/** What as_transport_get_extra_info() stores: which member is set. */
+typedef enum as_extra_kind {
+    AS_EXTRA_ADDRESS,   /**< u.address: a socket address */
+    AS_EXTRA_INT,       /**< u.integer: a number (an fd) */
+    AS_EXTRA_STRING,    /**< u.string: valid while the transport lives */
+    AS_EXTRA_POINTER    /**< u.pointer: an object of the transport's (TLS) */
+} as_extra_kind;
+
+/** One value of get_extra_info(). */
+typedef struct as_extra_info {
+    as_extra_kind kind;
+    union {
+        struct {
+            struct sockaddr_storage addr;
+            socklen_t len;
+        } address;
+        long long integer;
+        const char *string;
+        void *pointer;
+    } u;
+} as_extra_info;
 
 /**
- * The peer's address (CPython's get_extra_info('peername')): copies it into
- * *addr, sets *len, returns 0; or a negated errno (-ENOTCONN...), or
- * AS_ECLOSED after the fd was closed.  The address is cached when the
- * transport is created, so it stays available after close.
+ * asyncio's get_extra_info(name): look a key up.  The socket transport
+ * knows "peername" and "sockname" (addresses, cached when it was made, so
+ * they stay available after close) and "fd" (-1 once closed); a transport
+ * layered over another (TLS) adds its own keys and asks the inner one for
+ * the rest.  Returns 0 and fills *out, AS_ENOKEY for a key this transport
+ * does not have (asyncio's default), a negated errno the lookup met
+ * (getpeername()'s -ENOTCONN...), or AS_EINVAL for NULL arguments.
+ */
+int as_transport_get_extra_info(const as_transport *t, const char *key,
+                                as_extra_info *out);
+
+/**
+ * get_extra_info('peername') as a socket address: copies it into *addr,
+ * sets *len, returns 0; or as as_transport_get_extra_info().
  */
 int as_transport_peername(const as_transport *t, struct sockaddr_storage *addr,
                           socklen_t *len);
@@ -251,20 +303,84 @@ int as_transport_peername(const as_transport *t, struct sockaddr_storage *addr,
 int as_transport_sockname(const as_transport *t, struct sockaddr_storage *addr,
                           socklen_t *len);
 
-/**
- * Write coalescing (on by default).  On: a write smaller than 16 KiB made
- * while the queue is empty is queued and sent by one call at the end of the
- * loop turn (as_loop_call_end_of_turn()) together with every other write of
- * the turn, so a pipelined protocol pays one send() per turn instead of one
- * per write, and a lone reply still leaves in the turn it was written.
- * Off: every write tries send() at once, as CPython does (lower latency for
- * a lone small reply, more system calls under pipelining).  bench/bulk_lines
- * measures both.
- */
-void as_transport_set_coalescing(as_transport *t, int on);
+/** The fd (still owned by the transport), or -1 once closed, for NULL, or
+ *  for a transport that has none. */
+int as_transport_fd(const as_transport *t);
 
-/** True while reading is paused (by the reader's flow control). */
-int as_transport_is_reading_paused(const as_transport *t);
+/* ------------------------------------------------------------ implementing */
+
+/**
+ * The operations a kind of transport provides.  Every public call above
+ * checks its arguments (NULL, bad sizes) and then calls exactly one of
+ * these, so an implementation sees only valid arguments and implements the
+ * state table and lifetime rules at the top of this file.  Every field is
+ * required unless it says otherwise.
+ */
+struct as_transport_ops {
+    const char *name;  /**< "socket", "tls", "pipe" */
+
+    /** Write iov[0..iovcnt), total bytes (total may be 0: state checks only). */
+    int (*write)(as_transport *t, const struct iovec *iov, int iovcnt, size_t total);
+    /** Write data[0..len) without copying; release(owner) exactly once (see
+     *  as_transport_write_owned(); len may be 0). */
+    int (*write_owned)(as_transport *t, const void *data, size_t len,
+                       void *owner, as_destroy_fn release);
+    /** Optional: write an as_bytes, owning it from the call on whatever the
+     *  outcome.  NULL means write_owned() with free() as the release. */
+    int (*write_bytes)(as_transport *t, as_bytes *bytes);
+    int (*write_eof)(as_transport *t);
+    int (*eof_written)(const as_transport *t);
+    int (*can_write_eof)(const as_transport *t);
+
+    void (*close)(as_transport *t);
+    void (*close_within)(as_transport *t, double seconds);
+    void (*abort)(as_transport *t);
+    int (*is_closing)(const as_transport *t);
+    int (*error)(const as_transport *t, const char **message);
+
+    int (*pause_reading)(as_transport *t);
+    int (*resume_reading)(as_transport *t);
+    int (*is_reading_paused)(const as_transport *t);
+
+    as_future *(*wait_writable)(as_transport *t);
+    as_future *(*flush)(as_transport *t);
+    as_future *(*closed)(as_transport *t);
+
+    size_t (*write_buffer_size)(const as_transport *t);
+    void (*get_write_buffer_limits)(const as_transport *t, size_t *high, size_t *low);
+    /** Limits already normalised: high >= low. */
+    void (*set_write_buffer_limits)(as_transport *t, size_t high, size_t low);
+    unsigned long long (*bytes_sent)(const as_transport *t);
+    unsigned long long (*bytes_written)(const as_transport *t);
+
+    /** Fill *out for key, or return AS_ENOKEY. */
+    int (*get_extra_info)(const as_transport *t, const char *key, as_extra_info *out);
+
+    /** The last reference is going (lifetime rule 4): close if still open. */
+    void (*last_ref)(as_transport *t);
+    /** Free the implementation's own memory; the base is released after. */
+    void (*destroy)(as_transport *t);
+};
+
+/**
+ * The part every transport begins with.  Users treat it as opaque; an
+ * implementation embeds it as the first member of its own struct.
+ */
+struct as_transport {
+    const as_transport_ops *ops;
+    as_loop *loop;
+    as_reader *reader;
+    unsigned refs;
+};
+
+/**
+ * For implementations: set up the base (one reference, a loop object
+ * reference, a reference to reader) and install the reader's flow-control
+ * hooks, which call ops->pause_reading / resume_reading.  Returns 0, or
+ * AS_EINVAL (NULL argument), AS_ECLOSED (loop closed) with nothing taken.
+ */
+int as_transport_init(as_transport *t, const as_transport_ops *ops,
+                      as_loop *loop, as_reader *reader);
 
 #ifdef __cplusplus
 }

@@ -5,7 +5,6 @@
 #include "writer.h"
 #include "errors.h"
 #include "internal.h"
-#include "writeq.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -73,14 +72,11 @@ int as_writer_write(as_writer *w, const void *data, size_t len)
 
 int as_writer_write_bytes(as_writer *w, as_bytes *bytes)
 {
-    int err;
-    if (!bytes)
+    if (!w) {
+        free(bytes); /* the writer takes it, whatever the outcome */
         return AS_EINVAL;
-    err = as_transport_write_owned(w->transport, bytes->data, bytes->len, bytes,
-                                   as__writeq_bytes_done);
-    if (err < 0)
-        free(bytes); /* the writer took it, whatever the outcome */
-    return err;
+    }
+    return as_transport_write_bytes(w->transport, bytes);
 }
 
 int as_writer_write_owned(as_writer *w, const void *data, size_t len,

@@ -2,8 +2,9 @@
  * writer.h - StreamWriter: the write side of a connection, with
  * backpressure.
  *
- * A writer is a thin layer over a transport (transport.h) and the reader of
- * the same connection, as CPython's StreamWriter is: write(), writelines(),
+ * A writer is a thin layer over a transport of any kind (the interface in
+ * transport.h) and the reader of the same connection, as CPython's
+ * StreamWriter is: write(), writelines(),
  * write_eof(), close() and the buffer limits go straight to the transport;
  * drain() adds the checks that make a write loop stop on errors.
  *
@@ -29,16 +30,12 @@
  * normally on a clean close, with the error otherwise).  Any number of
  * drains may wait at once; all are woken.
  *
- * Method x state (pain point 20):
+ * Method x state: write, writelines, write_eof and close answer as the
+ * transport's table says (transport.h); the writer adds two rows:
  *
  *   call         OPEN      EOF written  CLOSING/CLOSED  LOST (error e)
- *   write        0         AS_ESTATE    AS_ECLOSED      e
- *   writelines   0         AS_ESTATE    AS_ECLOSED      e
- *   write_eof    0         0 (no-op)    AS_ECLOSED      e
  *   drain        0/waits   0/waits      AS_ECONNLOST    e
  *   flush        waits     waits        waits / 0       e
- *   close        0         0            no-op           no-op
- *   wait_closed  waits     waits        waits / 0       e
  * (CPython silently drops a write after close(); here the caller is told.)
  *
  * Lifetimes:

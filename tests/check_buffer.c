@@ -150,6 +150,32 @@ START_TEST(find_bounds)
 }
 END_TEST
 
+START_TEST(fit_keeps_only_the_live_bytes)
+{
+    as_buffer b;
+    static char big[10000];
+    as_buffer_init(&b);
+    memset(big, 'a', sizeof big);
+    big[sizeof big - 1] = 'z';
+    ck_assert_int_eq(as_buffer_append(&b, big, sizeof big), 0);
+    as_buffer_consume(&b, sizeof big - 3);
+    ck_assert_int_eq(as_buffer_fit(&b), 0);
+    ck_assert_uint_eq(as_buffer_capacity(&b), 3);
+    ck_assert_uint_eq(as_buffer_len(&b), 3);
+    ck_assert_int_eq(memcmp(as_buffer_data(&b), "aaz", 3), 0);
+    /* Already tight: nothing moves. */
+    ck_assert_int_eq(as_buffer_fit(&b), 0);
+    ck_assert_uint_eq(as_buffer_capacity(&b), 3);
+    /* Still a buffer: it grows again. */
+    ck_assert_int_eq(as_buffer_append(&b, "!", 1), 0);
+    ck_assert_int_eq(memcmp(as_buffer_data(&b), "aaz!", 4), 0);
+    as_buffer_consume(&b, 4);
+    ck_assert_int_eq(as_buffer_fit(&b), 0);
+    ck_assert_uint_eq(as_buffer_capacity(&b), 0);
+    as_buffer_destroy(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("buffer");
@@ -160,6 +186,7 @@ int main(void)
     tcase_add_test(tc, compaction_is_lazy);
     tcase_add_test(tc, reserve_commit_and_trim);
     tcase_add_test(tc, find_bounds);
+    tcase_add_test(tc, fit_keeps_only_the_live_bytes);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -1020,7 +1020,7 @@ START_TEST(a_transport_answers_a_waiting_read_at_once)
 
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     ck_assert_int_eq(as_reader_new(loop, AS_READER_DEFAULT_LIMIT, &r), 0);
-    ck_assert_int_eq(as_transport_new(loop, sv[0], r, &t), 0);
+    ck_assert_int_eq(as_socket_transport_new(loop, sv[0], r, &t), 0);
     lf.reader = r;
     lf.read = as_reader_read(r, 100);
     lf.read_done_before = -1;
@@ -1299,7 +1299,7 @@ START_TEST(fd_above_fd_setsize)
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     ck_assert_int_ge(sv[0], as_loop_max_fd(loop));
     ck_assert_int_eq(as_reader_new(loop, AS_READER_DEFAULT_LIMIT, &r), 0);
-    ck_assert_int_eq(as_transport_new(loop, sv[0], r, &t), AS_EFDSETSIZE);
+    ck_assert_int_eq(as_socket_transport_new(loop, sv[0], r, &t), AS_EFDSETSIZE);
     ck_assert_ptr_null(t);
     ck_assert_int_eq(fcntl(sv[0], F_GETFD), -1); /* closed */
     as_reader_unref(r);
@@ -1307,6 +1307,81 @@ START_TEST(fd_above_fd_setsize)
     for (i = 0; i < n; i++)
         close(fds[i]);
     close(lfd);
+    tu_close(loop);
+}
+END_TEST
+
+/* The interface: a socket transport's kind and extra info, and every call
+ * given NULL answers with its documented value instead of crashing. */
+START_TEST(transport_interface_extra_info_and_null)
+{
+    as_loop *loop = tu_loop();
+    as_reader *r;
+    as_transport *t;
+    as_extra_info info;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    const char *msg = "x";
+    size_t high = 1, low = 1;
+    int sv[2];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(as_reader_new(loop, AS_READER_DEFAULT_LIMIT, &r), 0);
+    ck_assert_int_eq(as_socket_transport_new(loop, sv[0], r, &t), 0);
+    ck_assert_str_eq(as_transport_kind(t), "socket");
+    ck_assert(as_is_socket_transport(t));
+    ck_assert_int_eq(as_transport_get_extra_info(t, "fd", &info), 0);
+    ck_assert_int_eq(info.kind, AS_EXTRA_INT);
+    ck_assert_int_eq((int)info.u.integer, sv[0]);
+    ck_assert_int_eq(as_transport_fd(t), sv[0]);
+    ck_assert_int_eq(as_transport_get_extra_info(t, "sockname", &info), 0);
+    ck_assert_int_eq(info.kind, AS_EXTRA_ADDRESS);
+    ck_assert_int_eq(info.u.address.addr.ss_family, AF_UNIX);
+    ck_assert_int_eq(as_transport_peername(t, &ss, &len), 0);
+    ck_assert_int_eq(ss.ss_family, AF_UNIX);
+    ck_assert_int_eq(as_transport_get_extra_info(t, "no such key", &info), AS_ENOKEY);
+    ck_assert_int_eq(as_transport_get_extra_info(t, NULL, &info), AS_EINVAL);
+    ck_assert_int_eq(as_transport_get_extra_info(t, "fd", NULL), AS_EINVAL);
+    ck_assert_int_eq(as_transport_peername(t, NULL, &len), AS_EINVAL);
+    as_transport_close(t);
+    ck_assert_int_eq(as_transport_fd(t), -1);
+    ck_assert_int_eq(as_transport_sockname(t, &ss, &len), 0); /* cached */
+    as_transport_unref(t);
+    as_reader_unref(r);
+    close(sv[1]);
+
+    /* NULL everywhere. */
+    ck_assert_int_eq(as_transport_write(NULL, "a", 1), AS_EINVAL);
+    ck_assert_int_eq(as_transport_writelines(NULL, NULL, 0), AS_EINVAL);
+    ck_assert_int_eq(as_transport_write_owned(NULL, "a", 1, NULL, free), AS_EINVAL);
+    ck_assert_int_eq(as_transport_write_bytes(NULL, as_bytes_new("a", 1)), AS_EINVAL);
+    ck_assert_int_eq(as_transport_write_eof(NULL), AS_EINVAL);
+    ck_assert_int_eq(as_transport_can_write_eof(NULL), 0);
+    ck_assert_int_eq(as_transport_eof_written(NULL), 0);
+    as_transport_close(NULL);
+    as_transport_close_within(NULL, 1);
+    as_transport_abort(NULL);
+    as_transport_unref(NULL);
+    ck_assert_ptr_null(as_transport_ref(NULL));
+    ck_assert(as_transport_is_closing(NULL));
+    ck_assert_int_eq(as_transport_error(NULL, &msg), AS_EINVAL);
+    ck_assert_ptr_null(msg);
+    ck_assert_int_eq(as_transport_pause_reading(NULL), AS_EINVAL);
+    ck_assert_int_eq(as_transport_resume_reading(NULL), AS_EINVAL);
+    ck_assert_int_eq(as_transport_is_reading_paused(NULL), 0);
+    ck_assert_ptr_null(as_transport_wait_writable(NULL));
+    ck_assert_ptr_null(as_transport_flush(NULL));
+    ck_assert_ptr_null(as_transport_closed(NULL));
+    ck_assert_ptr_null(as_transport_loop(NULL));
+    ck_assert_ptr_null(as_transport_reader(NULL));
+    ck_assert_ptr_null(as_transport_kind(NULL));
+    ck_assert_uint_eq(as_transport_get_write_buffer_size(NULL), 0);
+    as_transport_get_write_buffer_limits(NULL, &high, &low);
+    ck_assert_uint_eq(high, 0);
+    ck_assert_int_eq(as_transport_set_write_buffer_limits(NULL, -1, -1), AS_EINVAL);
+    ck_assert_int_eq(as_transport_fd(NULL), -1);
+    ck_assert_int_eq(as_socket_transport_set_coalescing(NULL, 1), AS_EINVAL);
+    ck_assert_int_eq(as_writer_write_bytes(NULL, as_bytes_new("a", 1)), AS_EINVAL);
     tu_close(loop);
 }
 END_TEST
@@ -1345,6 +1420,7 @@ int main(void)
     tcase_add_test(tc, every_address_is_tried_and_bind_errors);
     tcase_add_test(tc, cancel_while_resolving);
     tcase_add_test(tc, bad_arguments);
+    tcase_add_test(tc, transport_interface_extra_info_and_null);
     tcase_add_test(tc, unix_connection);
     tcase_add_test(tc, fd_above_fd_setsize);
     tcase_set_timeout(tc, 60);

@@ -1633,6 +1633,38 @@ START_TEST(chunking_does_not_change_results)
 }
 END_TEST
 
+/* A lost or finished connection keeps only its unread bytes: no room to receive more (a reference cycle through an error's
+ * traceback in a binding then costs what asyncio's costs). */
+START_TEST(eof_and_error_give_back_storage_but_keep_unread_bytes)
+{
+    as_loop *loop = tu_loop();
+    as_reader *r = new_reader(loop, AS_READER_DEFAULT_LIMIT);
+    as_reader *r2 = new_reader(loop, AS_READER_DEFAULT_LIMIT);
+    static char big[100000];
+    size_t avail;
+
+    memset(big, 'x', sizeof big);
+    ck_assert_int_eq(as_reader_feed_data(r, big, sizeof big), 0);
+    expect_mem(loop, as_reader_readexactly(r, sizeof big - 10), big, sizeof big - 10);
+    ck_assert_uint_ge(as_reader_memory(r), 100000);
+    as_reader_feed_eof(r);
+    ck_assert_uint_le(as_reader_memory(r), 10);
+    assert_buffer(r, "xxxxxxxxxx");
+    expect(loop, as_reader_read(r, -1), "xxxxxxxxxx");
+    ck_assert_uint_eq(as_reader_memory(r), 0);
+
+    /* An error: the unread bytes stay (peek shows them), nothing else. */
+    ck_assert_ptr_nonnull(as_reader_feed_reserve(r2, 65536, &avail));
+    ck_assert_int_eq(as_reader_feed_commit(r2, 3), 0);
+    ck_assert_uint_ge(as_reader_memory(r2), 65536);
+    ck_assert_int_eq(as_reader_set_exception(r2, -ECONNRESET, NULL), 0);
+    ck_assert_uint_le(as_reader_memory(r2), 3);
+    ck_assert_uint_eq(as_reader_buffered(r2), 3);
+    as_reader_unref(r2);
+    finish(loop, r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reader");
@@ -1710,6 +1742,7 @@ int main(void)
     tcase_add_test(more, iterate_lines);
     tcase_add_test(more, iterate_lines_stop_cancel_and_error);
     tcase_add_test(more, iterate_lines_loop_closed_first);
+    tcase_add_test(more, eof_and_error_give_back_storage_but_keep_unread_bytes);
     suite_add_tcase(s, more);
 
     tcase_set_timeout(prop, 60);

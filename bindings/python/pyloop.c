@@ -77,6 +77,8 @@ static PyObject *asp_error_from_code(int code, const char *message,
         return PyObject_CallFunction(PyExc_ConnectionResetError, "s", message);
     case AS_EFDSETSIZE:
         return PyObject_CallFunction(PyExc_OSError, "is", EMFILE, message);
+    case AS_ENOKEY:
+        return PyObject_CallFunction(PyExc_KeyError, "s", message);
     case AS_ERESOLVE: {
         /* socket.gaierror(EAI code, text), as socket.getaddrinfo() raises. */
         PyObject *mod = PyImport_ImportModule("socket"), *cls, *exc = NULL;
