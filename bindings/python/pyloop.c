@@ -368,6 +368,7 @@ static int loop_enter(LoopObject *self, LoopObject **prev)
         PyErr_NoMemory();
         return -1;
     }
+    self->runs++;
     return 0;
 }
 
@@ -389,6 +390,22 @@ static int loop_raise_pending(LoopObject *self)
 
 static PyObject *future_result_impl(FutureObject *self);
 
+/* run_until_complete()'s done callback: stop the run it was added for, and
+ * only that one.  The future may complete in the very turn in which a
+ * callback's exception stops the loop (a main task raising
+ * KeyboardInterrupt does both at once): that run ends first, and this
+ * callback, already queued, would stop the next run at its first turn, so
+ * run()'s cleanup would end in "Event loop stopped before Future
+ * completed."  asyncio's callback skips KeyboardInterrupt and SystemExit
+ * for the same reason.  userdata is the run's number; a callback can only
+ * run inside a run of its Loop, which is then this thread's running loop. */
+static void asp_run_done(as_future *f, void *userdata)
+{
+    LoopObject *self = asp_running_loop();
+    if (self && self->loop == as_future_loop(f) && self->runs == (uintptr_t)userdata)
+        as_loop_stop(self->loop);
+}
+
 /* run_until_complete(future_or_coroutine): as asyncio's, with one
  * addition: an exception raised by any callback run meanwhile stops the
  * loop and is raised here. */
@@ -396,6 +413,7 @@ static PyObject *loop_run_until_complete(LoopObject *self, PyObject *arg)
 {
     FutureObject *fut;
     LoopObject *prev;
+    void *run;
     int err;
 
     if (loop_check(self) < 0)
@@ -418,19 +436,31 @@ static PyObject *loop_run_until_complete(LoopObject *self, PyObject *arg)
         Py_DECREF(fut);
         return NULL;
     }
-    err = as_loop_run_until_complete(self->loop, fut->fut);
+    /* As asyncio: the done callback stops the loop, even when the future
+     * is done already (then the loop runs one turn). */
+    run = (void *)self->runs;
+    err = as_future_add_done_callback(fut->fut, asp_run_done, run, NULL);
+    if (err == 0) {
+        err = as_loop_run_forever(self->loop);
+        (void)as_future_remove_done_callback(fut->fut, asp_run_done, run);
+        /* Its error is ours to raise (below), not the C future's to
+         * report as never retrieved, even when a callback's comes first. */
+        if (err == 0 && as_future_done(fut->fut))
+            (void)as_future_error(fut->fut);
+    }
     loop_leave(prev);
     if (loop_raise_pending(self) < 0) {
         Py_DECREF(fut);
         return NULL;
     }
+    if (err < 0) {
+        Py_DECREF(fut);
+        return asp_set_error(err, NULL);
+    }
     if (!as_future_done(fut->fut)) {
         Py_DECREF(fut);
-        if (err == AS_ESTATE) {
-            PyErr_SetString(PyExc_RuntimeError, "Event loop stopped before Future completed.");
-            return NULL;
-        }
-        return asp_set_error(err, NULL);
+        PyErr_SetString(PyExc_RuntimeError, "Event loop stopped before Future completed.");
+        return NULL;
     }
     {
         PyObject *r = future_result_impl(fut);

@@ -44,6 +44,7 @@
 #define ASP_PYRT_H
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,7 @@ struct LoopObject {
     as_loop *loop;           /* NULL once closed */
     PyThreadState *tstate;   /* saved while the loop waits in select() */
     PyObject *pending_exc;   /* raised by run_until_complete() */
+    uintptr_t runs;          /* counts runs: which one a stop callback is for */
     TaskObject *tasks;       /* pending tasks (borrowed, intrusive list) */
     TaskObject *current;     /* the task being stepped, borrowed */
     PyObject *dict;

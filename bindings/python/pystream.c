@@ -583,6 +583,43 @@ static PyObject *asp_open_unix_connection(PyObject *mod, PyObject *args)
 
 /* ------------------------------------------------------------ serving */
 
+/* A plain-function client_connected_cb raised exc (a reference is stolen):
+ * report it through loop.call_exception_handler(), as asyncio reports an
+ * exception from its protocol's connection_made(), so that one failed
+ * connection does not stop the server.  Returns -1 with exc (or the
+ * handler's own exception) set again if it cannot be reported: then it
+ * goes to run() like any callback's. */
+static int asp_report_client_error(LoopObject *loop, PyObject *writer, PyObject *exc)
+{
+    PyObject *ctx, *msg, *transport = NULL, *r = NULL;
+
+    if (!exc)
+        return -1;
+    if (PyErr_GivenExceptionMatches(exc, PyExc_KeyboardInterrupt) ||
+        PyErr_GivenExceptionMatches(exc, PyExc_SystemExit) ||
+        !PyObject_HasAttrString((PyObject *)loop, "call_exception_handler")) {
+        asp_restore_exc(exc);
+        return -1;
+    }
+    /* asyncio's words for a coroutine handler that raised (its plain
+     * callbacks' reports name its internal protocol instead). */
+    msg = PyUnicode_FromString("Unhandled exception in client_connected_cb");
+    ctx = PyDict_New();
+    if (msg && ctx && (transport = PyObject_GetAttrString(writer, "transport")) &&
+        PyDict_SetItemString(ctx, "message", msg) == 0 &&
+        PyDict_SetItemString(ctx, "exception", exc) == 0 &&
+        PyDict_SetItemString(ctx, "transport", transport) == 0)
+        r = PyObject_CallMethod((PyObject *)loop, "call_exception_handler", "O", ctx);
+    Py_XDECREF(transport);
+    Py_XDECREF(ctx);
+    Py_XDECREF(msg);
+    Py_DECREF(exc);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
 /* The C server's client_connected callback.  userdata is (callback, Loop).
  * A coroutine the callback returns runs as a Task whose C future goes back
  * to the server, which then tracks the handler (server.h). */
@@ -602,8 +639,17 @@ static as_future *asp_client_connected(as_reader *r, as_writer *w, void *userdat
     }
     if (!(pw = writer_from_c(loop, w, pr)))
         goto fail;
-    if (!(res = PyObject_CallFunctionObjArgs(cb, pr, pw, NULL)))
-        goto fail;
+    if (!(res = PyObject_CallFunctionObjArgs(cb, pr, pw, NULL))) {
+        /* The callback itself raised: reported, and the server goes on. */
+        if (asp_report_client_error(loop, pw, asp_fetch_exc()) < 0)
+            goto fail;
+        /* Closed, not left open with nobody to read it as asyncio leaves
+         * it: the client sees EOF instead of waiting forever, and the
+         * server's wait_closed() does not wait for it. */
+        if (((WriterObject *)pw)->w)
+            as_writer_close(((WriterObject *)pw)->w);
+        goto out;
+    }
     if (PyCoro_CheckExact(res) || (PyObject_HasAttrString(res, "send") &&
                                    PyObject_HasAttrString(res, "throw"))) {
         PyObject *t = task_new_on(loop, res, Py_None, Py_None);
@@ -615,7 +661,7 @@ static as_future *asp_client_connected(as_reader *r, as_writer *w, void *userdat
     goto out;
 fail:
     /* A connection we could not hand over is closed; the exception reaches
-     * run() as every callback's does. */
+     * run() as every other callback's does. */
     if (pw && ((WriterObject *)pw)->w)
         as_writer_close(((WriterObject *)pw)->w);
     asp_callback_error();

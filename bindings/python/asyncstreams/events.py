@@ -5,8 +5,14 @@ typemap stores it in the C callback's userdata, the thunk calls it, and the
 destroy hook drops the reference once the loop is done with it."""
 
 import functools
+import logging
+import traceback
 
 from . import _core
+
+# asyncio's logger: a program that configures logging for asyncio's reports
+# keeps getting them once it imports asyncstreams instead.
+logger = logging.getLogger('asyncio')
 
 Handle = _core.Handle
 
@@ -24,8 +30,13 @@ class Loop(_core.Loop):
 
     Exceptions raised by callbacks are not logged and lost, as asyncio's
     default handler does: they stop the loop and are raised by
-    run_until_complete() (and so by asyncstreams.run()).
+    run_until_complete() (and so by asyncstreams.run()).  The exception is
+    a server's client_connected_cb: one connection's failure must not stop
+    the server, so what a plain-function callback raises goes to
+    call_exception_handler(), as in asyncio.
     """
+
+    _exception_handler = None
 
     def call_soon(self, callback, *args, context=None):
         return _core.as_loop_call_soon(self, _bind(callback, args, context))
@@ -53,6 +64,75 @@ class Loop(_core.Loop):
 
     def get_debug(self):
         return False
+
+    # The exception handler, as asyncio's (base_events.py).
+    def get_exception_handler(self):
+        return self._exception_handler
+
+    def set_exception_handler(self, handler):
+        if handler is not None and not callable(handler):
+            raise TypeError(f'A callable object or None is expected, got {handler!r}')
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context):
+        """Log the message, the other keys and the exception's traceback
+        as an error on the 'asyncio' logger."""
+        message = context.get('message') or 'Unhandled exception in event loop'
+        exception = context.get('exception')
+        if exception is not None:
+            exc_info = (type(exception), exception, exception.__traceback__)
+        else:
+            exc_info = False
+        lines = [message]
+        for key in sorted(context):
+            if key in {'message', 'exception'}:
+                continue
+            value = context[key]
+            if key in ('source_traceback', 'handle_traceback'):
+                what = 'Object' if key == 'source_traceback' else 'Handle'
+                value = (f'{what} created at (most recent call last):\n'
+                         + ''.join(traceback.format_list(value)).rstrip())
+            else:
+                value = repr(value)
+            lines.append(f'{key}: {value}')
+        logger.error('\n'.join(lines), exc_info=exc_info)
+
+    def call_exception_handler(self, context):
+        if self._exception_handler is None:
+            try:
+                self.default_exception_handler(context)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error('Exception in default exception handler', exc_info=True)
+            return
+        try:
+            # The handler runs in the context of the task, future or handle
+            # concerned, if the context names one.
+            thing = None
+            for key in ('task', 'future', 'handle'):
+                thing = context.get(key)
+                if thing is not None:
+                    break
+            ctx = thing.get_context() if hasattr(thing, 'get_context') else None
+            if ctx is not None and hasattr(ctx, 'run'):
+                ctx.run(self._exception_handler, self, context)
+            else:
+                self._exception_handler(self, context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            try:
+                self.default_exception_handler({
+                    'message': 'Unhandled error in exception handler',
+                    'exception': exc,
+                    'context': context,
+                })
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error('Exception in default exception handler while handling an '
+                             'unexpected error in custom exception handler', exc_info=True)
 
     def __repr__(self):
         state = 'closed' if self.is_closed() else ('running' if self.is_running() else 'idle')

@@ -5,6 +5,8 @@ order) are asyncio's Python-level semantics, and none of them is on the
 per-message path of a stream program."""
 
 import functools
+import signal
+import threading
 import types
 
 from asyncio.exceptions import CancelledError
@@ -46,7 +48,8 @@ async def _wrap_awaitable(awaitable):
 def run(main, *, debug=None):
     """Run a coroutine on a fresh C loop, then cancel what is left and close
     the loop, as asyncio.run() does.  An exception raised by any callback
-    while it runs is raised here."""
+    while it runs is raised here.  Ctrl-C (SIGINT) cancels the main task,
+    lets its cleanup run and then raises KeyboardInterrupt, as asyncio's."""
     if _core._get_running_loop() is not None:
         raise RuntimeError('asyncstreams.run() cannot be called from a running event loop')
     if not (hasattr(main, 'send') and hasattr(main, 'throw')):
@@ -54,12 +57,61 @@ def run(main, *, debug=None):
     from .events import Loop
     loop = Loop()
     try:
-        return loop.run_until_complete(main)
+        return _run_main(loop, loop.create_task(main))
     finally:
         try:
             _cancel_all_tasks(loop)
         finally:
             loop.close()
+
+
+class _Interrupts:
+    """asyncio.Runner's SIGINT handler: the first Ctrl-C cancels the main
+    task (so its cleanup runs) instead of raising KeyboardInterrupt wherever
+    the program happens to be; a second one, or one after main is done,
+    raises it at once."""
+
+    def __init__(self, loop, task):
+        self.loop = loop
+        self.task = task
+        self.count = 0
+
+    def __call__(self, signum, frame):
+        self.count += 1
+        if self.count == 1 and not self.task.done():
+            self.task.cancel()
+            # Wake the loop if it is waiting in select() with a long timeout.
+            self.loop.call_soon_threadsafe(_nothing)
+            return
+        raise KeyboardInterrupt()
+
+
+def _nothing():
+    pass
+
+
+def _run_main(loop, task):
+    # As asyncio.Runner.run(): only in the main thread, and only over
+    # Python's default handler (a program's own SIGINT handler is kept).
+    handler = None
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        handler = _Interrupts(loop, task)
+        try:
+            signal.signal(signal.SIGINT, handler)
+        except ValueError:
+            handler = None  # an embedded interpreter without signal handling
+    try:
+        return loop.run_until_complete(task)
+    except CancelledError:
+        # Cancelled by our Ctrl-C and by nothing else: the program was
+        # interrupted, so say so.
+        if handler is not None and handler.count > 0 and task.uncancel() == 0:
+            raise KeyboardInterrupt()
+        raise
+    finally:
+        if handler is not None and signal.getsignal(signal.SIGINT) is handler:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _cancel_all_tasks(loop):

@@ -77,6 +77,40 @@ class LoopTests(unittest.TestCase):
             asyncstreams.run(main())
         self.assertLess(time.monotonic() - t0, 5)
 
+    def test_exception_handler_calls_as_asyncio(self):
+        # get/set/call_exception_handler() and the default handler, which
+        # logs on the 'asyncio' logger, side by side with asyncio's.
+        seen = {}
+        for mod in (asyncio, asyncstreams):
+            loop = mod.new_event_loop()
+            out = [loop.get_exception_handler()]
+            with self.assertRaises(TypeError):
+                loop.set_exception_handler(42)
+            calls = []
+
+            def handler(lp, context, loop=loop, calls=calls):
+                calls.append((lp is loop, dict(context)))
+            loop.set_exception_handler(handler)
+            out.append(loop.get_exception_handler() is handler)
+            loop.call_exception_handler({'message': 'one', 'x': 1})
+            out.append(calls)
+
+            def bad(lp, context):
+                raise ValueError('in the handler')
+            loop.set_exception_handler(bad)
+            with self.assertLogs('asyncio', 'ERROR') as cm:
+                loop.call_exception_handler({'message': 'two'})
+            out.append([(r.getMessage(), r.exc_info[0]) for r in cm.records])
+            loop.set_exception_handler(None)
+            with self.assertLogs('asyncio', 'ERROR') as cm:
+                loop.call_exception_handler({'message': 'three', 'exception': ZeroDivisionError('z'),
+                                             'b': 'bee', 'a': 1})
+                loop.call_exception_handler({})
+            out.append([(r.getMessage(), r.exc_info and r.exc_info[0]) for r in cm.records])
+            loop.close()
+            seen[mod.__name__] = out
+        self.assertEqual(seen['asyncstreams'], seen['asyncio'])
+
     def test_done_callback_exception_surfaces(self):
         async def main():
             fut = asyncstreams.get_running_loop().create_future()

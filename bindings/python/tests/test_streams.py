@@ -373,17 +373,87 @@ class Servers(unittest.TestCase):
             await server.wait_closed()
         run(main())
 
-    def test_callback_exception_surfaces_from_run(self):
+    def test_plain_callback_exception_is_reported_and_serving_goes_on(self):
+        # As asyncio: the exception goes to the loop's exception handler,
+        # and the server serves the next client.  Unlike asyncio, which
+        # leaves that connection open with nobody to read it, it is closed.
+        reports = []
+
         async def main():
+            loop = aio.get_running_loop()
+            loop.set_exception_handler(lambda loop, context: reports.append(context))
+            calls = []
+
             def cb(reader, writer):
+                calls.append(writer.get_extra_info('peername'))
+                if len(calls) == 1:
+                    raise KeyError('from the callback')
+                writer.write(b'served\n')
                 writer.close()
-                raise KeyError('from the callback')
             server, port = await echo_server(cb)
             r, w = await aio.open_connection('127.0.0.1', port)
-            await r.read()
-            await aio.sleep(1)
-        with self.assertRaisesRegex(KeyError, 'from the callback'):
-            run(main())
+            self.assertEqual(await aio.wait_for(r.read(), 30), b'')
+            w.close()
+            await w.wait_closed()
+            r, w = await aio.open_connection('127.0.0.1', port)
+            self.assertEqual(await aio.wait_for(r.read(), 30), b'served\n')
+            w.close()
+            await w.wait_closed()
+            self.assertEqual(len(calls), 2)
+            self.assertTrue(server.is_serving())
+            server.close()
+            await server.wait_closed()
+        run(main())
+        self.assertEqual(len(reports), 1)
+        context = reports[0]
+        self.assertEqual(context['message'], 'Unhandled exception in client_connected_cb')
+        self.assertIsInstance(context['exception'], KeyError)
+        self.assertEqual(context['exception'].args, ('from the callback',))
+        self.assertIn('transport', context)
+
+    def test_plain_callback_exception_logged_as_asyncio_logs_it(self):
+        # With no handler set, both log it as an error on the 'asyncio'
+        # logger, with the exception's traceback, and run() returns.
+        writers = []
+
+        def cb(reader, writer):
+            writers.append(writer)
+            raise KeyError('from the callback')
+        for mod in (std_asyncio, aio):
+            async def main():
+                server = await mod.start_server(cb, '127.0.0.1', 0)
+                port = server.sockets[0].getsockname()[1]
+                r, w = await mod.open_connection('127.0.0.1', port)
+                try:
+                    await mod.wait_for(r.read(), 0.2)  # asyncio: no EOF
+                except TimeoutError:
+                    pass
+                w.close()
+                writers.pop().close()  # asyncio left it open
+                server.close()
+                await server.wait_closed()
+                return 'returned'
+            with self.subTest(mod=mod.__name__), self.assertLogs('asyncio', 'ERROR') as cm:
+                self.assertEqual(mod.run(main()), 'returned')
+                self.assertEqual(len(cm.records), 1)
+                exc = cm.records[0].exc_info[1]
+                self.assertIsInstance(exc, KeyError)
+                self.assertEqual(exc.args, ('from the callback',))
+
+    def test_plain_callback_keyboard_interrupt_and_system_exit_stop_run(self):
+        # asyncio does not hand these to the exception handler either.
+        for exc in (KeyboardInterrupt, SystemExit):
+            async def main():
+                def cb(reader, writer):
+                    raise exc('from the callback')
+                server, port = await echo_server(cb)
+                r, w = await aio.open_connection('127.0.0.1', port)
+                try:
+                    await aio.sleep(30)
+                finally:
+                    w.close()
+            with self.subTest(exc=exc.__name__), self.assertRaisesRegex(exc, 'from the callback'):
+                run(main())
 
     def test_shutdown_cancels_handlers(self):
         async def main():
