@@ -37,7 +37,7 @@ static void wake(void *userdata)
 
 /* Destroy hooks: give back what the timer and the done callback held. */
 static void unref_future(void *userdata) { as_future_unref(userdata); }
-static void release_handle(void *userdata) { as_handle_release(userdata); }
+static void unref_handle(void *userdata) { as_handle_unref(userdata); }
 
 /* The future's done callback: if it was cancelled, the timer is useless. */
 static void cancel_timer(as_future *f, void *userdata)
@@ -62,9 +62,9 @@ static as_future *sleep_for(as_loop *loop, double delay)
         as_future_unref(f);
         return NULL;
     }
-    if (as_future_add_done_callback(f, cancel_timer, timer, release_handle) < 0) {
+    if (as_future_add_done_callback(f, cancel_timer, timer, unref_handle) < 0) {
         as_handle_cancel(timer); /* runs unref_future */
-        as_handle_release(timer);
+        as_handle_unref(timer);
         as_future_unref(f);
         return NULL;
     }

@@ -156,7 +156,7 @@ static void drop_userdata(as_handle *h)
     }
 }
 
-void as_handle_release(as_handle *h)
+void as_handle_unref(as_handle *h)
 {
     if (h)
         handle_unref(h);

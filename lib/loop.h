@@ -37,7 +37,7 @@
  *      rule 7) learns it will not run.
  *   2. A handle (as_handle) is owned by the loop while it is scheduled.  If
  *      the caller asks for it (a non-NULL `out` argument), the caller gets a
- *      reference too and must give it back with as_handle_release(); the
+ *      reference too and must give it back with as_handle_unref(); the
  *      handle's memory lives until both are done with it, so cancelling a
  *      handle whose callback already ran is safe.
  *   3. A callback's userdata belongs to the caller until the scheduling call
@@ -177,8 +177,9 @@ int as_handle_cancelled(const as_handle *handle);
 /** For a timer handle: when it is (or was) due; 0 for other handles. */
 double as_handle_when(const as_handle *handle);
 
-/** Give back the caller's reference from an `out` argument. */
-void as_handle_release(as_handle *handle);
+/** Drop the caller's reference from an `out` argument (lifetime rule 2);
+ *  the handle is freed once the loop is done with it too. */
+void as_handle_unref(as_handle *handle);
 
 /**
  * Call fn(userdata) on every turn in which fd is readable, until removed.

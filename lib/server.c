@@ -272,7 +272,7 @@ static int watch(struct listener *l)
 static void resume_accepting(void *p)
 {
     struct listener *l = p;
-    as_handle_release(l->resume);
+    as_handle_unref(l->resume);
     l->resume = NULL;
     if (l->server->serving)
         watch(l);
@@ -380,7 +380,7 @@ static void check_closed(as_server *s)
         return;
     if (s->shutdown_timer) {
         as_handle_cancel(s->shutdown_timer);
-        as_handle_release(s->shutdown_timer);
+        as_handle_unref(s->shutdown_timer);
         s->shutdown_timer = NULL;
     }
     resolve_waiters(s);
@@ -399,7 +399,7 @@ void as_server_close(as_server *s)
         as_loop_remove_reader(s->loop, l->fd);
         if (l->resume) {
             as_handle_cancel(l->resume);
-            as_handle_release(l->resume);
+            as_handle_unref(l->resume);
         }
         as__sock_close(l->fd);
     }
@@ -452,7 +452,7 @@ void as_server_unref(as_server *s)
         client_unlink(c, 0);
     if (s->shutdown_timer) {
         as_handle_cancel(s->shutdown_timer);
-        as_handle_release(s->shutdown_timer);
+        as_handle_unref(s->shutdown_timer);
     }
     if (s->destroy)
         s->destroy(s->userdata);
@@ -642,7 +642,7 @@ void as_server_abort_clients(as_server *s)
 static void shutdown_deadline(void *p)
 {
     as_server *s = p;
-    as_handle_release(s->shutdown_timer);
+    as_handle_unref(s->shutdown_timer);
     s->shutdown_timer = NULL;
     as_server_abort_clients(s);
 }
@@ -674,7 +674,7 @@ as_future *as_server_shutdown(as_server *s, double timeout)
         } else {
             if (s->shutdown_timer) {
                 as_handle_cancel(s->shutdown_timer);
-                as_handle_release(s->shutdown_timer);
+                as_handle_unref(s->shutdown_timer);
             }
             s->shutdown_timer = h;
         }

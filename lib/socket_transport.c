@@ -244,7 +244,7 @@ static void finish(socket_transport *t, int err, const char *msg, int rst)
     t->reading = t->want_write = 0;
     if (t->close_timer) {
         as_handle_cancel(t->close_timer);
-        as_handle_release(t->close_timer);
+        as_handle_unref(t->close_timer);
         t->close_timer = NULL;
     }
     if (rst) {
@@ -335,7 +335,7 @@ static void sock_abort(as_transport *t)
 static void close_deadline(void *p)
 {
     socket_transport *t = p;
-    as_handle_release(t->close_timer);
+    as_handle_unref(t->close_timer);
     t->close_timer = NULL;
     if (t->state == CLOSING)
         finish(t, 0, NULL, 1);

@@ -68,7 +68,7 @@ struct sleep {
 static void sleep_unref(struct sleep *s)
 {
     if (--s->refs == 0) {
-        as_handle_release(s->timer);
+        as_handle_unref(s->timer);
         free(s);
     }
 }
@@ -382,7 +382,7 @@ static void wf_unref(struct wait_for *w)
         return;
     if (!w->finished)
         as_future_set_canceller(w->outer, NULL, NULL);
-    as_handle_release(w->timer);
+    as_handle_unref(w->timer);
     as_future_unref(w->outer);
     free(w);
 }

@@ -117,7 +117,7 @@ START_TEST(a_callback_can_cancel_a_later_callback_of_the_same_turn)
     ck_assert_int_eq(log.n, 0);          /* the victim never ran */
     ck_assert_int_eq(log.destroyed, 1);  /* but its userdata came back once */
     ck_assert(as_handle_cancelled(c.victim));
-    as_handle_release(c.victim);
+    as_handle_unref(c.victim);
     tu_close(loop);
 }
 END_TEST
@@ -136,7 +136,7 @@ START_TEST(cancel_after_run_does_nothing)
     ck_assert(!as_handle_cancelled(h));
     ck_assert_int_eq(log.n, 1);
     ck_assert_int_eq(log.destroyed, 1);
-    as_handle_release(h);
+    as_handle_unref(h);
     tu_close(loop);
 }
 END_TEST
@@ -293,7 +293,7 @@ START_TEST(cancelling_a_timer_removes_it_at_once)
     ck_assert_uint_eq(as_loop_pending(loop), 0);
     as_handle_cancel(h); /* idempotent */
     ck_assert_int_eq(log.destroyed, 1);
-    as_handle_release(h);
+    as_handle_unref(h);
     /* With nothing scheduled, a turn with stop set returns at once. */
     as_loop_stop(loop);
     ck_assert_int_eq(as_loop_run_forever(loop), 0);
@@ -346,7 +346,7 @@ START_TEST(timer_heap_keeps_order_under_random_cancellation)
     for (i = 0; i < N; i++) {
         if (!cancelled[i])
             ck_assert(!as_handle_cancelled(h[i]));
-        as_handle_release(h[i]);
+        as_handle_unref(h[i]);
     }
     {
         int expected = 0;
@@ -383,8 +383,8 @@ START_TEST(a_timer_can_cancel_another_due_in_the_same_turn)
     /* The first one ran and cancelled the second, which was already in the
      * ready queue: exactly one ran. */
     ck_assert_int_eq(a.ran + b.ran, 1);
-    as_handle_release(a.other);
-    as_handle_release(b.other);
+    as_handle_unref(a.other);
+    as_handle_unref(b.other);
     tu_close(loop);
 }
 END_TEST
@@ -657,7 +657,7 @@ START_TEST(end_of_turn_scheduled_outside_the_loop_runs_without_waiting)
     ck_assert_int_eq(as_loop_run_once(loop), 0);
     ck_assert_int_eq(log.n, 3);
     as_handle_cancel(far);
-    as_handle_release(far);
+    as_handle_unref(far);
     tu_close(loop);
 }
 END_TEST
@@ -690,7 +690,7 @@ START_TEST(end_of_turn_handles_cancel_and_close_like_the_others)
     ck_assert_int_eq(as_loop_call_end_of_turn(loop, append, &a, count_destroy, &h), 0);
     as_handle_cancel(h);
     ck_assert_int_eq(log.destroyed, 1);
-    as_handle_release(h);
+    as_handle_unref(h);
     tu_turn(loop);
     ck_assert_int_eq(log.n, 0);
     ck_assert_int_eq(as_loop_call_end_of_turn(loop, append, &b, count_destroy, NULL), 0);
@@ -733,7 +733,7 @@ START_TEST(call_soon_threadsafe_wakes_a_sleeping_loop)
     pthread_join(th, NULL);
     ck_assert_double_lt(as_loop_time(loop) - start, 2.0);
     as_handle_cancel(far);
-    as_handle_release(far);
+    as_handle_unref(far);
     tu_close(loop);
 }
 END_TEST

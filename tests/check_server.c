@@ -354,7 +354,7 @@ static void short_turn(as_loop *loop)
     ck_assert_int_eq(as_loop_call_later(loop, 0.02, tu_noop, NULL, NULL, &h), 0);
     ck_assert_int_eq(as_loop_run_once(loop), 0);
     as_handle_cancel(h);
-    as_handle_release(h);
+    as_handle_unref(h);
 }
 
 static void wait_for_connections(as_loop *loop, as_server *s, size_t n)
