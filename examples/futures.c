@@ -53,8 +53,8 @@ static void cancel_timer(as_future *f, void *userdata)
 static as_future *sleep_for(as_loop *loop, double delay)
 {
     as_handle *timer;
-    as_future *f = as_future_new(loop);
-    if (f == NULL)
+    as_future *f;
+    if (as_future_new(loop, &f) < 0)
         return NULL;
     if (as_loop_call_later(loop, delay, wake, as_future_ref(f), unref_future,
                            &timer) < 0) {
@@ -115,10 +115,11 @@ static void scene_not_synchronous(as_loop *loop)
 {
     printf("2. done callbacks are scheduled, not called\n");
     /* listing: scene_not_synchronous */
-    as_future *f = as_future_new(loop);
-    if (f == NULL || as_future_add_done_callback(f, on_done, NULL, NULL) < 0) {
+    as_future *f;
+    if (as_future_new(loop, &f) < 0 ||
+        as_future_add_done_callback(f, on_done, NULL, NULL) < 0) {
         fprintf(stderr, "cannot make a future\n");
-        as_future_unref(f);
+        as_future_unref(f); /* NULL if as_future_new() failed: ignored */
         failed = 1;
         return;
     }
@@ -168,9 +169,10 @@ static void scene_errors(as_loop *loop)
 {
     printf("4. errors are values\n");
     /* listing: scene_errors */
-    as_future *f = as_future_new(loop);
-    if (f == NULL) {
-        fprintf(stderr, "cannot make a future\n");
+    as_future *f;
+    int rc = as_future_new(loop, &f);
+    if (rc < 0) {
+        fprintf(stderr, "as_future_new: %s\n", as_strerror(rc));
         failed = 1;
         return;
     }

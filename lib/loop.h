@@ -75,19 +75,19 @@ typedef void (*as_destroy_fn)(void *userdata);
  * first of the build's table of backends (lib/backend.c), select().  The
  * variable is read at each call, so a test suite can run every loop it
  * makes on another backend; a name the build lacks fails with AS_EINVAL
- * rather than quietly falling back.  On success stores the loop in *loopp
- * and returns 0; otherwise returns AS_EINVAL, -ENOMEM, -EMFILE... and
- * leaves *loopp untouched.
+ * rather than quietly falling back.  On success stores the loop in *out
+ * and returns 0; otherwise returns AS_EINVAL (also for out NULL), -ENOMEM,
+ * -EMFILE... with *out set to NULL.
  */
-int as_loop_new(as_loop **loopp);
+int as_loop_new(as_loop **out);
 
 /**
  * Create a loop on the backend named `backend` (a name from the build's
  * table: "select"), whatever ASYNCSTREAMS_BACKEND says; NULL means the
  * default, as for as_loop_new().  Returns AS_EINVAL for an unknown name,
- * leaving *loopp untouched.
+ * with *out set to NULL.
  */
-int as_loop_new_with_backend(as_loop **loopp, const char *backend);
+int as_loop_new_with_backend(const char *backend, as_loop **out);
 
 /** The name of the loop's backend, e.g. "select". */
 const char *as_loop_backend_name(const as_loop *loop);

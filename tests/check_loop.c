@@ -162,10 +162,11 @@ END_TEST
 
 START_TEST(backend_is_chosen_by_name)
 {
-    as_loop *loop = NULL;
-    ck_assert_int_eq(as_loop_new_with_backend(&loop, "no-such-backend"), AS_EINVAL);
+    as_loop *loop = tu_poison();
+    ck_assert_int_eq(as_loop_new_with_backend("no-such-backend", &loop), AS_EINVAL);
     ck_assert_ptr_null(loop);
-    ck_assert_int_eq(as_loop_new_with_backend(&loop, "select"), 0);
+    ck_assert_int_eq(as_loop_new_with_backend("select", NULL), AS_EINVAL);
+    ck_assert_int_eq(as_loop_new_with_backend("select", &loop), 0);
     ck_assert_str_eq(as_loop_backend_name(loop), "select");
     ck_assert_int_eq(as_loop_max_fd(loop), FD_SETSIZE);
     tu_close(loop);
@@ -188,13 +189,14 @@ START_TEST(asyncstreams_backend_names_the_default_backend)
 
     /* An unknown name is an error, not a silent fall-back: a run meant to
      * test another backend must not quietly test select() instead. */
-    loop = NULL;
+    loop = tu_poison();
     setenv("ASYNCSTREAMS_BACKEND", "no-such-backend", 1);
     ck_assert_int_eq(as_loop_new(&loop), AS_EINVAL);
-    ck_assert_int_eq(as_loop_new_with_backend(&loop, NULL), AS_EINVAL);
+    ck_assert_ptr_null(loop);
+    ck_assert_int_eq(as_loop_new_with_backend(NULL, &loop), AS_EINVAL);
     ck_assert_ptr_null(loop);
     /* A name given in the call wins over the variable. */
-    ck_assert_int_eq(as_loop_new_with_backend(&loop, "select"), 0);
+    ck_assert_int_eq(as_loop_new_with_backend("select", &loop), 0);
     ck_assert_str_eq(as_loop_backend_name(loop), "select");
     tu_close(loop);
 
@@ -887,7 +889,7 @@ START_TEST(scheduling_on_a_closed_loop_fails)
 {
     /* The loop's memory is kept alive by an object so we may still call it. */
     as_loop *loop = tu_loop();
-    as_future *keep = as_future_new(loop);
+    as_future *keep = tu_future(loop), *f;
     struct log log = {{0}, 0, 0};
     struct tagged t = {&log, 1};
 
@@ -899,7 +901,9 @@ START_TEST(scheduling_on_a_closed_loop_fails)
     ck_assert_int_eq(as_loop_call_soon_threadsafe(loop, append, &t, count_destroy), AS_ECLOSED);
     ck_assert_int_eq(as_loop_add_reader(loop, 0, append, &t, count_destroy), AS_ECLOSED);
     ck_assert_int_eq(as_loop_run_once(loop), AS_ECLOSED);
-    ck_assert_ptr_null(as_future_new(loop));
+    f = tu_poison();
+    ck_assert_int_eq(as_future_new(loop, &f), AS_ECLOSED);
+    ck_assert_ptr_null(f);
     ck_assert_int_eq(log.destroyed, 0);
     as_future_unref(keep); /* frees the loop too; valgrind/ASan check it */
 }
@@ -1091,7 +1095,7 @@ START_TEST(poll_hooks_on_a_closed_loop_are_refused)
     int err;
 
     /* Keep the loop's memory alive after close with one object. */
-    as_future *f = as_future_new(loop);
+    as_future *f = tu_future(loop);
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(as_loop_close(loop), 1);
     err = as_loop_set_poll_hooks(loop, hook_before, hook_after, &h, hook_destroy);
