@@ -68,7 +68,7 @@ int main(void)
         as_task *t = NULL;
 
         jobs[k] = NULL;
-        if (!j || !sh.sem || as_task_new(&t, loop, job_step, j, free) < 0) {
+        if (!j || !sh.sem || as_task_new(loop, job_step, j, free, &t) < 0) {
             free(j);
             continue;               /* gather reports the NULL as EINVAL */
         }

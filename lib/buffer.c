@@ -2,6 +2,7 @@
  * buffer.c - the read-offset byte buffer (see buffer.h for the picture).
  */
 #include "buffer.h"
+#include "errors.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -19,22 +20,31 @@ static as_bytes *block_of(const as_buffer *b)
     return (as_bytes *)(void *)(b->mem - HEADER);
 }
 
-as_bytes *as_bytes_alloc(size_t len)
+int as_bytes_alloc(size_t len, as_bytes **out)
 {
-    if (len > SIZE_MAX - sizeof(as_bytes))
-        return NULL;
-    as_bytes *b = malloc(sizeof(as_bytes) + len);
-    if (b)
-        b->len = len;
-    return b;
+    as_bytes *b;
+
+    if (!out)
+        return AS_EINVAL;
+    *out = NULL;
+    if (len > SIZE_MAX - sizeof(as_bytes) || !(b = malloc(sizeof(as_bytes) + len)))
+        return -ENOMEM;
+    b->len = len;
+    *out = b;
+    return 0;
 }
 
-as_bytes *as_bytes_new(const void *data, size_t len)
+int as_bytes_new(const void *data, size_t len, as_bytes **out)
 {
-    as_bytes *b = as_bytes_alloc(len);
-    if (b && len)
-        memcpy(b->data, data, len);
-    return b;
+    int err;
+
+    if (out && !data && len > 0) {
+        *out = NULL;
+        return AS_EINVAL;
+    }
+    if ((err = as_bytes_alloc(len, out)) == 0 && len)
+        memcpy((*out)->data, data, len);
+    return err;
 }
 
 void as_buffer_init(as_buffer *b)
@@ -152,7 +162,7 @@ int as_buffer_fit(as_buffer *b)
     }
     if (b->cap / 2 <= len)
         return 0;
-    if (!(block = as_bytes_alloc(len)))
+    if (as_bytes_alloc(len, &block) < 0)
         return -ENOMEM;
     memcpy(block->data, b->mem + b->start, len);
     as_buffer_destroy(b);
@@ -187,8 +197,8 @@ as_bytes *as_buffer_take(as_buffer *b, size_t n)
     size_t live = b->end - b->start;
     if (n > live)
         n = live;
-    as_bytes *out = as_bytes_new(b->mem ? b->mem + b->start : NULL, n);
-    if (out)
+    as_bytes *out;
+    if (as_bytes_new(b->mem ? b->mem + b->start : NULL, n, &out) == 0)
         as_buffer_consume(b, n);
     return out;
 }

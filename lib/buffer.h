@@ -48,13 +48,18 @@ typedef struct as_bytes {
     unsigned char data[]; /* C99 flexible array member */
 } as_bytes;
 
-/** Copy len bytes from data (may be NULL when len == 0) into a new as_bytes.
- *  Returns NULL on allocation failure or if len is absurdly large. */
-as_bytes *as_bytes_new(const void *data, size_t len);
+/**
+ * Copy len bytes from data (may be NULL when len == 0) into a new as_bytes.
+ * Returns 0 and stores it in *out; or AS_EINVAL (out NULL, or data NULL
+ * with len > 0) or -ENOMEM (also for a len too large to allocate), with
+ * *out set to NULL.
+ */
+int as_bytes_new(const void *data, size_t len, as_bytes **out);
 
 /** A new as_bytes of len bytes whose contents the caller will fill in.
- *  Returns NULL on allocation failure. */
-as_bytes *as_bytes_alloc(size_t len);
+ *  Returns 0 and stores it in *out; or AS_EINVAL (out NULL) or -ENOMEM,
+ *  with *out set to NULL. */
+int as_bytes_alloc(size_t len, as_bytes **out);
 
 /** "Not found" for the search helpers. */
 #define AS_BUFFER_NPOS ((size_t)-1)

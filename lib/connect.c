@@ -348,7 +348,7 @@ static attempt *attempt_new(as_loop *loop, const as_connect_options *opts)
     attempt *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
-    if (!(a->result = as_future_new(loop))) {
+    if (as_future_new(loop, &a->result) < 0) {
         free(a);
         return NULL;
     }

@@ -70,14 +70,19 @@ static void cb_free(as_future *f, struct done_cb *cb)
         as__loop_free(f->loop, cb, sizeof *cb);
 }
 
-as_future *as_future_new(as_loop *loop)
+int as_future_new(as_loop *loop, as_future **out)
 {
     as_future *f;
 
-    if (!loop || as_loop_is_closed(loop))
-        return NULL;
+    if (!out)
+        return AS_EINVAL;
+    *out = NULL;
+    if (!loop)
+        return AS_EINVAL;
+    if (as_loop_is_closed(loop))
+        return AS_ECLOSED;
     if (!(f = as__loop_alloc(loop, sizeof *f)))
-        return NULL;
+        return -ENOMEM;
     /* Every field but inline_cb, which is written when it is used. */
     f->loop = loop;
     f->refs = 1;
@@ -94,7 +99,8 @@ as_future *as_future_new(as_loop *loop)
     f->callbacks = f->callbacks_tail = NULL;
     f->inline_used = 0;
     as__loop_obj_ref(loop);
-    return f;
+    *out = f;
+    return 0;
 }
 
 as_future *as_future_ref(as_future *f)

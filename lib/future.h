@@ -58,9 +58,12 @@ typedef void (*as_future_cb)(as_future *future, void *userdata);
 typedef int (*as_future_canceller_fn)(as_future *future, const char *message,
                                       void *userdata);
 
-/** Create a pending future on loop.  Returns NULL on allocation failure or if
- *  the loop is closed. */
-as_future *as_future_new(as_loop *loop);
+/**
+ * Create a pending future on loop.  Returns 0 and stores it in *out (one
+ * reference, the caller's: lifetime rule 1); or AS_EINVAL (loop or out
+ * NULL), AS_ECLOSED (the loop is closed) or -ENOMEM, with *out set to NULL.
+ */
+int as_future_new(as_loop *loop, as_future **out);
 
 /** Add a reference; returns future. */
 as_future *as_future_ref(as_future *future);

@@ -156,7 +156,7 @@ static void drop_userdata(as_handle *h)
     }
 }
 
-void as_handle_release(as_handle *h)
+void as_handle_unref(as_handle *h)
 {
     if (h)
         handle_unref(h);
@@ -342,18 +342,21 @@ fail:
     return err;
 }
 
-int as_loop_new(as_loop **loopp)
+int as_loop_new(as_loop **out)
 {
-    return as_loop_new_with_backend(loopp, NULL);
+    return as_loop_new_with_backend(NULL, out);
 }
 
-int as_loop_new_with_backend(as_loop **loopp, const char *name)
+int as_loop_new_with_backend(const char *name, as_loop **out)
 {
     const as__backend_ops *backend = as__backend_find(name);
 
-    if (!loopp || !backend)
+    if (!out)
         return AS_EINVAL;
-    return new_loop(loopp, backend);
+    *out = NULL;
+    if (!backend)
+        return AS_EINVAL;
+    return new_loop(out, backend);
 }
 
 const char *as_loop_backend_name(const as_loop *loop)

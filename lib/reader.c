@@ -213,7 +213,8 @@ static as_bytes *result_block(as_reader *r, size_t n)
         b->len = n;
         return b;
     }
-    return as_bytes_alloc(n);
+    (void)as_bytes_alloc(n, &b); /* b is NULL if it fails */
+    return b;
 }
 
 /*
@@ -268,9 +269,9 @@ static void maybe_resume(as_reader *r)
 static void incomplete(as_reader *r, long long expected, outcome *o)
 {
     as_incomplete_read *ir = malloc(sizeof *ir);
-    as_bytes *partial = ir ? as_bytes_new(as_buffer_data(&r->buf),
-                                          as_buffer_len(&r->buf)) : NULL;
-    if (!partial) {
+    as_bytes *partial = NULL;
+    if (!ir || as_bytes_new(as_buffer_data(&r->buf), as_buffer_len(&r->buf),
+                            &partial) < 0) {
         free(ir);
         fail(o, -ENOMEM, NULL);
         return;
@@ -503,8 +504,8 @@ static int step_discard(as_reader *r, read_op *op, outcome *o)
     maybe_resume(r);
     if (r->eof) {
         as_incomplete_read *ir = malloc(sizeof *ir);
-        as_bytes *partial = ir ? as_bytes_alloc(0) : NULL;
-        if (!partial) {
+        as_bytes *partial = NULL;
+        if (!ir || as_bytes_alloc(0, &partial) < 0) {
             free(ir);
             fail(o, -ENOMEM, NULL);
             return 1;
@@ -747,6 +748,8 @@ static void wake(as_reader *r)
 
 int as_reader_new(as_loop *loop, ssize_t limit, as_reader **out)
 {
+    if (out)
+        *out = NULL;
     if (!loop || !out || limit <= 0)
         return AS_EINVAL;
     if (as_loop_is_closed(loop))
@@ -971,8 +974,8 @@ int as_reader_exception(const as_reader *r, const char **message)
 
 static as_future *failed(as_reader *r, int code, const char *msg)
 {
-    as_future *f = as_future_new(r->loop);
-    if (f)
+    as_future *f;
+    if (as_future_new(r->loop, &f) == 0)
         as_future_set_error(f, code, msg);
     return f;
 }
@@ -980,8 +983,8 @@ static as_future *failed(as_reader *r, int code, const char *msg)
 /* Start a read: a new future, then run the op once, synchronously. */
 static as_future *start(as_reader *r, read_op *op)
 {
-    as_future *f = as_future_new(r->loop);
-    if (!f)
+    as_future *f;
+    if (as_future_new(r->loop, &f) < 0)
         return NULL;
     op->future = f;
     drop_abandoned(r);
@@ -1001,8 +1004,10 @@ as_future *as_reader_read(as_reader *r, ssize_t n)
         return NULL;
     read_op op;
     if (r->exc_code == 0 && n == 0) {
-        as_future *f = as_future_new(r->loop);
-        as_bytes *empty = as_bytes_alloc(0);
+        as_future *f;
+        as_bytes *empty;
+        (void)as_future_new(r->loop, &f); /* each is NULL if it fails */
+        (void)as_bytes_alloc(0, &empty);
         if (f && empty)
             as_future_set_result(f, empty, free);
         else if (f)
@@ -1166,7 +1171,8 @@ as_future *as_reader_iter_lines(as_reader *r, as_reader_line_fn fn,
         return NULL;
     if (!fn)
         return failed(r, AS_EINVAL, "iter_lines needs a line callback");
-    as_future *f = as_future_new(r->loop);
+    as_future *f;
+    (void)as_future_new(r->loop, &f); /* NULL if it fails */
     lines_start *s = malloc(sizeof *s);
     read_op proto, *op = NULL;
     if (f) {

@@ -142,7 +142,7 @@ typedef struct as_discarded {
  * AS_READER_DEFAULT_LIMIT for CPython's default.
  * Returns 0 and stores the reader in *out; AS_EINVAL if limit <= 0
  * (CPython: ValueError "Limit cannot be <= 0") or loop/out is NULL;
- * AS_ECLOSED if the loop is closed; -ENOMEM.
+ * AS_ECLOSED if the loop is closed; -ENOMEM.  On failure *out is NULL.
  */
 int as_reader_new(as_loop *loop, ssize_t limit, as_reader **out);
 

@@ -165,7 +165,7 @@ as_future *as_getaddrinfo(as_loop *loop, const char *host, const char *port,
     sigset_t all, old;
     int err;
 
-    if (!loop || !(f = as_future_new(loop)))
+    if (!loop || as_future_new(loop, &f) < 0)
         return NULL;
     if (!host && !port)
         return fail_now(f, AS_EINVAL, "host and port cannot both be NULL");

@@ -272,7 +272,7 @@ static int watch(struct listener *l)
 static void resume_accepting(void *p)
 {
     struct listener *l = p;
-    as_handle_release(l->resume);
+    as_handle_unref(l->resume);
     l->resume = NULL;
     if (l->server->serving)
         watch(l);
@@ -380,7 +380,7 @@ static void check_closed(as_server *s)
         return;
     if (s->shutdown_timer) {
         as_handle_cancel(s->shutdown_timer);
-        as_handle_release(s->shutdown_timer);
+        as_handle_unref(s->shutdown_timer);
         s->shutdown_timer = NULL;
     }
     resolve_waiters(s);
@@ -399,7 +399,7 @@ void as_server_close(as_server *s)
         as_loop_remove_reader(s->loop, l->fd);
         if (l->resume) {
             as_handle_cancel(l->resume);
-            as_handle_release(l->resume);
+            as_handle_unref(l->resume);
         }
         as__sock_close(l->fd);
     }
@@ -452,7 +452,7 @@ void as_server_unref(as_server *s)
         client_unlink(c, 0);
     if (s->shutdown_timer) {
         as_handle_cancel(s->shutdown_timer);
-        as_handle_release(s->shutdown_timer);
+        as_handle_unref(s->shutdown_timer);
     }
     if (s->destroy)
         s->destroy(s->userdata);
@@ -523,8 +523,8 @@ size_t as_server_active_connections(const as_server *s)
 
 static as_future *failed(as_loop *loop, int code, const char *message)
 {
-    as_future *f = as_future_new(loop);
-    if (f)
+    as_future *f;
+    if (as_future_new(loop, &f) == 0)
         as_future_set_error(f, code, message);
     return f;
 }
@@ -548,7 +548,7 @@ as_future *as_server_start_serving(as_server *s)
         return failed(s->loop, AS_ESTATE, "server is closed");
     if ((err = start_listening(s)) < 0)
         return failed(s->loop, err, NULL);
-    if (!(f = as_future_new(s->loop)))
+    if (as_future_new(s->loop, &f) < 0)
         return NULL;
     /* Finish on the next turn, as CPython's `await sleep(0)`. */
     as_future_ref(f);
@@ -580,7 +580,7 @@ as_future *as_server_serve_forever(as_server *s)
         return failed(s->loop, AS_ESTATE, "server is closed");
     if ((err = start_listening(s)) < 0)
         return failed(s->loop, err, NULL);
-    if (!(f = as_future_new(s->loop)))
+    if (as_future_new(s->loop, &f) < 0)
         return NULL;
     if (as_future_add_done_callback(f, serve_forever_done, as_server_ref(s),
                                     server_destroy) < 0) {
@@ -594,10 +594,10 @@ as_future *as_server_serve_forever(as_server *s)
 
 static as_future *add_waiter(as_server *s)
 {
-    as_future *f = as_future_new(s->loop);
+    as_future *f;
     struct waiter *w;
 
-    if (!f)
+    if (as_future_new(s->loop, &f) < 0)
         return NULL;
     if (s->closed && s->nclients == 0) {
         as_future_set_result(f, NULL, NULL);
@@ -642,7 +642,7 @@ void as_server_abort_clients(as_server *s)
 static void shutdown_deadline(void *p)
 {
     as_server *s = p;
-    as_handle_release(s->shutdown_timer);
+    as_handle_unref(s->shutdown_timer);
     s->shutdown_timer = NULL;
     as_server_abort_clients(s);
 }
@@ -674,7 +674,7 @@ as_future *as_server_shutdown(as_server *s, double timeout)
         } else {
             if (s->shutdown_timer) {
                 as_handle_cancel(s->shutdown_timer);
-                as_handle_release(s->shutdown_timer);
+                as_handle_unref(s->shutdown_timer);
             }
             s->shutdown_timer = h;
         }
@@ -837,7 +837,7 @@ as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
     /* getaddrinfo() would wrap it; CPython's socket.bind() words it so. */
     if (as__sock_check_port(port) < 0)
         return failed(loop, AS_EPORT, "bind(): port must be 0-65535.");
-    if (!(result = as_future_new(loop)))
+    if (as_future_new(loop, &result) < 0)
         return NULL;
     if (!(j = calloc(1, sizeof *j))) {
         as_future_unref(result);
@@ -886,7 +886,7 @@ as_future *as_start_unix_server(as_loop *loop, as_client_connected_fn cb,
         return failed(loop, AS_EINVAL, "start_unix_server needs a loop, a callback and a path");
     if ((err = as__sock_unix_addr(path, &sun, &msg)) < 0)
         return failed(loop, err, msg);
-    if (!(result = as_future_new(loop)))
+    if (as_future_new(loop, &result) < 0)
         return NULL;
 
     /* A socket file nobody accepts on is left over from an earlier run:

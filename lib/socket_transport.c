@@ -244,7 +244,7 @@ static void finish(socket_transport *t, int err, const char *msg, int rst)
     t->reading = t->want_write = 0;
     if (t->close_timer) {
         as_handle_cancel(t->close_timer);
-        as_handle_release(t->close_timer);
+        as_handle_unref(t->close_timer);
         t->close_timer = NULL;
     }
     if (rst) {
@@ -335,7 +335,7 @@ static void sock_abort(as_transport *t)
 static void close_deadline(void *p)
 {
     socket_transport *t = p;
-    as_handle_release(t->close_timer);
+    as_handle_unref(t->close_timer);
     t->close_timer = NULL;
     if (t->state == CLOSING)
         finish(t, 0, NULL, 1);
@@ -788,8 +788,8 @@ static int sock_can_write_eof(const as_transport *t)
 
 static as_future *done_future(as_loop *loop, int code, const char *msg)
 {
-    as_future *f = as_future_new(loop);
-    if (!f)
+    as_future *f;
+    if (as_future_new(loop, &f) < 0)
         return NULL;
     if (code)
         (void)as_future_set_error(f, code, msg);
@@ -800,8 +800,8 @@ static as_future *done_future(as_loop *loop, int code, const char *msg)
 
 static as_future *wait_on(socket_transport *t, struct waiters *w)
 {
-    as_future *f = as_future_new(t->base.loop);
-    if (!f)
+    as_future *f;
+    if (as_future_new(t->base.loop, &f) < 0)
         return NULL;
     if (waiters_add(w, f) < 0) {
         as_future_unref(f);
@@ -973,6 +973,8 @@ int as_socket_transport_new(as_loop *loop, int fd, as_reader *reader,
     socket_transport *t;
     int err;
 
+    if (out)
+        *out = NULL;
     if (fd < 0)
         return AS_EINVAL;
     if (!loop || !reader || !out) {
@@ -998,7 +1000,7 @@ int as_socket_transport_new(as_loop *loop, int fd, as_reader *reader,
     }
     t->fd = fd;
     t->state = OPEN;
-    if (!(t->closed = as_future_new(loop))) {
+    if (as_future_new(loop, &t->closed) < 0) {
         undo(t);
         return -ENOMEM;
     }

@@ -29,7 +29,7 @@ extern "C" {
  *   AS_EINVAL (NULL loop/reader/out, fd < 0), AS_EFDSETSIZE (fd too large for
  *   the loop's backend), AS_ECLOSED (loop closed), -ENOMEM, or a negated
  *   errno from fcntl/setsockopt.  On every failure the fd is closed
- *   (transport.h, lifetime rule 2).
+ *   (transport.h, lifetime rule 2), and *out is set to NULL.
  */
 int as_socket_transport_new(as_loop *loop, int fd, as_reader *reader,
                             as_transport **out);

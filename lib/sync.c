@@ -41,8 +41,8 @@ static void fail(as_future *f, int code, const char *message)
  * must return a future. */
 static as_future *failed(as_loop *loop, int code, const char *message)
 {
-    as_future *f = as_future_new(loop);
-    if (f)
+    as_future *f;
+    if (as_future_new(loop, &f) == 0)
         fail(f, code, message);
     return f;
 }
@@ -68,7 +68,7 @@ struct sleep {
 static void sleep_unref(struct sleep *s)
 {
     if (--s->refs == 0) {
-        as_handle_release(s->timer);
+        as_handle_unref(s->timer);
         free(s);
     }
 }
@@ -109,7 +109,7 @@ as_future *as_sleep(as_loop *loop, double delay)
         return NULL;
     if (isnan(delay))
         return failed(loop, AS_EINVAL, "sleep delay is NaN");
-    if (!(f = as_future_new(loop)))
+    if (as_future_new(loop, &f) < 0)
         return NULL;
     if (!(s = calloc(1, sizeof *s))) {
         as_future_unref(f);
@@ -310,7 +310,7 @@ as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
     size_t i;
     int err;
 
-    if (!loop || !(outer = as_future_new(loop))) {
+    if (!loop || as_future_new(loop, &outer) < 0) {
         unref_all(futures, 0, count);
         return NULL;
     }
@@ -382,7 +382,7 @@ static void wf_unref(struct wait_for *w)
         return;
     if (!w->finished)
         as_future_set_canceller(w->outer, NULL, NULL);
-    as_handle_release(w->timer);
+    as_handle_unref(w->timer);
     as_future_unref(w->outer);
     free(w);
 }
@@ -486,7 +486,7 @@ as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
     as_future *outer;
     int err;
 
-    if (!loop || !(outer = as_future_new(loop))) {
+    if (!loop || as_future_new(loop, &outer) < 0) {
         as_future_unref(inner);
         return NULL;
     }
@@ -742,7 +742,7 @@ as_future *as_semaphore_acquire(as_semaphore *sem)
     struct waiter *w;
     as_future *f;
 
-    if (!sem || sem->freed || !(f = as_future_new(sem->loop)))
+    if (!sem || sem->freed || as_future_new(sem->loop, &f) < 0)
         return NULL;
     if (!as_semaphore_locked(sem)) {
         sem->value--;
@@ -846,7 +846,7 @@ as_future *as_event_wait(as_event *ev)
     struct waiter *w;
     as_future *f;
 
-    if (!ev || ev->freed || !(f = as_future_new(ev->loop)))
+    if (!ev || ev->freed || as_future_new(ev->loop, &f) < 0)
         return NULL;
     if (ev->set) {
         as_future_set_result(f, NULL, NULL);

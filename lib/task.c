@@ -119,19 +119,21 @@ static int schedule_step(as_task *t, int error)
     return err;
 }
 
-int as_task_new(as_task **out, as_loop *loop, as_task_step_fn step,
-                void *state, as_destroy_fn state_destroy)
+int as_task_new(as_loop *loop, as_task_step_fn step, void *state,
+                as_destroy_fn state_destroy, as_task **out)
 {
     as_task *t;
     int err;
 
+    if (out)
+        *out = NULL;
     if (!loop || !step)
         return AS_EINVAL;
     if (as_loop_is_closed(loop))
         return AS_ECLOSED;
     if (!(t = calloc(1, sizeof *t)))
         return -ENOMEM;
-    if (!(t->done = as_future_new(loop))) {
+    if (as_future_new(loop, &t->done) < 0) {
         free(t);
         return -ENOMEM;
     }

@@ -18,6 +18,8 @@ struct as_writer {
 int as_writer_new(as_transport *transport, as_reader *reader, as_writer **out)
 {
     as_writer *w;
+    if (out)
+        *out = NULL;
     if (!transport || !out)
         return AS_EINVAL;
     if (!(w = malloc(sizeof *w)))
@@ -122,8 +124,8 @@ int as_writer_is_closing(const as_writer *w)
 
 static as_future *failed(as_writer *w, int code, const char *msg)
 {
-    as_future *f = as_future_new(as_writer_loop(w));
-    if (f)
+    as_future *f;
+    if (as_future_new(as_writer_loop(w), &f) == 0)
         (void)as_future_set_error(f, code, msg);
     return f;
 }

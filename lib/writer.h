@@ -72,7 +72,7 @@ typedef struct as_writer as_writer;
 /**
  * Make a writer for transport, whose reader is reader (may be NULL: drain
  * then skips the reader check).  Returns 0 and stores it in *out;
- * AS_EINVAL (NULL transport/out), -ENOMEM.
+ * AS_EINVAL (NULL transport/out), -ENOMEM, with *out set to NULL.
  */
 int as_writer_new(as_transport *transport, as_reader *reader, as_writer **out);
 

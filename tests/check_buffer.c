@@ -11,6 +11,33 @@ static void assert_live(const as_buffer *b, const char *s)
         ck_assert_int_eq(memcmp(as_buffer_data(b), s, strlen(s)), 0);
 }
 
+/* The two constructors: the usual shape, and *out NULL on every failure. */
+START_TEST(bytes_constructors)
+{
+    as_bytes *x = NULL;
+
+    ck_assert_int_eq(as_bytes_new("abc", 3, &x), 0);
+    ck_assert_uint_eq(x->len, 3);
+    ck_assert_int_eq(memcmp(x->data, "abc", 3), 0);
+    free(x);
+    ck_assert_int_eq(as_bytes_new(NULL, 0, &x), 0); /* b"" */
+    ck_assert_uint_eq(x->len, 0);
+    free(x);
+    ck_assert_int_eq(as_bytes_alloc(7, &x), 0);
+    ck_assert_uint_eq(x->len, 7);
+    free(x);
+
+    x = tu_poison();
+    ck_assert_int_eq(as_bytes_new(NULL, 3, &x), AS_EINVAL); /* no bytes to copy */
+    ck_assert_ptr_null(x);
+    x = tu_poison();
+    ck_assert_int_eq(as_bytes_alloc((size_t)-1, &x), -ENOMEM); /* absurd length */
+    ck_assert_ptr_null(x);
+    ck_assert_int_eq(as_bytes_new("abc", 3, NULL), AS_EINVAL);
+    ck_assert_int_eq(as_bytes_alloc(1, NULL), AS_EINVAL);
+}
+END_TEST
+
 /* The storage handed over as an as_bytes, and a block taken back. */
 START_TEST(detach_and_adopt)
 {
@@ -181,6 +208,7 @@ int main(void)
     Suite *s = suite_create("buffer");
     TCase *tc = tcase_create("buffer");
     tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, bytes_constructors);
     tcase_add_test(tc, append_consume_take);
     tcase_add_test(tc, detach_and_adopt);
     tcase_add_test(tc, compaction_is_lazy);

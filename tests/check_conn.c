@@ -283,7 +283,7 @@ START_TEST(owned_writes_keep_their_order_and_are_released_once_sent)
     as_connection *c = connect_ok(loop, "127.0.0.1", port, NULL);
     unsigned char mid[1000], buf[1100];
     struct owned o = {mid, 0, NULL};
-    as_bytes *b = as_bytes_new("tail", 4);
+    as_bytes *b = tu_bytes("tail", 4);
     size_t pending;
 
     pfd = accept_peer(lfd);
@@ -356,7 +356,7 @@ START_TEST(write_bytes_blocks_are_recycled_for_the_next_read)
     free(small);
     /* Bytes the caller made come back too, and are reused within their
      * own length (the sanitizers check no byte beyond it is touched). */
-    mine = as_bytes_new("0123456789", 10);
+    mine = tu_bytes("0123456789", 10);
     ck_assert_int_eq(as_writer_write_bytes(c->writer, mine), 0);
     ck_assert_uint_eq(peer_read(loop, pfd, buf, 10), 10);
     ck_assert_int_eq(send(pfd, "abcdefghij", 10, 0), 10);
@@ -475,7 +475,7 @@ START_TEST(owned_writes_are_released_on_abort_and_refused_after_close)
     ck_assert_int_eq(o.released, 1);
     /* write_bytes takes its bytes even when refused (no leak: the
      * sanitizers and valgrind check). */
-    ck_assert_int_eq(as_writer_write_bytes(c->writer, as_bytes_new("x", 1)), AS_ECLOSED);
+    ck_assert_int_eq(as_writer_write_bytes(c->writer, tu_bytes("x", 1)), AS_ECLOSED);
     as_connection_free(c);
     close(pfd);
     close(lfd);
@@ -1409,6 +1409,7 @@ START_TEST(transport_interface_extra_info_and_null)
     as_loop *loop = tu_loop();
     as_reader *r;
     as_transport *t;
+    as_writer *w;
     as_extra_info info;
     struct sockaddr_storage ss;
     socklen_t len;
@@ -1441,11 +1442,19 @@ START_TEST(transport_interface_extra_info_and_null)
     as_reader_unref(r);
     close(sv[1]);
 
+    /* The constructors set *out to NULL when they fail. */
+    w = tu_poison();
+    ck_assert_int_eq(as_writer_new(NULL, NULL, &w), AS_EINVAL);
+    ck_assert_ptr_null(w);
+    t = tu_poison();
+    ck_assert_int_eq(as_socket_transport_new(loop, -1, NULL, &t), AS_EINVAL);
+    ck_assert_ptr_null(t);
+
     /* NULL everywhere. */
     ck_assert_int_eq(as_transport_write(NULL, "a", 1), AS_EINVAL);
     ck_assert_int_eq(as_transport_writelines(NULL, NULL, 0), AS_EINVAL);
     ck_assert_int_eq(as_transport_write_owned(NULL, "a", 1, NULL, free), AS_EINVAL);
-    ck_assert_int_eq(as_transport_write_bytes(NULL, as_bytes_new("a", 1)), AS_EINVAL);
+    ck_assert_int_eq(as_transport_write_bytes(NULL, tu_bytes("a", 1)), AS_EINVAL);
     ck_assert_int_eq(as_transport_write_eof(NULL), AS_EINVAL);
     ck_assert_int_eq(as_transport_can_write_eof(NULL), 0);
     ck_assert_int_eq(as_transport_eof_written(NULL), 0);
@@ -1472,7 +1481,7 @@ START_TEST(transport_interface_extra_info_and_null)
     ck_assert_int_eq(as_transport_set_write_buffer_limits(NULL, -1, -1), AS_EINVAL);
     ck_assert_int_eq(as_transport_fd(NULL), -1);
     ck_assert_int_eq(as_socket_transport_set_coalescing(NULL, 1), AS_EINVAL);
-    ck_assert_int_eq(as_writer_write_bytes(NULL, as_bytes_new("a", 1)), AS_EINVAL);
+    ck_assert_int_eq(as_writer_write_bytes(NULL, tu_bytes("a", 1)), AS_EINVAL);
     tu_close(loop);
 }
 END_TEST

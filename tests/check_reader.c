@@ -253,7 +253,7 @@ END_TEST
 START_TEST(test_invalid_limit)
 {
     as_loop *loop = tu_loop();
-    as_reader *r = NULL;
+    as_reader *r = tu_poison();
     ck_assert_int_eq(as_reader_new(loop, 0, &r), AS_EINVAL);
     ck_assert_int_eq(as_reader_new(loop, -1, &r), AS_EINVAL);
     ck_assert_ptr_null(r);

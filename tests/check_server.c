@@ -110,7 +110,7 @@ static as_future *echo_handler(as_reader *r, as_writer *w, void *p)
     e->w = w;
     e->stats = p;
     e->stats->connections++;
-    e->done = as_future_new(as_reader_loop(r));
+    e->done = tu_future(as_reader_loop(r));
     echo_next(e);
     return as_future_ref(e->done);
 }
@@ -288,7 +288,7 @@ START_TEST(two_hundred_clients_each_echo_a_thousand_lines)
 
     ws.stats = &stats;
     ws.target = CLIENTS;
-    ws.all_done = as_future_new(loop);
+    ws.all_done = tu_future(loop);
     as_loop_call_soon(loop, check_all_finished, &ws, NULL, NULL);
     run_until(loop, ws.all_done);
     pthread_join(th, NULL);
@@ -354,7 +354,7 @@ static void short_turn(as_loop *loop)
     ck_assert_int_eq(as_loop_call_later(loop, 0.02, tu_noop, NULL, NULL, &h), 0);
     ck_assert_int_eq(as_loop_run_once(loop), 0);
     as_handle_cancel(h);
-    as_handle_release(h);
+    as_handle_unref(h);
 }
 
 static void wait_for_connections(as_loop *loop, as_server *s, size_t n)
@@ -529,7 +529,7 @@ static void release_held(void *p)
  * connection ends before that, the server closed it. */
 static as_future *failing_handler(as_reader *r, as_writer *w, void *p)
 {
-    as_future *f = as_future_new(as_reader_loop(r));
+    as_future *f = tu_future(as_reader_loop(r));
     struct held *h = malloc(sizeof *h);
     int *calls = p;
     (*calls)++;
@@ -629,7 +629,7 @@ static as_future *stop_on_connect(as_reader *r, as_writer *w, void *p)
         fc->w = NULL;
     }
     if (fc->order == PENDING_HANDLER_LOOP_CLOSED_THEN_SERVER) {
-        fc->handler = as_future_new(as_reader_loop(r));
+        fc->handler = tu_future(as_reader_loop(r));
         return as_future_ref(fc->handler);
     }
     return NULL;

@@ -94,7 +94,7 @@ START_TEST(test_gather_results_in_order)
     int i;
 
     for (i = 0; i < 3; i++)
-        kids[i] = as_future_new(loop);
+        kids[i] = tu_future(loop);
     for (i = 0; i < 3; i++)
         as_future_ref(kids[i]); /* keep ours; gather takes these */
     g = as_gather(loop, kids, 3, 0);
@@ -119,8 +119,8 @@ START_TEST(test_gather_first_error_wins)
     int freed = 0;
     tu_detail *d = tu_detail_new(&freed);
 
-    a = kids[0] = as_future_new(loop);
-    b = kids[1] = as_future_new(loop);
+    a = kids[0] = tu_future(loop);
+    b = kids[1] = tu_future(loop);
     c = kids[2] = as_sleep(loop, 0.01);
     as_future_ref(a);
     as_future_ref(b);
@@ -153,9 +153,9 @@ START_TEST(test_gather_return_exceptions)
     as_future *kids[3], *g;
     as_gather_result *r;
 
-    kids[0] = as_future_new(loop);
-    kids[1] = as_future_new(loop);
-    kids[2] = as_future_new(loop);
+    kids[0] = tu_future(loop);
+    kids[1] = tu_future(loop);
+    kids[2] = tu_future(loop);
     as_future_ref(kids[0]);
     as_future_ref(kids[1]);
     as_future_ref(kids[2]);
@@ -184,7 +184,7 @@ START_TEST(test_gather_child_cancelled_is_an_error)
     as_future *kids[2], *g;
 
     kids[0] = as_sleep(loop, 10);
-    kids[1] = as_future_new(loop);
+    kids[1] = tu_future(loop);
     as_future_ref(kids[0]);
     g = as_gather(loop, kids, 2, 0); /* kids[1]: only the gather held it... */
     ck_assert_int_eq(as_future_cancel(kids[0], NULL), 1);
@@ -234,7 +234,7 @@ START_TEST(test_gather_edge_cases)
     ck_assert_uint_eq(((as_gather_result *)as_future_result(g))->count, 0);
     as_future_unref(g);
 
-    kids[0] = as_future_new(loop);
+    kids[0] = tu_future(loop);
     kids[1] = NULL;
     g = as_gather(loop, kids, 2, 0); /* takes kids[0] even so */
     ck_assert_int_eq(as_future_error(g), AS_EINVAL);
@@ -244,7 +244,7 @@ START_TEST(test_gather_edge_cases)
     as_future_unref(g);
 
     /* The same future twice: it appears twice in the result. */
-    kids[0] = as_future_new(loop);
+    kids[0] = tu_future(loop);
     kids[1] = as_future_ref(kids[0]);
     as_future_ref(kids[0]);
     g = as_gather(loop, kids, 2, 0);
@@ -262,7 +262,7 @@ END_TEST
 START_TEST(test_wait_for_in_time)
 {
     as_loop *loop = tu_loop();
-    as_future *inner = as_future_new(loop), *w;
+    as_future *inner = tu_future(loop), *w;
 
     int *v = int_new(8);
 
@@ -300,7 +300,7 @@ END_TEST
 START_TEST(test_wait_for_error_and_outside_cancel)
 {
     as_loop *loop = tu_loop();
-    as_future *inner = as_future_new(loop), *w;
+    as_future *inner = tu_future(loop), *w;
 
     int freed = 0;
     tu_detail *d = tu_detail_new(&freed);
@@ -316,7 +316,7 @@ START_TEST(test_wait_for_error_and_outside_cancel)
     ck_assert_int_eq(freed, 1);
 
     /* Someone else cancels the inner future: the wait_for is cancelled. */
-    inner = as_future_new(loop);
+    inner = tu_future(loop);
     w = as_wait_for(loop, as_future_ref(inner), 5);
     as_future_cancel(inner, NULL);
     ck_assert_int_eq(as_loop_run_until_complete(loop, w), AS_ECANCELLED);
@@ -350,7 +350,7 @@ START_TEST(test_wait_for_zero_and_infinite)
     as_loop *loop = tu_loop();
     as_future *inner, *w;
 
-    inner = as_future_new(loop); /* done: its result wins even at 0 */
+    inner = tu_future(loop); /* done: its result wins even at 0 */
     as_future_set_result(inner, NULL, NULL);
     w = as_wait_for(loop, inner, 0);
     ck_assert_int_eq(as_loop_run_until_complete(loop, w), 0);
@@ -399,7 +399,7 @@ static void complete_inner_late(void *p)
 START_TEST(test_wait_for_race_completion_first)
 {
     as_loop *loop = tu_loop();
-    as_future *inner = as_future_new(loop), *w;
+    as_future *inner = tu_future(loop), *w;
 
     ck_assert_int_eq(as_loop_call_later(loop, 0.02, complete_inner, inner, NULL, NULL), 0);
     w = as_wait_for(loop, as_future_ref(inner), 0.02);
@@ -417,7 +417,7 @@ END_TEST
 START_TEST(test_wait_for_race_timeout_first)
 {
     as_loop *loop = tu_loop();
-    as_future *inner = as_future_new(loop), *w;
+    as_future *inner = tu_future(loop), *w;
 
     w = as_wait_for(loop, as_future_ref(inner), 0.02);
     ck_assert_int_eq(as_loop_call_later(loop, 0.02, complete_inner_late, inner, NULL, NULL), 0);
@@ -462,7 +462,7 @@ static void run_slow(int return_value)
     as_future *w;
 
     s->return_value = return_value;
-    ck_assert_int_eq(as_task_new(&t, loop, slow_step, s, free), 0);
+    ck_assert_int_eq(as_task_new(loop, slow_step, s, free, &t), 0);
     w = as_wait_for(loop, as_future_ref(as_task_future(t)), 0.01);
     while (!as_future_done(w)) {
         ck_assert_int_eq(as_loop_run_once(loop), 0);
@@ -504,7 +504,7 @@ START_TEST(test_wait_for_cancel_cancels_inner_task)
     as_task *t = NULL;
     as_future *w;
 
-    ck_assert_int_eq(as_task_new(&t, loop, slow_step, s, free), 0);
+    ck_assert_int_eq(as_task_new(loop, slow_step, s, free, &t), 0);
     w = as_wait_for(loop, as_future_ref(as_task_future(t)), 5);
     tu_turn(loop); /* the task awaits its 10 s sleep */
     ck_assert_int_eq(as_future_cancel(w, "stop"), 1);
@@ -533,7 +533,7 @@ START_TEST(test_gather_cancel_cancels_child_tasks)
 
     for (i = 0; i < 2; i++) {
         s[i] = calloc(1, sizeof *s[i]);
-        ck_assert_int_eq(as_task_new(&t[i], loop, slow_step, s[i], free), 0);
+        ck_assert_int_eq(as_task_new(loop, slow_step, s[i], free, &t[i]), 0);
         kids[i] = as_future_ref(as_task_future(t[i]));
     }
     g = as_gather(loop, kids, 2, 0);
@@ -599,7 +599,7 @@ static void run_workers(unsigned permits, int n_workers)
         w->n = &n;
         w->inside = &inside;
         w->max_inside = &max_inside;
-        ck_assert_int_eq(as_task_new(&t, loop, worker_step, w, free), 0);
+        ck_assert_int_eq(as_task_new(loop, worker_step, w, free, &t), 0);
         futs[i] = as_future_ref(as_task_future(t));
         as_task_unref(t);
     }
@@ -740,8 +740,8 @@ START_TEST(test_semaphore_grant_then_cancel_returns_permit)
 
     race_sem = as_semaphore_new(loop, 0);
     h->sem = h2->sem = race_sem;
-    ck_assert_int_eq(as_task_new(&race_task, loop, holder_step, h, free), 0);
-    ck_assert_int_eq(as_task_new(&t2, loop, holder_step, h2, free), 0);
+    ck_assert_int_eq(as_task_new(loop, holder_step, h, free, &race_task), 0);
+    ck_assert_int_eq(as_task_new(loop, holder_step, h2, free, &t2), 0);
     tu_turn(loop); /* both wait, race_task first */
     ck_assert_uint_eq(as_semaphore_waiting(race_sem), 2);
     ck_assert_int_eq(as_loop_call_soon(loop, release_then_cancel, NULL, NULL, NULL), 0);
@@ -771,7 +771,7 @@ START_TEST(test_semaphore_immediate_grant_does_not_suspend)
 
     race_sem = as_semaphore_new(loop, 1);
     h->sem = race_sem;
-    ck_assert_int_eq(as_task_new(&t, loop, holder_step, h, free), 0);
+    ck_assert_int_eq(as_task_new(loop, holder_step, h, free, &t), 0);
     tu_turn(loop); /* acquired, used and released in its first turn */
     ck_assert(as_task_done(t));
     ck_assert(h->got);

@@ -17,6 +17,32 @@ static inline as_loop *tu_loop(void)
     return loop;
 }
 
+/* A fresh pending future on loop; fails the test if it cannot. */
+static inline as_future *tu_future(as_loop *loop)
+{
+    as_future *f = NULL;
+    ck_assert_int_eq(as_future_new(loop, &f), 0);
+    ck_assert_ptr_nonnull(f);
+    return f;
+}
+
+/* A new as_bytes holding a copy of data[0..len); fails the test if it
+ * cannot. */
+static inline as_bytes *tu_bytes(const void *data, size_t len)
+{
+    as_bytes *b = NULL;
+    ck_assert_int_eq(as_bytes_new(data, len, &b), 0);
+    return b;
+}
+
+/* A pointer no constructor returns: put it in *out before a call that must
+ * fail, to see the call set *out to NULL. */
+static inline void *tu_poison(void)
+{
+    static char byte;
+    return &byte;
+}
+
 static inline void tu_noop(void *p)
 {
     (void)p;
