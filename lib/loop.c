@@ -164,12 +164,12 @@ void as_handle_unref(as_handle *h)
 
 int as_handle_cancelled(const as_handle *h)
 {
-    return h->cancelled;
+    return h && h->cancelled;
 }
 
 double as_handle_when(const as_handle *h)
 {
-    return h->kind == KIND_TIMER ? h->timer.when : 0.0;
+    return h && h->kind == KIND_TIMER ? h->timer.when : 0.0;
 }
 
 /* ------------------------------------------------------------ queues */
@@ -202,7 +202,7 @@ static as_handle *timer_handle(as__heap_node *n)
 
 void as_handle_cancel(as_handle *h)
 {
-    if (h->cancelled || h->done)
+    if (!h || h->cancelled || h->done)
         return;
     /* A one-shot callback that is running can no longer be cancelled; a
      * watcher can (its own callback may remove it). */
@@ -361,22 +361,22 @@ int as_loop_new_with_backend(const char *name, as_loop **out)
 
 const char *as_loop_backend_name(const as_loop *loop)
 {
-    return loop->backend->name;
+    return loop ? loop->backend->name : NULL;
 }
 
 int as_loop_max_fd(const as_loop *loop)
 {
-    return loop->backend->max_fd;
+    return loop ? loop->backend->max_fd : 0;
 }
 
 int as_loop_is_closed(const as_loop *loop)
 {
-    return loop->closed;
+    return !loop || loop->closed;
 }
 
 int as_loop_is_running(const as_loop *loop)
 {
-    return loop->running;
+    return loop && loop->running;
 }
 
 /* ------------------------------------------------------------ scheduling */
@@ -778,6 +778,8 @@ static int turn(as_loop *loop)
 int as_loop_run_once(as_loop *loop)
 {
     int err;
+    if (!loop)
+        return AS_EINVAL;
     if (loop->closed)
         return AS_ECLOSED;
     if (loop->running)
@@ -794,6 +796,8 @@ int as_loop_run_once(as_loop *loop)
 int as_loop_run_forever(as_loop *loop)
 {
     int err = 0;
+    if (!loop)
+        return AS_EINVAL;
     if (loop->closed)
         return AS_ECLOSED;
     if (loop->running)
@@ -809,12 +813,16 @@ int as_loop_run_forever(as_loop *loop)
 
 void as_loop_stop(as_loop *loop)
 {
-    loop->stopping = 1;
+    if (loop)
+        loop->stopping = 1;
 }
 
 size_t as_loop_pending(const as_loop *loop)
 {
-    size_t i, n = loop->timers.len + loop->nwatchers + loop->turn_end.len;
+    size_t i, n;
+    if (!loop)
+        return 0;
+    n = loop->timers.len + loop->nwatchers + loop->turn_end.len;
     for (i = 0; i < loop->ready.len; i++) {
         const as_handle *h = ring_at(&loop->ready, i);
         if (!h->cancelled && h->kind != KIND_WATCHER)
@@ -825,7 +833,7 @@ size_t as_loop_pending(const as_loop *loop)
 
 size_t as_loop_objects(const as_loop *loop)
 {
-    return loop->objects;
+    return loop ? loop->objects : 0;
 }
 
 /* ------------------------------------------------------------ poll hooks */
@@ -966,6 +974,8 @@ int as_loop_close(as_loop *loop)
 int as_loop_set_exception_handler(as_loop *loop, as_exception_handler_fn fn,
                                   void *userdata, as_destroy_fn destroy)
 {
+    if (!loop)
+        return AS_EINVAL;
     if (loop->closed)
         return AS_ECLOSED;
     if (loop->exc_destroy)
@@ -978,7 +988,8 @@ int as_loop_set_exception_handler(as_loop *loop, as_exception_handler_fn fn,
 
 void as_loop_default_exception_handler(as_loop *loop, const as_error_context *c)
 {
-    (void)loop;
+    if (!loop || !c)
+        return;
     if (c->code)
         fprintf(stderr, "asyncstreams: %s: %s (%s)\n", c->message,
                 c->detail ? c->detail : as_strerror(c->code), as_err_name(c->code));
@@ -989,6 +1000,8 @@ void as_loop_default_exception_handler(as_loop *loop, const as_error_context *c)
 
 void as_loop_call_exception_handler(as_loop *loop, const as_error_context *c)
 {
+    if (!loop || !c)
+        return;
     if (loop->exc_handler)
         loop->exc_handler(loop, c, loop->exc_userdata);
     else

@@ -47,6 +47,12 @@
  * Threads: every function here must be called from the thread running the
  * loop, except as_loop_call_soon_threadsafe() and as_loop_time().
  *
+ * Conventions (asyncstreams.h): the loop has one owner, who ends it with
+ * as_loop_close() (rule 1); handles are refcounted (rule 2).  A NULL loop
+ * or handle gets the NULL answers listed there (as_loop_is_closed(NULL) is
+ * 1, as_loop_max_fd(NULL) 0), with one exception: as_loop_time(NULL)
+ * still reads the clock, which belongs to no loop.
+ *
  * Re-entrancy: a callback may schedule, cancel, add or remove any callback,
  * timer or watcher, including its own, and may call as_loop_stop().  It must
  * not call as_loop_run_*() or as_loop_close() on the loop that is running it:

@@ -160,6 +160,54 @@ START_TEST(bad_arguments_are_refused)
 }
 END_TEST
 
+/* Every call of loop.h given a NULL loop or handle: the answer
+ * asyncstreams.h's NULL rule promises, and no destroy hook runs. */
+START_TEST(every_call_accepts_a_null_loop_or_handle)
+{
+    struct log log = {{0}, 0, 0};
+    struct tagged t = {&log, 1};
+    as_error_context ctx = {"never reported", 0, NULL, NULL};
+    as_handle *h = tu_poison();
+    tu_null_call calls[] = {
+        TU_NULL_INT(as_loop_new(NULL), AS_EINVAL),
+        TU_NULL_INT(as_loop_new_with_backend("select", NULL), AS_EINVAL),
+        TU_NULL_PTR(as_loop_backend_name(NULL)),
+        TU_NULL_INT(as_loop_max_fd(NULL), 0),
+        TU_NULL_INT(as_loop_close(NULL), AS_EINVAL),
+        TU_NULL_INT(as_loop_is_closed(NULL), 1),
+        TU_NULL_INT(as_loop_is_running(NULL), 0),
+        TU_NULL_INT(as_loop_time(NULL) > 0, 1), /* the clock needs no loop */
+        TU_NULL_INT(as_loop_call_soon(NULL, append, &t, count_destroy, &h), AS_EINVAL),
+        TU_NULL_INT(as_loop_call_end_of_turn(NULL, append, &t, count_destroy, &h), AS_EINVAL),
+        TU_NULL_INT(as_loop_call_later(NULL, 1, append, &t, count_destroy, &h), AS_EINVAL),
+        TU_NULL_INT(as_loop_call_at(NULL, 1, append, &t, count_destroy, &h), AS_EINVAL),
+        TU_NULL_INT(as_loop_call_soon_threadsafe(NULL, append, &t, count_destroy), AS_EINVAL),
+        TU_NULL_VOID(as_handle_cancel(NULL)),
+        TU_NULL_INT(as_handle_cancelled(NULL), 0),
+        TU_NULL_INT(as_handle_when(NULL), 0),
+        TU_NULL_VOID(as_handle_unref(NULL)),
+        TU_NULL_INT(as_loop_add_reader(NULL, 0, append, &t, count_destroy), AS_EINVAL),
+        TU_NULL_INT(as_loop_remove_reader(NULL, 0), 0),
+        TU_NULL_INT(as_loop_add_writer(NULL, 0, append, &t, count_destroy), AS_EINVAL),
+        TU_NULL_INT(as_loop_remove_writer(NULL, 0), 0),
+        TU_NULL_INT(as_loop_run_forever(NULL), AS_EINVAL),
+        TU_NULL_INT(as_loop_run_once(NULL), AS_EINVAL),
+        TU_NULL_VOID(as_loop_stop(NULL)),
+        TU_NULL_INT(as_loop_set_poll_hooks(NULL, append, append, &t, count_destroy), AS_EINVAL),
+        TU_NULL_INT(as_loop_pending(NULL), 0),
+        TU_NULL_INT(as_loop_objects(NULL), 0),
+        TU_NULL_INT(as_loop_set_exception_handler(NULL, NULL, &t, count_destroy), AS_EINVAL),
+        TU_NULL_VOID(as_loop_call_exception_handler(NULL, &ctx)),
+        TU_NULL_VOID(as_loop_default_exception_handler(NULL, &ctx)),
+    };
+
+    tu_check_null(calls);
+    ck_assert_ptr_eq(h, tu_poison()); /* no handle was made */
+    ck_assert_int_eq(log.n, 0);
+    ck_assert_int_eq(log.destroyed, 0);
+}
+END_TEST
+
 START_TEST(backend_is_chosen_by_name)
 {
     as_loop *loop = tu_poison();
@@ -1116,6 +1164,7 @@ int main(void)
     tcase_add_test(tc, a_callback_can_cancel_a_later_callback_of_the_same_turn);
     tcase_add_test(tc, cancel_after_run_does_nothing);
     tcase_add_test(tc, bad_arguments_are_refused);
+    tcase_add_test(tc, every_call_accepts_a_null_loop_or_handle);
     tcase_add_test(tc, backend_is_chosen_by_name);
     tcase_add_test(tc, asyncstreams_backend_names_the_default_backend);
     suite_add_tcase(s, tc);
