@@ -860,7 +860,8 @@ END_TEST
 
 /* wait_for around a read that times out consumes nothing: the bytes fed
  * before and after the timeout are all read by the next call, with no
- * loop turn in between (pain point 7).  One read kind per `kind`. */
+ * loop turn in between, so a retry after a timeout loses nothing (tutorial
+ * chapter 11).  One read kind per `kind`. */
 static as_future *start_read(as_reader *r, int kind)
 {
     switch (kind) {
