@@ -269,7 +269,8 @@ START_TEST(test_wait_for_in_time)
     w = as_wait_for(loop, as_future_ref(inner), 5);
     as_future_set_result(inner, v, free);
     ck_assert_int_eq(as_loop_run_until_complete(loop, w), 0);
-    /* Rule 2: the value itself, moved (not copied) from the inner future. */
+    /* sync.h rule 2: the value itself, moved (not copied) from the inner
+     * future. */
     ck_assert_ptr_eq(as_future_result(w), v);
     ck_assert_int_eq(*(int *)as_future_result(w), 8);
     ck_assert_ptr_null(as_future_result(inner));
