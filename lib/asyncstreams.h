@@ -1,8 +1,8 @@
 /*
  * asyncstreams.h - the umbrella header: include this one.
  *
- * Each module has its own header, listed here from the bottom layer up
- * (see DESIGN: each layer uses only the ones below it).
+ * Each module has its own header, listed here from the bottom layer up:
+ * each layer uses only the ones below it (docs/design.md, "The layers").
  *
  * Conventions.  Every public header follows these, says so, and names its
  * exceptions.

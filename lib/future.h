@@ -153,7 +153,7 @@ int as_future_transfer(as_future *dst, as_future *src);
 /**
  * The outcome: 0 if FINISHED with a result, the error code if FINISHED with
  * an error, AS_ECANCELLED if cancelled, AS_ESTATE if still pending.
- * Calling it marks an error as retrieved (lifetime rule 5).
+ * Calling it marks an error as retrieved (lifetime rule 6).
  */
 int as_future_error(as_future *future);
 

@@ -5,9 +5,11 @@
  * goes straight into the ready queue (a ring, ring.h); a timer waits in the
  * timer heap (heap.h) until it is due and then joins the ready queue; an fd
  * watcher sits in the fd table and joins the ready queue each turn its fd
- * is ready.  One queue, one way to run a callback, one way to cancel it:
- * that is the whole design.  Which backend polls the fds is backend.c's
- * business.
+ * is ready; an end-of-turn callback waits in a second ring, run after the
+ * ready queue; one from another thread waits in a locked inbox that each
+ * turn empties into the ready queue.  One way to run a callback, one way to
+ * cancel it: that is the whole design.  Which backend polls the fds is
+ * backend.c's business.
  *
  * Memory: a handle is reference counted.  The loop holds one reference while
  * the handle is scheduled (in the queue, the heap or the fd table) and one
@@ -56,7 +58,8 @@ struct as_handle {
     unsigned char queued;     /* KIND_REPEAT: in a queue now */
 };
 
-/* Per-fd watchers; the table is indexed by fd and grows on demand. */
+/* Per-fd watchers; the table is indexed by fd and grows on demand, never
+ * past the backend's max_fd (add_watcher refuses larger fds first). */
 struct watchers {
     as_handle *reader;
     as_handle *writer;
@@ -76,11 +79,11 @@ struct as_loop {
     size_t nwatchers;         /* user watchers, not counting the wake-up pipe */
 
     /* call_soon_threadsafe: an inbox guarded by a mutex, and a self-pipe
-     * whose write end wakes select(). */
+     * whose write end wakes the backend's wait. */
     pthread_mutex_t inbox_lock;
     as_handle *inbox_head, *inbox_tail;
     int wake_pending;          /* a byte is in the pipe; guarded by inbox_lock */
-    int wake_readable;         /* select() reported the pipe this turn */
+    int wake_readable;         /* the backend reported the pipe this turn */
     int wake_fds[2];
 
     /* Poll hooks (as_loop_set_poll_hooks), run around backend->poll. */
@@ -215,9 +218,10 @@ void as_handle_cancel(as_handle *h)
         handle_unref(h); /* the heap's reference */
         return;
     }
-    /* Still in the ready queue: the queue skips it and drops its
-     * reference.  A running watcher's userdata is dropped when its callback
-     * returns, never under its feet. */
+    /* In a queue, which skips it and drops its reference when its turn
+     * comes, or a watcher, whose slot's reference its remover drops.  A
+     * running watcher's userdata is dropped when its callback returns,
+     * never under its feet. */
     if (!h->running)
         drop_userdata(h);
 }
@@ -538,10 +542,10 @@ int as_loop_call_soon_threadsafe(as_loop *loop, as_callback_fn fn,
  *
  * Order matters.  The pipe is emptied *before* the inbox is taken: a thread
  * that adds a callback after we take the inbox finds wake_pending cleared and
- * writes a new byte, which stays in the pipe and wakes the next select().
+ * writes a new byte, which stays in the pipe and wakes the next poll.
  * Emptying it afterwards could swallow that byte and leave the callback
  * waiting until some unrelated event.  The pipe is read only in turns where
- * select() reported it, so a busy loop pays no extra system call.
+ * the backend reported it, so a busy loop pays no extra system call.
  */
 static void take_inbox(as_loop *loop)
 {
@@ -651,7 +655,8 @@ int as_loop_remove_writer(as_loop *loop, int fd)
 /* Backend callback: queue the watchers of a ready fd.  The queue takes its
  * own reference, so a watcher removed before its turn comes is skipped
  * safely.  If the queue cannot grow, the event is lost for this turn only:
- * select() is level-triggered and reports the fd again next turn. */
+ * backends are level-triggered (backend.h) and report the fd again next
+ * turn. */
 static void on_ready(void *ctx, int fd, int events)
 {
     as_loop *loop = ctx;
@@ -668,9 +673,10 @@ static void on_ready(void *ctx, int fd, int events)
         w->writer->refs++;
 }
 
-/* select() failed with EBADF: somebody closed an fd without removing its
- * watchers first.  Find the culprits, report each, and drop their watchers
- * so the loop can go on. */
+/* The backend failed with EBADF (select() does): somebody closed an fd
+ * without removing its watchers first.  Find the culprits, report each,
+ * and drop their watchers so the loop can go on.  O(table size), paid only
+ * on that error. */
 static void drop_bad_fds(as_loop *loop)
 {
     int fd;

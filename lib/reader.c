@@ -600,7 +600,8 @@ static read_op *op_to_heap(const read_op *src)
 }
 
 /* A waiter whose future is done (cancelled) waits no more: drop it now, so
- * the next read needs no loop turn (pain point 7). */
+ * the next read, such as a retry right after a timeout, needs no loop turn
+ * and does not fail with AS_EBUSY. */
 static void drop_abandoned(as_reader *r)
 {
     if (r->waiter && as_future_done(r->waiter->future)) {

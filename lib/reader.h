@@ -149,7 +149,8 @@ int as_reader_new(as_loop *loop, ssize_t limit, as_reader **out);
 /** Add a reference; returns reader. */
 as_reader *as_reader_ref(as_reader *reader);
 
-/** Drop a reference; freed at zero (see lifetime rule 2).  NULL is ignored. */
+/** Drop a reference; freed at zero (lifetime rules 1 and 2).  NULL is
+ *  ignored. */
 void as_reader_unref(as_reader *reader);
 
 /** The reader's loop. */

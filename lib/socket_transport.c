@@ -18,8 +18,9 @@
  * buffer over instead (write_owned, and as_writer_write_bytes() for a
  * read's result) saves that copy: the queue keeps a pointer and releases
  * the buffer once it is sent, and a queue of several pieces leaves in one
- * sendmsg().  writelines() with an empty queue uses sendmsg() over the
- * caller's buffers, so nothing is copied when the kernel takes everything.
+ * sendmsg().  A write that is sent at once (not coalesced, below) goes to
+ * the kernel straight from the caller's buffers, writelines() in one
+ * sendmsg(), so nothing is copied when the kernel takes everything.
  *
  * Coalescing (the choice measured by bench/bulk_lines): CPython tries send()
  * in every write(), so 16 pipelined replies cost 16 send() calls.  Here a
@@ -27,9 +28,11 @@
  * with as_loop_call_end_of_turn(): it runs once every callback of this turn
  * has had its say, and sends everything written during the turn in one
  * call.  A lone reply leaves in the same turn it was written, so coalescing
- * costs no extra loop turn; writes of 16 KiB or more, and writes that find
- * at least 16 KiB queued, go out at once, because for them the copy costs
- * more than the system call saves.
+ * costs no extra loop turn.  A write of 16 KiB or more into an empty queue
+ * is sent at once, and a write that brings the queue to 16 KiB flushes it
+ * at once, because past that size the copy costs more than the system call
+ * saves; while the socket is known not to be writable, every write just
+ * joins the queue.
  */
 #include "socket_transport.h"
 #include "errors.h"
@@ -88,7 +91,7 @@ typedef struct socket_transport {
                                      while a coalescing flush is pending */
     unsigned int write_paused : 1;  /* queue went above high water */
     unsigned int coalesce : 1;
-    unsigned int self_ref : 1;    /* lifetime rule 3 */
+    unsigned int self_ref : 1;    /* transport.h, lifetime rule 3 */
     unsigned int dropped : 1;     /* abort() dropped queued bytes */
 
     int err;                      /* the first error, or 0 */
@@ -209,8 +212,8 @@ static void unref_cb(void *p)
 
 static void finish(socket_transport *t, int err, const char *msg, int rst);
 
-/* Lifetime rule 4: dropped while open.  Close without flushing; the
- * interface keeps the transport alive while finish() runs. */
+/* transport.h, lifetime rule 4: dropped while open.  Close without
+ * flushing; the interface keeps the transport alive while finish() runs. */
 static void sock_last_ref(as_transport *base)
 {
     socket_transport *t = sock_of(base);
@@ -314,7 +317,7 @@ static void close_flushing(socket_transport *t)
         finish(t, 0, NULL, 0);
         return;
     }
-    /* Lifetime rule 3: stay alive until the queue is out. */
+    /* transport.h, lifetime rule 3: stay alive until the queue is out. */
     t->self_ref = 1;
     ref(t);
     if (!t->want_write && !flush_pending(t))
@@ -350,7 +353,7 @@ static void sock_close_within(as_transport *base, double seconds)
     if (t->state != CLOSING || isnan(seconds))
         return; /* closed at once (nothing was queued), or NaN: no deadline */
     /* The timer needs no reference: finish() cancels it, and until then
-     * the flush's own reference keeps us (lifetime rule 3).  If it cannot
+     * the flush's own reference keeps us (transport.h rule 3).  If it cannot
      * be armed, the deadline cannot be kept: abort now. */
     if (seconds <= 0 ||
         as_loop_call_later(t->base.loop, seconds, close_deadline, t, NULL, &t->close_timer) < 0)
@@ -572,7 +575,8 @@ static void coalesced_flush(void *p)
     unref(t);
 }
 
-/* Queue bytes the kernel did not take; then arrange for them to go out. */
+/* Copy bytes the kernel did not take, or was not offered, into the queue;
+ * write_iov() then arranges for them to go out. */
 static int enqueue(socket_transport *t, const void *data, size_t len)
 {
     return as__writeq_copy(&t->queue, data, len);
@@ -589,7 +593,8 @@ static int write_state_error(const socket_transport *t)
     return 0;
 }
 
-/* Bytes were queued and the kernel just refused more: wait for POLLOUT. */
+/* Bytes are queued and the kernel just refused more: wait until the fd is
+ * writable (on_writable sends them). */
 static void watch_writable(socket_transport *t)
 {
     int err;

@@ -2,10 +2,12 @@
  * task.c - a future driven by a step function: the machine `await` makes.
  *
  * The whole module is two loop callbacks and one rule.  step_cb runs the
- * first step (and any step that cannot be tied to a future); await_done runs
- * the step after an awaited future completes.  The rule: a step never runs
+ * first step (and any step that cannot be tied to a future); task_wake runs
+ * the step after an awaited future completes: the task is a waiter on that
+ * future (as__future_add_waiter(), internal.h), which posts the task's own
+ * wake handle when it completes.  The rule: a step never runs
  * synchronously from a public call; it runs from the loop, as asyncio's
- * Task.__step does.
+ * Task.__step does (design rule 1).
  *
  * Cancellation reaches the task through its future's canceller
  * (future.h): as_future_cancel() on as_task_future() is as_task_cancel().

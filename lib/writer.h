@@ -30,12 +30,12 @@
  * normally on a clean close, with the error otherwise).  Any number of
  * drains may wait at once; all are woken.
  *
- * Method x state: write, writelines, write_eof and close answer as the
- * transport's table says (transport.h); the writer adds two rows:
+ * Method x state: write, writelines, write_eof, close and flush answer as
+ * the transport's table says (transport.h; flush and drain first fail with
+ * the reader's exception, as above); the writer adds one row:
  *
  *   call         OPEN      EOF written  CLOSING/CLOSED  LOST (error e)
  *   drain        0/waits   0/waits      AS_ECONNLOST    e
- *   flush        waits     waits        waits / 0       e
  * (CPython silently drops a write after close(); here the caller is told.)
  *
  * Lifetimes:

@@ -247,7 +247,8 @@ START_TEST(zero_length_write_is_a_noop)
     ck_assert_uint_eq(as_writer_get_write_buffer_size(c->writer), 0);
     ck_assert_uint_eq(as_loop_pending(loop), pending); /* nothing scheduled */
     ck_assert_int_eq(as_writer_write(c->writer, NULL, 3), AS_EINVAL);
-    /* writelines with an empty buffer in the middle (pain point 6). */
+    /* writelines with an empty buffer in the middle: the empty piece must
+     * not stall the queue (close() would then never finish). */
     ck_assert_int_eq(as_writer_writelines(c->writer, iov, 3), 0);
     ck_assert_uint_eq(peer_read(loop, pfd, buf, 3), 3);
     ck_assert_int_eq(memcmp(buf, "xyz", 3), 0);
@@ -908,8 +909,9 @@ static double mono_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Pain point 6: 1 MB queued to a peer that never reads; close_within()
- * closes the fd by its deadline, with a reset, and says what got out. */
+/* 1 MB queued to a peer that never reads, where a plain close() would
+ * flush for ever: close_within() closes the fd by its deadline, with a
+ * reset, and says what got out. */
 START_TEST(close_within_aborts_at_the_deadline)
 {
     enum { TOTAL = 1 << 20 };

@@ -944,8 +944,9 @@ START_TEST(second_waiting_read_is_busy)
 }
 END_TEST
 
-/* Pain point 7: a cancelled read consumed nothing, and the next read needs
- * no loop turn in between. */
+/* A cancelled read (as a timeout cancels it) consumed nothing, and the next read needs
+ * no loop turn in between: a retry after a timeout loses no bytes and does
+ * not find the reader still busy. */
 START_TEST(cancel_consumes_nothing_and_frees_the_waiter_at_once)
 {
     as_loop *loop = tu_loop();
@@ -1173,7 +1174,9 @@ END_TEST
 
 /* ---------------------------------------------------------- extra calls */
 
-/* Pain point 1: 200 KiB without a newline, then "\n", then "ok\n". */
+/* Recovering from an overrun: 200 KiB without a newline, then "\n", then
+ * "ok\n".  The overrun consumes nothing, discard_until() drops up to the
+ * next newline, and the stream is back in step. */
 static void discard_scenario(size_t chunk)
 {
     as_loop *loop = tu_loop();

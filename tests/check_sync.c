@@ -269,7 +269,8 @@ START_TEST(test_wait_for_in_time)
     w = as_wait_for(loop, as_future_ref(inner), 5);
     as_future_set_result(inner, v, free);
     ck_assert_int_eq(as_loop_run_until_complete(loop, w), 0);
-    /* Rule 2: the value itself, moved (not copied) from the inner future. */
+    /* sync.h rule 2: the value itself, moved (not copied) from the inner
+     * future. */
     ck_assert_ptr_eq(as_future_result(w), v);
     ck_assert_int_eq(*(int *)as_future_result(w), 8);
     ck_assert_ptr_null(as_future_result(inner));
@@ -860,7 +861,8 @@ END_TEST
 
 /* wait_for around a read that times out consumes nothing: the bytes fed
  * before and after the timeout are all read by the next call, with no
- * loop turn in between (pain point 7).  One read kind per `kind`. */
+ * loop turn in between, so a retry after a timeout loses nothing (tutorial
+ * chapter 11).  One read kind per `kind`. */
 static as_future *start_read(as_reader *r, int kind)
 {
     switch (kind) {
