@@ -57,7 +57,8 @@ static int task_canceller(as_future *future, const char *message,
 
 as_task *as_task_ref(as_task *t)
 {
-    t->refs++;
+    if (t)
+        t->refs++;
     return t;
 }
 
@@ -162,17 +163,17 @@ int as_task_new(as_loop *loop, as_task_step_fn step, void *state,
 
 as_future *as_task_future(const as_task *t)
 {
-    return t->done;
+    return t ? t->done : NULL;
 }
 
 as_loop *as_task_loop(const as_task *t)
 {
-    return t->loop;
+    return t ? t->loop : NULL;
 }
 
 int as_task_done(const as_task *t)
 {
-    return as_future_done(t->done);
+    return t && as_future_done(t->done);
 }
 
 /* ------------------------------------------------------------ finishing */
@@ -193,6 +194,11 @@ static void finish_cancelled(as_task *t, const char *message)
 
 as_step as_task_return(as_task *t, void *result, as_destroy_fn destroy)
 {
+    if (!t) {
+        if (result && destroy)
+            destroy(result); /* taken over whatever happens */
+        return AS_STEP_DONE;
+    }
     if (t->finished || t->must_cancel) {
         /* asyncio: a task cancelled during its last step ends CANCELLED
          * even though the coroutine returned. */
@@ -210,7 +216,7 @@ as_step as_task_return(as_task *t, void *result, as_destroy_fn destroy)
 
 as_step as_task_fail(as_task *t, int code, const char *message)
 {
-    if (t->finished)
+    if (!t || t->finished)
         return AS_STEP_DONE;
     if (code >= 0) {
         code = AS_EINVAL;
@@ -230,8 +236,11 @@ as_step as_task_fail(as_task *t, int code, const char *message)
 
 as_step as_task_propagate(as_task *t)
 {
-    as_future *from = t->awaited;
+    as_future *from;
 
+    if (!t)
+        return AS_STEP_DONE;
+    from = t->awaited;
     if (t->error == 0)
         return as_task_fail(t, AS_ESTATE,
                             "as_task_propagate() with nothing to propagate");
@@ -251,6 +260,10 @@ as_step as_task_propagate(as_task *t)
 
 as_step as_task_await(as_task *t, as_future *future)
 {
+    if (!t) {
+        as_future_unref(future); /* taken over whatever happens */
+        return AS_STEP_DONE;
+    }
     if (!t->running || t->finished) {
         /* Not in a step: nobody will look at this await.  Drop it. */
         as_future_unref(future);
@@ -417,27 +430,27 @@ again:
 
 int as_task_error(const as_task *t)
 {
-    return t->error;
+    return t ? t->error : AS_EINVAL;
 }
 
 const char *as_task_error_message(const as_task *t)
 {
-    return t->error ? t->error_message : NULL;
+    return t && t->error ? t->error_message : NULL;
 }
 
 as_future *as_task_awaited(const as_task *t)
 {
-    return t->awaited;
+    return t ? t->awaited : NULL;
 }
 
 void *as_task_result(const as_task *t)
 {
-    return t->awaited ? as_future_result(t->awaited) : NULL;
+    return t ? as_future_result(t->awaited) : NULL;
 }
 
 void *as_task_take_result(as_task *t)
 {
-    return t->awaited ? as_future_take_result(t->awaited) : NULL;
+    return t ? as_future_take_result(t->awaited) : NULL;
 }
 
 /* ------------------------------------------------------------ cancelling */

@@ -91,6 +91,37 @@ static void reset(void)
 
 /* ------------------------------------------------------------ basics */
 
+/* Every call of task.h given a NULL task: the answer asyncstreams.h's NULL
+ * rule promises; what await and return take over is freed all the same
+ * (tu_close() finds nothing alive, and the result was destroyed). */
+START_TEST(every_call_accepts_a_null_task)
+{
+    as_loop *loop = tu_loop();
+    reset();
+    tu_null_call calls[] = {
+        TU_NULL_PTR(as_task_ref(NULL)),
+        TU_NULL_VOID(as_task_unref(NULL)),
+        TU_NULL_PTR(as_task_future(NULL)),
+        TU_NULL_PTR(as_task_loop(NULL)),
+        TU_NULL_INT(as_task_done(NULL), 0),
+        TU_NULL_INT(as_task_cancel(NULL, "x"), 0),
+        TU_NULL_INT(as_task_await(NULL, tu_future(loop)), AS_STEP_DONE),
+        TU_NULL_INT(as_task_error(NULL), AS_EINVAL),
+        TU_NULL_PTR(as_task_error_message(NULL)),
+        TU_NULL_PTR(as_task_awaited(NULL)),
+        TU_NULL_PTR(as_task_result(NULL)),
+        TU_NULL_PTR(as_task_take_result(NULL)),
+        TU_NULL_INT(as_task_return(NULL, int_new(1), count_destroy), AS_STEP_DONE),
+        TU_NULL_INT(as_task_fail(NULL, -EIO, "x"), AS_STEP_DONE),
+        TU_NULL_INT(as_task_propagate(NULL), AS_STEP_DONE),
+    };
+
+    tu_check_null(calls);
+    ck_assert_int_eq(destroyed, 1);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(test_first_step_is_not_synchronous)
 {
     as_loop *loop = tu_loop();
@@ -991,6 +1022,7 @@ static Suite *task_suite(void)
     Suite *s = suite_create("task");
     TCase *tc = tcase_create("basics");
     tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, every_call_accepts_a_null_task);
     tcase_add_test(tc, test_first_step_is_not_synchronous);
     tcase_add_test(tc, test_await_results_in_order);
     tcase_add_test(tc, test_raw_state_machine_takes_result);
