@@ -773,7 +773,8 @@ int as_reader_new(as_loop *loop, ssize_t limit, as_reader **out)
 
 as_reader *as_reader_ref(as_reader *r)
 {
-    r->refs++;
+    if (r)
+        r->refs++;
     return r;
 }
 
@@ -815,12 +816,12 @@ void as_reader_unref(as_reader *r)
 
 as_loop *as_reader_loop(const as_reader *r)
 {
-    return r->loop;
+    return r ? r->loop : NULL;
 }
 
 size_t as_reader_limit(const as_reader *r)
 {
-    return r->limit;
+    return r ? r->limit : 0;
 }
 
 /* ------------------------------------------------------------ feeding */
@@ -961,7 +962,7 @@ int as_reader_exception(const as_reader *r, const char **message)
     if (!r) {
         if (message)
             *message = NULL;
-        return 0;
+        return AS_EINVAL;
     }
     if (message)
         *message = r->exc_code == 0 ? NULL
