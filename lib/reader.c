@@ -27,6 +27,7 @@
 #include "errors.h"
 #include "internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -135,11 +136,13 @@ static void incomplete_free(void *p)
     }
 }
 
-/* Settle a future with an outcome.  If the future is already done (it cannot
- * be, by construction, but a library never trusts that), free the pieces. */
+/* Settle a future with an outcome.  The future is pending by construction
+ * (asserted); in a build without asserts, a done one frees the pieces
+ * rather than leak them. */
 static void deliver(as_future *f, outcome *o)
 {
     int rc;
+    assert(!as_future_done(f));
     if (o->code == 0) {
         rc = as_future_set_result(f, o->result, o->result_destroy);
         if (rc != 0 && o->result && o->result_destroy)
@@ -799,7 +802,9 @@ static AS__NOINLINE void reader_free(as_reader *r)
         op_free(op);
     }
     drop_flow(r);
-    as__handle_free(r->wake_handle); /* never queued here: a run holds a ref */
+    /* A queued run holds a reference, so it cannot be queued now. */
+    assert(!r->wake_handle || !as__handle_queued(r->wake_handle));
+    as__handle_free(r->wake_handle);
     free(r->spare);
     as_buffer_destroy(&r->buf);
     free(r->exc_msg);

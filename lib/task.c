@@ -14,6 +14,7 @@
 #include "errors.h"
 #include "internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -115,7 +116,8 @@ static int schedule_step(as_task *t, int error)
     err = as_loop_call_soon(t->loop, step_cb, t, step_release, NULL);
     if (err < 0) {
         t->scheduled = 0;
-        t->refs--; /* never the last: every caller holds one */
+        assert(t->refs > 1); /* every caller holds one */
+        t->refs--;
     }
     return err;
 }
@@ -143,7 +145,8 @@ int as_task_new(as_loop *loop, as_task_step_fn step, void *state,
         free(t);
         return -ENOMEM;
     }
-    as_future_set_canceller(t->done, task_canceller, t); /* fresh: cannot fail */
+    err = as_future_set_canceller(t->done, task_canceller, t);
+    assert(err == 0); /* a fresh future is pending */
     t->refs = 1;
     t->loop = loop;
     t->step = step;
@@ -252,7 +255,9 @@ as_step as_task_propagate(as_task *t)
     /* The awaited future's own error: move it whole, detail included (the
      * partial bytes of an incomplete read survive the trip). */
     finish(t);
-    (void)as_future_transfer(t->done, from); /* cannot fail: t->done is pending */
+    int err = as_future_transfer(t->done, from);
+    assert(err == 0); /* t->done is pending and from is done */
+    (void)err;
     return AS_STEP_DONE;
 }
 
