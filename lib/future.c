@@ -76,13 +76,14 @@ int as_future_new(as_loop *loop, as_future **out)
 
     if (!out)
         return AS_EINVAL;
-    *out = NULL;
-    if (!loop)
-        return AS_EINVAL;
-    if (as_loop_is_closed(loop))
-        return AS_ECLOSED;
-    if (!(f = as__loop_alloc(loop, sizeof *f)))
+    if (!loop || as_loop_is_closed(loop)) {
+        *out = NULL;
+        return loop ? AS_ECLOSED : AS_EINVAL;
+    }
+    if (!(f = as__loop_alloc(loop, sizeof *f))) {
+        *out = NULL;
         return -ENOMEM;
+    }
     /* Every field but inline_cb, which is written when it is used. */
     f->loop = loop;
     f->refs = 1;

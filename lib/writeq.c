@@ -46,8 +46,9 @@ static int reserve_piece(as__writeq *q)
     return as__ring_reserve(&q->pieces, sizeof(struct as__writeq_piece));
 }
 
-/* After reserve_piece(), which made the room. */
-static void push_piece(as__writeq *q, const unsigned char *data, size_t len,
+/* After reserve_piece(), which made the room.  Inline: it is most of what
+ * queueing a write does. */
+static inline void push_piece(as__writeq *q, const unsigned char *data, size_t len,
                        void *owner, as_destroy_fn release)
 {
     struct as__writeq_piece p;
