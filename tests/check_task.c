@@ -246,6 +246,47 @@ START_TEST(test_error_propagates_with_message)
 }
 END_TEST
 
+/* A step that completes its own task's future from outside (set_result
+ * bypasses the canceller) and then propagates the error it resumed with:
+ * nothing can move into the future, so the error stays with the awaited
+ * future, and nothing aborts. */
+struct behind {
+    int pc;
+    as_future *a;
+};
+
+static as_step behind_step(as_task *t, void *p)
+{
+    struct behind *b = p;
+    AS_TASK_BEGIN(b);
+    AS_AWAIT(t, b, as_future_ref(b->a));
+    ck_assert_int_eq(as_future_set_result(as_task_future(t), NULL, NULL), 0);
+    AS_TASK_CHECK(t);
+    AS_TASK_END(t);
+}
+
+START_TEST(test_propagate_into_a_future_completed_behind_the_task)
+{
+    as_loop *loop = tu_loop();
+    as_task *t = NULL;
+    struct behind b = { 0, tu_future(loop) };
+    int freed = 0;
+    tu_detail *d = tu_detail_new(&freed);
+
+    ck_assert_int_eq(as_task_new(loop, behind_step, &b, NULL, &t), 0);
+    tu_turn(loop); /* the task waits on a */
+    ck_assert_int_eq(as_future_set_error_detail(b.a, AS_EINCOMPLETE, "2 of 5",
+                                                d, tu_detail_free), 0);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)), 0);
+    ck_assert(as_task_done(t));
+    ck_assert_ptr_eq(as_future_error_detail(b.a), d); /* not moved */
+    as_future_unref(b.a);
+    ck_assert_int_eq(freed, 1);
+    as_task_unref(t);
+    tu_close(loop);
+}
+END_TEST
+
 /* An uncaught error moves to the task's future whole: the detail too (an
  * incomplete read's partial bytes survive being propagated). */
 START_TEST(test_propagate_keeps_detail)
@@ -1028,6 +1069,7 @@ static Suite *task_suite(void)
     tcase_add_test(tc, test_raw_state_machine_takes_result);
     tcase_add_test(tc, test_error_propagates_with_message);
     tcase_add_test(tc, test_propagate_keeps_detail);
+    tcase_add_test(tc, test_propagate_into_a_future_completed_behind_the_task);
     tcase_add_test(tc, test_fail_with_positive_code_is_einval);
     tcase_add_test(tc, test_await_misuse_is_reported);
     tcase_add_test(tc, test_await_null_self_twice);
