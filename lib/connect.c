@@ -45,6 +45,11 @@ typedef struct attempt {
 char *as_format_sockaddr(const struct sockaddr *sa, socklen_t len, char *buf,
                          size_t size)
 {
+    if (!sa || !buf) {
+        if (buf && size > 0)
+            buf[0] = '\0';
+        return NULL;
+    }
     return as__sock_format_addr(sa, len, buf, size);
 }
 

@@ -76,13 +76,14 @@ int as_future_new(as_loop *loop, as_future **out)
 
     if (!out)
         return AS_EINVAL;
-    *out = NULL;
-    if (!loop)
-        return AS_EINVAL;
-    if (as_loop_is_closed(loop))
-        return AS_ECLOSED;
-    if (!(f = as__loop_alloc(loop, sizeof *f)))
+    if (!loop || as_loop_is_closed(loop)) {
+        *out = NULL;
+        return loop ? AS_ECLOSED : AS_EINVAL;
+    }
+    if (!(f = as__loop_alloc(loop, sizeof *f))) {
+        *out = NULL;
         return -ENOMEM;
+    }
     /* Every field but inline_cb, which is written when it is used. */
     f->loop = loop;
     f->refs = 1;
@@ -105,7 +106,8 @@ int as_future_new(as_loop *loop, as_future **out)
 
 as_future *as_future_ref(as_future *f)
 {
-    f->refs++;
+    if (f)
+        f->refs++;
     return f;
 }
 
@@ -149,22 +151,22 @@ void as_future_unref(as_future *f)
 
 as_loop *as_future_loop(const as_future *f)
 {
-    return f->loop;
+    return f ? f->loop : NULL;
 }
 
 as_future_state as_future_state_of(const as_future *f)
 {
-    return f->state;
+    return f ? f->state : AS_FUTURE_PENDING;
 }
 
 int as_future_done(const as_future *f)
 {
-    return f->state != AS_FUTURE_PENDING;
+    return f && f->state != AS_FUTURE_PENDING;
 }
 
 int as_future_cancelled(const as_future *f)
 {
-    return f->state == AS_FUTURE_CANCELLED;
+    return f && f->state == AS_FUTURE_CANCELLED;
 }
 
 /* ------------------------------------------------------------ callbacks */
@@ -294,9 +296,12 @@ int as__future_add_waiter(as_future *f, as_handle *h, as_future **slot,
 
 int as_future_remove_done_callback(as_future *f, as_future_cb fn, void *userdata)
 {
-    struct done_cb **link = &f->callbacks, *cb;
+    struct done_cb **link, *cb;
     int removed = 0;
 
+    if (!f)
+        return 0;
+    link = &f->callbacks;
     f->callbacks_tail = NULL;
     while ((cb = *link) != NULL) {
         if (cb->fn && cb->fn == fn && cb->userdata == userdata) {
@@ -430,6 +435,8 @@ int as_future_transfer(as_future *dst, as_future *src)
 
 int as_future_error(as_future *f)
 {
+    if (!f)
+        return AS_EINVAL;
     switch (f->state) {
     case AS_FUTURE_PENDING:
         return AS_ESTATE;
@@ -443,24 +450,27 @@ int as_future_error(as_future *f)
 
 const char *as_future_error_message(const as_future *f)
 {
-    if (f->state == AS_FUTURE_PENDING || f->error == 0)
+    if (!f || f->state == AS_FUTURE_PENDING || f->error == 0)
         return NULL;
     return f->error_message ? f->error_message : as_strerror(f->error);
 }
 
 void *as_future_error_detail(const as_future *f)
 {
-    return f->error_detail;
+    return f ? f->error_detail : NULL;
 }
 
 void *as_future_result(const as_future *f)
 {
-    return f->result;
+    return f ? f->result : NULL;
 }
 
 void *as_future_take_result(as_future *f)
 {
-    void *result = f->result;
+    void *result;
+    if (!f)
+        return NULL;
+    result = f->result;
     f->result = NULL;
     return result;
 }

@@ -30,6 +30,12 @@
  *      as_future_error() or a done callback that called it) reports
  *      "Future exception was never retrieved" to the loop's exception
  *      handler, as asyncio does.  Cancellation is not reported.
+ *
+ * Conventions (asyncstreams.h): futures are refcounted, and a NULL future
+ * gets the NULL answers listed there: as_future_done(NULL) and
+ * as_future_cancel(NULL) are 0, as_future_state_of(NULL) is
+ * AS_FUTURE_PENDING, as_future_error(NULL) AS_EINVAL, and a result given
+ * to as_future_set_result(NULL, ...) stays the caller's, as on any failure.
  */
 #ifndef AS_FUTURE_H
 #define AS_FUTURE_H

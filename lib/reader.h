@@ -70,8 +70,9 @@
  *
  * Threads: a reader belongs to its loop's thread.
  *
- * NULL: every call accepts a NULL reader and does nothing: reads return
- * NULL, calls returning int return AS_EINVAL (queries return 0).
+ * Conventions (asyncstreams.h): readers are refcounted, and a NULL reader
+ * gets the NULL answers listed there: reads return NULL, calls returning
+ * int AS_EINVAL (as_reader_exception(NULL) included), queries 0.
  *
  * Differences from CPython, all in CPython's users' favour:
  *   - feed_data() after feed_eof() returns AS_ESTATE instead of asserting.
@@ -201,9 +202,9 @@ int as_reader_at_eof(const as_reader *reader);
 int as_reader_set_exception(as_reader *reader, int code, const char *message);
 
 /**
- * The stored error code, or 0.  If message is not NULL it receives the
- * stored message (valid until the next set_exception or the reader's end),
- * or NULL.
+ * The stored error code, or 0 (AS_EINVAL for a NULL reader).  If message
+ * is not NULL it receives the stored message (valid until the next
+ * set_exception or the reader's end), or NULL.
  */
 int as_reader_exception(const as_reader *reader, const char **message);
 

@@ -42,6 +42,8 @@ struct job {
 
 char *as_gai_message(int gai_code, char *buf, size_t size)
 {
+    if (!buf)
+        return NULL;
     snprintf(buf, size, "[Errno %d] %s", gai_code, gai_strerror(gai_code));
     return buf;
 }

@@ -427,7 +427,8 @@ void as_server_close(as_server *s)
 
 as_server *as_server_ref(as_server *s)
 {
-    s->refs++;
+    if (s)
+        s->refs++;
     return s;
 }
 
@@ -468,23 +469,23 @@ static void server_destroy(void *p)
 
 as_loop *as_server_loop(const as_server *s)
 {
-    return s->loop;
+    return s ? s->loop : NULL;
 }
 
 size_t as_server_nsockets(const as_server *s)
 {
-    return s->nlisteners;
+    return s ? s->nlisteners : 0;
 }
 
 int as_server_socket_fd(const as_server *s, size_t i)
 {
-    return i < s->nlisteners ? s->listeners[i].fd : AS_EINVAL;
+    return s && i < s->nlisteners ? s->listeners[i].fd : AS_EINVAL;
 }
 
 int as_server_sockname(const as_server *s, size_t i,
                        struct sockaddr_storage *addr, socklen_t *len)
 {
-    if (i >= s->nlisteners || !addr || !len)
+    if (!s || i >= s->nlisteners || !addr || !len)
         return AS_EINVAL;
     *len = sizeof *addr;
     if (getsockname(s->listeners[i].fd, (struct sockaddr *)addr, len) < 0)
@@ -508,17 +509,17 @@ int as_server_port(const as_server *s, size_t i)
 
 int as_server_is_serving(const as_server *s)
 {
-    return s->serving;
+    return s && s->serving;
 }
 
 int as_server_is_closed(const as_server *s)
 {
-    return s->closed;
+    return !s || s->closed;
 }
 
 size_t as_server_active_connections(const as_server *s)
 {
-    return s->nclients;
+    return s ? s->nclients : 0;
 }
 
 static as_future *failed(as_loop *loop, int code, const char *message)
@@ -544,6 +545,8 @@ as_future *as_server_start_serving(as_server *s)
     as_future *f;
     int err;
 
+    if (!s)
+        return NULL;
     if (s->closed)
         return failed(s->loop, AS_ESTATE, "server is closed");
     if ((err = start_listening(s)) < 0)
@@ -573,6 +576,8 @@ as_future *as_server_serve_forever(as_server *s)
     as_future *f;
     int err;
 
+    if (!s)
+        return NULL;
     if (s->serve_forever)
         return failed(s->loop, AS_ESTATE,
                       "server is already being awaited on serve_forever()");
@@ -615,7 +620,7 @@ static as_future *add_waiter(as_server *s)
 
 as_future *as_server_wait_closed(as_server *s)
 {
-    return add_waiter(s);
+    return s ? add_waiter(s) : NULL;
 }
 
 /* Each of these may unlink the client it acts on (a transport that closes
@@ -624,7 +629,7 @@ as_future *as_server_wait_closed(as_server *s)
 void as_server_close_clients(as_server *s)
 {
     struct client *c, *next;
-    for (c = s->clients; c; c = next) {
+    for (c = s ? s->clients : NULL; c; c = next) {
         next = c->next;
         as_transport_close(c->transport);
     }
@@ -633,7 +638,7 @@ void as_server_close_clients(as_server *s)
 void as_server_abort_clients(as_server *s)
 {
     struct client *c, *next;
-    for (c = s->clients; c; c = next) {
+    for (c = s ? s->clients : NULL; c; c = next) {
         next = c->next;
         as_transport_abort(c->transport);
     }
@@ -652,6 +657,8 @@ as_future *as_server_shutdown(as_server *s, double timeout)
     struct client *c, *next;
     as_future *f;
 
+    if (!s)
+        return NULL;
     if (isnan(timeout))
         return failed(s->loop, AS_EINVAL, "timeout is NaN");
     as_server_close(s);

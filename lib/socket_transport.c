@@ -41,6 +41,7 @@
 #include "writeq.h"
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -187,7 +188,9 @@ static AS__NOINLINE void sock_destroy(as_transport *base)
         (void)as_future_error(t->closed);
     as_future_unref(t->closed);
     as_future_unref(t->ready);
-    as__handle_free(t->flush_handle); /* never queued here: a run holds a ref */
+    /* A queued run holds a reference, so it cannot be queued now. */
+    assert(!t->flush_handle || !as__handle_queued(t->flush_handle));
+    as__handle_free(t->flush_handle);
     as__writeq_clear(&t->queue); /* may recycle into the reader: first */
     free(t->drain.v);
     free(t->flushw.v);
@@ -465,8 +468,10 @@ static int sock_resume_reading(as_transport *base)
          * fail the connection from a callback instead.  If even that
          * cannot be scheduled, nothing more can be done here. */
         ref(t);
-        if (as_loop_call_soon(t->base.loop, deferred_fatal, t, unref_cb, NULL) < 0)
-            t->base.refs--; /* never 0 here: the caller holds a reference */
+        if (as_loop_call_soon(t->base.loop, deferred_fatal, t, unref_cb, NULL) < 0) {
+            assert(t->base.refs > 1); /* the caller holds a reference */
+            t->base.refs--;
+        }
     }
     return 0;
 }

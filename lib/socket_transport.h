@@ -11,6 +11,9 @@
  * turn are coalesced into one send() at the end of the turn (see
  * as_socket_transport_set_coalescing()).  Closing releases the fd: FIN,
  * or RST (SO_LINGER 0) for abort().
+ *
+ * Conventions (asyncstreams.h): the NULL answers listed there;
+ * as_socket_transport_new() closes its fd whatever it returns.
  */
 #ifndef AS_SOCKET_TRANSPORT_H
 #define AS_SOCKET_TRANSPORT_H

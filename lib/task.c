@@ -16,6 +16,7 @@
 #include "errors.h"
 #include "internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -59,7 +60,8 @@ static int task_canceller(as_future *future, const char *message,
 
 as_task *as_task_ref(as_task *t)
 {
-    t->refs++;
+    if (t)
+        t->refs++;
     return t;
 }
 
@@ -116,7 +118,8 @@ static int schedule_step(as_task *t, int error)
     err = as_loop_call_soon(t->loop, step_cb, t, step_release, NULL);
     if (err < 0) {
         t->scheduled = 0;
-        t->refs--; /* never the last: every caller holds one */
+        assert(t->refs > 1); /* every caller holds one */
+        t->refs--;
     }
     return err;
 }
@@ -144,7 +147,8 @@ int as_task_new(as_loop *loop, as_task_step_fn step, void *state,
         free(t);
         return -ENOMEM;
     }
-    as_future_set_canceller(t->done, task_canceller, t); /* fresh: cannot fail */
+    err = as_future_set_canceller(t->done, task_canceller, t);
+    assert(err == 0); /* a fresh future is pending */
     t->refs = 1;
     t->loop = loop;
     t->step = step;
@@ -164,17 +168,17 @@ int as_task_new(as_loop *loop, as_task_step_fn step, void *state,
 
 as_future *as_task_future(const as_task *t)
 {
-    return t->done;
+    return t ? t->done : NULL;
 }
 
 as_loop *as_task_loop(const as_task *t)
 {
-    return t->loop;
+    return t ? t->loop : NULL;
 }
 
 int as_task_done(const as_task *t)
 {
-    return as_future_done(t->done);
+    return t && as_future_done(t->done);
 }
 
 /* ------------------------------------------------------------ finishing */
@@ -195,6 +199,11 @@ static void finish_cancelled(as_task *t, const char *message)
 
 as_step as_task_return(as_task *t, void *result, as_destroy_fn destroy)
 {
+    if (!t) {
+        if (result && destroy)
+            destroy(result); /* taken over whatever happens */
+        return AS_STEP_DONE;
+    }
     if (t->finished || t->must_cancel) {
         /* asyncio: a task cancelled during its last step ends CANCELLED
          * even though the coroutine returned. */
@@ -212,7 +221,7 @@ as_step as_task_return(as_task *t, void *result, as_destroy_fn destroy)
 
 as_step as_task_fail(as_task *t, int code, const char *message)
 {
-    if (t->finished)
+    if (!t || t->finished)
         return AS_STEP_DONE;
     if (code >= 0) {
         code = AS_EINVAL;
@@ -232,8 +241,11 @@ as_step as_task_fail(as_task *t, int code, const char *message)
 
 as_step as_task_propagate(as_task *t)
 {
-    as_future *from = t->awaited;
+    as_future *from;
 
+    if (!t)
+        return AS_STEP_DONE;
+    from = t->awaited;
     if (t->error == 0)
         return as_task_fail(t, AS_ESTATE,
                             "as_task_propagate() with nothing to propagate");
@@ -245,7 +257,10 @@ as_step as_task_propagate(as_task *t)
     /* The awaited future's own error: move it whole, detail included (the
      * partial bytes of an incomplete read survive the trip). */
     finish(t);
-    (void)as_future_transfer(t->done, from); /* cannot fail: t->done is pending */
+    /* AS_ESTATE, moving nothing, if the step completed t->done itself
+     * (set_result bypasses the canceller): that is user code, so it is
+     * not an assert.  The error then stays with `from`. */
+    (void)as_future_transfer(t->done, from);
     return AS_STEP_DONE;
 }
 
@@ -253,6 +268,10 @@ as_step as_task_propagate(as_task *t)
 
 as_step as_task_await(as_task *t, as_future *future)
 {
+    if (!t) {
+        as_future_unref(future); /* taken over whatever happens */
+        return AS_STEP_DONE;
+    }
     if (!t->running || t->finished) {
         /* Not in a step: nobody will look at this await.  Drop it. */
         as_future_unref(future);
@@ -419,27 +438,27 @@ again:
 
 int as_task_error(const as_task *t)
 {
-    return t->error;
+    return t ? t->error : AS_EINVAL;
 }
 
 const char *as_task_error_message(const as_task *t)
 {
-    return t->error ? t->error_message : NULL;
+    return t && t->error ? t->error_message : NULL;
 }
 
 as_future *as_task_awaited(const as_task *t)
 {
-    return t->awaited;
+    return t ? t->awaited : NULL;
 }
 
 void *as_task_result(const as_task *t)
 {
-    return t->awaited ? as_future_result(t->awaited) : NULL;
+    return t ? as_future_result(t->awaited) : NULL;
 }
 
 void *as_task_take_result(as_task *t)
 {
-    return t->awaited ? as_future_take_result(t->awaited) : NULL;
+    return t ? as_future_take_result(t->awaited) : NULL;
 }
 
 /* ------------------------------------------------------------ cancelling */

@@ -79,6 +79,11 @@
  *      (as_task_take_result()) to keep it; otherwise it is freed with the
  *      future.
  *
+ * Conventions (asyncstreams.h): tasks are refcounted, and a NULL task gets
+ * the NULL answers listed there; as_task_error(NULL) is AS_EINVAL.  The
+ * calls returning an as_step return AS_STEP_DONE for a NULL task, and
+ * as_task_await() and as_task_return() still free what they were handed.
+ *
  * Awaiting a future that is already done does not suspend: the next step
  * runs at once with its outcome, as `await` on a finished future does not
  * yield in Python (a read the buffer can answer returns a finished future,

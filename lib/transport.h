@@ -44,8 +44,11 @@
  *   (flush: 0 at once when nothing is queued; * AS_ECONNLOST once CLOSED if
  *   abort() or close_within() dropped queued bytes.)
  *
- * NULL: every call here given a NULL transport does nothing and returns
- * AS_EINVAL, 0, NULL or -1, as its contract says (never a crash).
+ * Conventions (asyncstreams.h): transports are refcounted, and a NULL
+ * transport gets the NULL answers listed there: AS_EINVAL, 0 or NULL,
+ * is_closing 1 and fd -1 (it looks closed); as_transport_write_bytes()
+ * frees its bytes.  as_transport_init() is for implementations and
+ * refuses NULL arguments with AS_EINVAL.
  *
  * Lifetimes:
  *   1. A constructor (as_socket_transport_new()...) returns a transport with

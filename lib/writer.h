@@ -50,6 +50,11 @@
  *      references, the caller's; their result is NULL.
  *
  * Threads: a writer belongs to its loop's thread.
+ *
+ * Conventions (asyncstreams.h): writers are refcounted, and a NULL writer
+ * gets the answers a NULL transport gets (transport.h): is_closing 1, fd
+ * -1, drain/flush/wait_closed NULL, and as_writer_write_bytes() frees its
+ * bytes.
  */
 #ifndef AS_WRITER_H
 #define AS_WRITER_H

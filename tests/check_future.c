@@ -44,6 +44,53 @@ static void stop_cb(void *p)
     as_loop_stop(p);
 }
 
+/* Every call of future.h given a NULL future: the answer asyncstreams.h's
+ * NULL rule promises; nothing handed over is adopted or destroyed. */
+START_TEST(every_call_accepts_a_null_future)
+{
+    as_loop *loop = tu_loop();
+    as_future *f = tu_future(loop), *out = tu_poison();
+    struct seen seen = {0, {0}, 0, 0, 0};
+    struct cbarg a = {&seen, 1};
+    int freed = freed_results;
+    tu_null_call calls[] = {
+        TU_NULL_INT(as_future_new(NULL, &out), AS_EINVAL),
+        TU_NULL_INT(as_future_new(loop, NULL), AS_EINVAL),
+        TU_NULL_PTR(as_future_ref(NULL)),
+        TU_NULL_VOID(as_future_unref(NULL)),
+        TU_NULL_PTR(as_future_loop(NULL)),
+        TU_NULL_INT(as_future_state_of(NULL), AS_FUTURE_PENDING),
+        TU_NULL_INT(as_future_done(NULL), 0),
+        TU_NULL_INT(as_future_cancelled(NULL), 0),
+        TU_NULL_INT(as_future_set_result(NULL, &a, free_result), AS_EINVAL),
+        TU_NULL_INT(as_future_set_error(NULL, -EIO, "x"), AS_EINVAL),
+        TU_NULL_INT(as_future_set_error_detail(NULL, -EIO, "x", &a, on_destroy), AS_EINVAL),
+        TU_NULL_INT(as_future_cancel(NULL, "x"), 0),
+        TU_NULL_INT(as_future_set_canceller(NULL, NULL, NULL), AS_EINVAL),
+        TU_NULL_INT(as_future_set_cancelled(NULL, "x"), AS_EINVAL),
+        TU_NULL_INT(as_future_transfer(NULL, f), AS_EINVAL),
+        TU_NULL_INT(as_future_transfer(f, NULL), AS_EINVAL),
+        TU_NULL_INT(as_future_error(NULL), AS_EINVAL),
+        TU_NULL_PTR(as_future_error_message(NULL)),
+        TU_NULL_PTR(as_future_error_detail(NULL)),
+        TU_NULL_PTR(as_future_result(NULL)),
+        TU_NULL_PTR(as_future_take_result(NULL)),
+        TU_NULL_INT(as_future_add_done_callback(NULL, on_done, &a, on_destroy), AS_EINVAL),
+        TU_NULL_INT(as_future_remove_done_callback(NULL, on_done, &a), 0),
+        TU_NULL_INT(as_loop_run_until_complete(NULL, f), AS_EINVAL),
+        TU_NULL_INT(as_loop_run_until_complete(loop, NULL), AS_EINVAL),
+    };
+
+    tu_check_null(calls);
+    ck_assert_ptr_null(out);
+    ck_assert_int_eq(freed_results, freed);
+    ck_assert_int_eq(seen.destroyed, 0);
+    ck_assert(!as_future_done(f));
+    as_future_unref(f);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(done_callbacks_never_run_synchronously)
 {
     as_loop *loop = tu_loop();
@@ -465,6 +512,7 @@ int main(void)
 {
     Suite *s = suite_create("future");
     TCase *tc = tcase_create("future");
+    tcase_add_test(tc, every_call_accepts_a_null_future);
     tcase_add_test(tc, done_callbacks_never_run_synchronously);
     tcase_add_test(tc, callbacks_run_in_registration_order);
     tcase_add_test(tc, a_result_is_owned_and_freed_once);

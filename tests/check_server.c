@@ -1436,6 +1436,47 @@ START_TEST(a_child_process_inherits_none_of_the_servers_fds)
 }
 END_TEST
 
+static void count_destroy(void *p)
+{
+    ++*(int *)p;
+}
+
+/* Every call of server.h given a NULL server or loop: the answer
+ * asyncstreams.h's NULL rule promises, and no destroy hook runs. */
+START_TEST(every_call_accepts_a_null_server)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int destroyed = 0;
+    tu_null_call calls[] = {
+        TU_NULL_PTR(as_start_server(NULL, echo_handler, &destroyed, count_destroy,
+                                    "127.0.0.1", "0", NULL)),
+        TU_NULL_PTR(as_start_unix_server(NULL, echo_handler, &destroyed, count_destroy,
+                                         "/nonexistent", NULL)),
+        TU_NULL_PTR(as_server_ref(NULL)),
+        TU_NULL_VOID(as_server_unref(NULL)),
+        TU_NULL_PTR(as_server_loop(NULL)),
+        TU_NULL_INT(as_server_nsockets(NULL), 0),
+        TU_NULL_INT(as_server_socket_fd(NULL, 0), AS_EINVAL),
+        TU_NULL_INT(as_server_sockname(NULL, 0, &ss, &len), AS_EINVAL),
+        TU_NULL_INT(as_server_port(NULL, 0), AS_EINVAL),
+        TU_NULL_INT(as_server_is_serving(NULL), 0),
+        TU_NULL_INT(as_server_is_closed(NULL), 1),
+        TU_NULL_INT(as_server_active_connections(NULL), 0),
+        TU_NULL_PTR(as_server_start_serving(NULL)),
+        TU_NULL_PTR(as_server_serve_forever(NULL)),
+        TU_NULL_VOID(as_server_close(NULL)),
+        TU_NULL_PTR(as_server_wait_closed(NULL)),
+        TU_NULL_VOID(as_server_close_clients(NULL)),
+        TU_NULL_VOID(as_server_abort_clients(NULL)),
+        TU_NULL_PTR(as_server_shutdown(NULL, 1)),
+    };
+
+    tu_check_null(calls);
+    ck_assert_int_eq(destroyed, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("server");
@@ -1445,6 +1486,7 @@ int main(void)
 
     tc = tcase_create("serving");
     tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, every_call_accepts_a_null_server);
     tcase_add_test(tc, two_hundred_clients_each_echo_a_thousand_lines);
     tcase_add_test(tc, start_serving_later_and_idempotently);
     tcase_add_test(tc, serve_forever_refuses_twice_and_its_cancel_closes_the_server);

@@ -91,6 +91,37 @@ static void reset(void)
 
 /* ------------------------------------------------------------ basics */
 
+/* Every call of task.h given a NULL task: the answer asyncstreams.h's NULL
+ * rule promises; what await and return take over is freed all the same
+ * (tu_close() finds nothing alive, and the result was destroyed). */
+START_TEST(every_call_accepts_a_null_task)
+{
+    as_loop *loop = tu_loop();
+    reset();
+    tu_null_call calls[] = {
+        TU_NULL_PTR(as_task_ref(NULL)),
+        TU_NULL_VOID(as_task_unref(NULL)),
+        TU_NULL_PTR(as_task_future(NULL)),
+        TU_NULL_PTR(as_task_loop(NULL)),
+        TU_NULL_INT(as_task_done(NULL), 0),
+        TU_NULL_INT(as_task_cancel(NULL, "x"), 0),
+        TU_NULL_INT(as_task_await(NULL, tu_future(loop)), AS_STEP_DONE),
+        TU_NULL_INT(as_task_error(NULL), AS_EINVAL),
+        TU_NULL_PTR(as_task_error_message(NULL)),
+        TU_NULL_PTR(as_task_awaited(NULL)),
+        TU_NULL_PTR(as_task_result(NULL)),
+        TU_NULL_PTR(as_task_take_result(NULL)),
+        TU_NULL_INT(as_task_return(NULL, int_new(1), count_destroy), AS_STEP_DONE),
+        TU_NULL_INT(as_task_fail(NULL, -EIO, "x"), AS_STEP_DONE),
+        TU_NULL_INT(as_task_propagate(NULL), AS_STEP_DONE),
+    };
+
+    tu_check_null(calls);
+    ck_assert_int_eq(destroyed, 1);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(test_first_step_is_not_synchronous)
 {
     as_loop *loop = tu_loop();
@@ -210,6 +241,47 @@ START_TEST(test_error_propagates_with_message)
     ck_assert_str_eq(as_future_error_message(as_task_future(t)), "peer went away");
     ck_assert(!as_future_cancelled(as_task_future(t)));
     as_future_unref(a);
+    as_task_unref(t);
+    tu_close(loop);
+}
+END_TEST
+
+/* A step that completes its own task's future from outside (set_result
+ * bypasses the canceller) and then propagates the error it resumed with:
+ * nothing can move into the future, so the error stays with the awaited
+ * future, and nothing aborts. */
+struct behind {
+    int pc;
+    as_future *a;
+};
+
+static as_step behind_step(as_task *t, void *p)
+{
+    struct behind *b = p;
+    AS_TASK_BEGIN(b);
+    AS_AWAIT(t, b, as_future_ref(b->a));
+    ck_assert_int_eq(as_future_set_result(as_task_future(t), NULL, NULL), 0);
+    AS_TASK_CHECK(t);
+    AS_TASK_END(t);
+}
+
+START_TEST(test_propagate_into_a_future_completed_behind_the_task)
+{
+    as_loop *loop = tu_loop();
+    as_task *t = NULL;
+    struct behind b = { 0, tu_future(loop) };
+    int freed = 0;
+    tu_detail *d = tu_detail_new(&freed);
+
+    ck_assert_int_eq(as_task_new(loop, behind_step, &b, NULL, &t), 0);
+    tu_turn(loop); /* the task waits on a */
+    ck_assert_int_eq(as_future_set_error_detail(b.a, AS_EINCOMPLETE, "2 of 5",
+                                                d, tu_detail_free), 0);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)), 0);
+    ck_assert(as_task_done(t));
+    ck_assert_ptr_eq(as_future_error_detail(b.a), d); /* not moved */
+    as_future_unref(b.a);
+    ck_assert_int_eq(freed, 1);
     as_task_unref(t);
     tu_close(loop);
 }
@@ -991,11 +1063,13 @@ static Suite *task_suite(void)
     Suite *s = suite_create("task");
     TCase *tc = tcase_create("basics");
     tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, every_call_accepts_a_null_task);
     tcase_add_test(tc, test_first_step_is_not_synchronous);
     tcase_add_test(tc, test_await_results_in_order);
     tcase_add_test(tc, test_raw_state_machine_takes_result);
     tcase_add_test(tc, test_error_propagates_with_message);
     tcase_add_test(tc, test_propagate_keeps_detail);
+    tcase_add_test(tc, test_propagate_into_a_future_completed_behind_the_task);
     tcase_add_test(tc, test_fail_with_positive_code_is_einval);
     tcase_add_test(tc, test_await_misuse_is_reported);
     tcase_add_test(tc, test_await_null_self_twice);
