@@ -106,8 +106,7 @@ static void close_socket(attempt *a)
 static void fail(attempt *a, int code, const char *msg)
 {
     close_socket(a);
-    if (!as_future_done(a->result))
-        (void)as_future_set_error(a->result, code, msg);
+    as__future_fail(a->result, code, msg);
 }
 
 /* Remember one address's failure for the final message. */

@@ -969,14 +969,6 @@ int as_reader_exception(const as_reader *r, const char **message)
 
 /* ------------------------------------------------------------ reads */
 
-static as_future *failed(as_reader *r, int code, const char *msg)
-{
-    as_future *f = as_future_new(r->loop);
-    if (f)
-        as_future_set_error(f, code, msg);
-    return f;
-}
-
 /* Start a read: a new future, then run the op once, synchronously. */
 static as_future *start(as_reader *r, read_op *op)
 {
@@ -1022,7 +1014,8 @@ as_future *as_reader_readexactly(as_reader *r, ssize_t n)
         return NULL;
     read_op op;
     if (n < 0)
-        return failed(r, AS_EINVAL, "readexactly size can not be less than zero");
+        return as__future_failed(r->loop, AS_EINVAL,
+                                 "readexactly size can not be less than zero");
     op_init(&op, OP_EXACTLY);
     op.n = (size_t)n;
     return start(r, &op);
@@ -1058,7 +1051,7 @@ static as_future *start_search(as_reader *r, enum op_kind kind,
     op_init(&op, kind);
     const char *err = check_seps(seps, nseps, &op.minlen, &op.maxlen);
     if (err)
-        return failed(r, AS_EINVAL, err);
+        return as__future_failed(r->loop, AS_EINVAL, err);
     op.seps = seps;
     op.nseps = nseps;
     op.limit = limit ? limit : r->limit;
@@ -1072,7 +1065,8 @@ as_future *as_reader_readuntil(as_reader *r, const void *separator, size_t seple
         return NULL;
     as_separator s = { separator, seplen };
     if (seplen == 0)
-        return failed(r, AS_EINVAL, "Separator should be at least one-byte string");
+        return as__future_failed(r->loop, AS_EINVAL,
+                                 "Separator should be at least one-byte string");
     return start_search(r, OP_UNTIL, &s, 1, 0);
 }
 
@@ -1165,7 +1159,8 @@ as_future *as_reader_iter_lines(as_reader *r, as_reader_line_fn fn,
     if (!r)
         return NULL;
     if (!fn)
-        return failed(r, AS_EINVAL, "iter_lines needs a line callback");
+        return as__future_failed(r->loop, AS_EINVAL,
+                                 "iter_lines needs a line callback");
     as_future *f = as_future_new(r->loop);
     lines_start *s = malloc(sizeof *s);
     read_op proto, *op = NULL;

@@ -148,12 +148,6 @@ static int port_is_numeric(const char *port)
     return 1;
 }
 
-static as_future *fail_now(as_future *f, int code, const char *msg)
-{
-    (void)as_future_set_error(f, code, msg);
-    return f;
-}
-
 as_future *as_getaddrinfo(as_loop *loop, const char *host, const char *port,
                           const struct addrinfo *hints)
 {
@@ -165,10 +159,13 @@ as_future *as_getaddrinfo(as_loop *loop, const char *host, const char *port,
     sigset_t all, old;
     int err;
 
-    if (!loop || !(f = as_future_new(loop)))
+    if (!loop)
         return NULL;
     if (!host && !port)
-        return fail_now(f, AS_EINVAL, "host and port cannot both be NULL");
+        return as__future_failed(loop, AS_EINVAL,
+                                 "host and port cannot both be NULL");
+    if (!(f = as_future_new(loop)))
+        return NULL;
     memset(&h, 0, sizeof h);
     if (hints) {
         h.ai_flags = hints->ai_flags;
@@ -194,19 +191,19 @@ as_future *as_getaddrinfo(as_loop *loop, const char *host, const char *port,
     }
 
     if (!(j = calloc(1, sizeof *j)))
-        return fail_now(f, -ENOMEM, NULL);
+        return as__future_fail(f, -ENOMEM, NULL);
     j->hints = h;
     if ((host && !(j->host = as__strdup(host))) ||
         (port && !(j->port = as__strdup(port)))) {
         free(j->host);
         free(j);
-        return fail_now(f, -ENOMEM, NULL);
+        return as__future_fail(f, -ENOMEM, NULL);
     }
     if ((err = pthread_mutex_init(&j->lock, NULL)) != 0) {
         free(j->host);
         free(j->port);
         free(j);
-        return fail_now(f, -err, NULL);
+        return as__future_fail(f, -err, NULL);
     }
     j->loop = loop;
     j->future = as_future_ref(f);
@@ -216,7 +213,7 @@ as_future *as_getaddrinfo(as_loop *loop, const char *host, const char *port,
         j->future = NULL;
         j->refs = 1;
         job_unref(j);
-        return fail_now(f, err, NULL);
+        return as__future_fail(f, err, NULL);
     }
 
     /* The worker must not take the program's signals (a SIGINT handler

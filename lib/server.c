@@ -521,14 +521,6 @@ size_t as_server_active_connections(const as_server *s)
     return s->nclients;
 }
 
-static as_future *failed(as_loop *loop, int code, const char *message)
-{
-    as_future *f = as_future_new(loop);
-    if (f)
-        as_future_set_error(f, code, message);
-    return f;
-}
-
 static void finish_now(void *p)
 {
     as_future_set_result(p, NULL, NULL);
@@ -545,9 +537,9 @@ as_future *as_server_start_serving(as_server *s)
     int err;
 
     if (s->closed)
-        return failed(s->loop, AS_ESTATE, "server is closed");
+        return as__future_failed(s->loop, AS_ESTATE, "server is closed");
     if ((err = start_listening(s)) < 0)
-        return failed(s->loop, err, NULL);
+        return as__future_failed(s->loop, err, NULL);
     if (!(f = as_future_new(s->loop)))
         return NULL;
     /* Finish on the next turn, as CPython's `await sleep(0)`. */
@@ -574,12 +566,12 @@ as_future *as_server_serve_forever(as_server *s)
     int err;
 
     if (s->serve_forever)
-        return failed(s->loop, AS_ESTATE,
+        return as__future_failed(s->loop, AS_ESTATE,
                       "server is already being awaited on serve_forever()");
     if (s->closed)
-        return failed(s->loop, AS_ESTATE, "server is closed");
+        return as__future_failed(s->loop, AS_ESTATE, "server is closed");
     if ((err = start_listening(s)) < 0)
-        return failed(s->loop, err, NULL);
+        return as__future_failed(s->loop, err, NULL);
     if (!(f = as_future_new(s->loop)))
         return NULL;
     if (as_future_add_done_callback(f, serve_forever_done, as_server_ref(s),
@@ -653,7 +645,7 @@ as_future *as_server_shutdown(as_server *s, double timeout)
     as_future *f;
 
     if (isnan(timeout))
-        return failed(s->loop, AS_EINVAL, "timeout is NaN");
+        return as__future_failed(s->loop, AS_EINVAL, "timeout is NaN");
     as_server_close(s);
     for (c = s->clients; c; c = next) {
         next = c->next;
@@ -831,12 +823,15 @@ as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
     as_future *result;
 
     if (!loop || !cb || !port)
-        return failed(loop, AS_EINVAL, "start_server needs a loop, a callback and a port");
+        return as__future_failed(loop, AS_EINVAL,
+                                 "start_server needs a loop, a callback and a port");
     if (o && (o->family != 0 && o->family != AF_INET && o->family != AF_INET6))
-        return failed(loop, AS_EINVAL, "family must be AF_INET, AF_INET6 or 0");
+        return as__future_failed(loop, AS_EINVAL,
+                                 "family must be AF_INET, AF_INET6 or 0");
     /* getaddrinfo() would wrap it; CPython's socket.bind() words it so. */
     if (as__sock_check_port(port) < 0)
-        return failed(loop, AS_EPORT, "bind(): port must be 0-65535.");
+        return as__future_failed(loop, AS_EPORT,
+                                 "bind(): port must be 0-65535.");
     if (!(result = as_future_new(loop)))
         return NULL;
     if (!(j = calloc(1, sizeof *j))) {
@@ -883,9 +878,10 @@ as_future *as_start_unix_server(as_loop *loop, as_client_connected_fn cb,
     int err;
 
     if (!loop || !cb || !path || !*path)
-        return failed(loop, AS_EINVAL, "start_unix_server needs a loop, a callback and a path");
+        return as__future_failed(loop, AS_EINVAL,
+                                 "start_unix_server needs a loop, a callback and a path");
     if ((err = as__sock_unix_addr(path, &sun, &msg)) < 0)
-        return failed(loop, err, msg);
+        return as__future_failed(loop, err, msg);
     if (!(result = as_future_new(loop)))
         return NULL;
 

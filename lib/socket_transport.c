@@ -786,14 +786,11 @@ static int sock_can_write_eof(const as_transport *t)
 
 /* ------------------------------------------------------------ futures */
 
-static as_future *done_future(as_loop *loop, int code, const char *msg)
+/* A future already finished with no result. */
+static as_future *finished_future(as_loop *loop)
 {
     as_future *f = as_future_new(loop);
-    if (!f)
-        return NULL;
-    if (code)
-        (void)as_future_set_error(f, code, msg);
-    else
+    if (f)
         (void)as_future_set_result(f, NULL, NULL);
     return f;
 }
@@ -818,10 +815,10 @@ static as_future *sock_wait_writable(as_transport *base)
 {
     socket_transport *t = sock_of(base);
     if (t->err)
-        return done_future(t->base.loop, t->err, t->err_msg);
+        return as__future_failed(t->base.loop, t->err, t->err_msg);
     if (t->write_paused)
         return wait_on(t, &t->drain);
-    if (!t->ready && !(t->ready = done_future(t->base.loop, 0, NULL)))
+    if (!t->ready && !(t->ready = finished_future(t->base.loop)))
         return NULL;
     return as_future_ref(t->ready);
 }
@@ -830,12 +827,12 @@ static as_future *sock_flush(as_transport *base)
 {
     socket_transport *t = sock_of(base);
     if (t->err)
-        return done_future(t->base.loop, t->err, t->err_msg);
+        return as__future_failed(t->base.loop, t->err, t->err_msg);
     if (t->dropped)
-        return done_future(t->base.loop, AS_ECONNLOST,
-                           "Connection lost: queued bytes were dropped by abort()");
+        return as__future_failed(t->base.loop, AS_ECONNLOST,
+                                 "Connection lost: queued bytes were dropped by abort()");
     if (as__writeq_len(&t->queue) == 0)
-        return done_future(t->base.loop, 0, NULL);
+        return finished_future(t->base.loop);
     return wait_on(t, &t->flushw);
 }
 

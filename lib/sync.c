@@ -30,23 +30,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-/* Finish f with a copy of code/message; a failed strdup keeps the code. */
-static void fail(as_future *f, int code, const char *message)
-{
-    if (as_future_set_error(f, code, message) == -ENOMEM)
-        as_future_set_error(f, code, NULL);
-}
-
-/* A future that is already failed: how a call reports bad input when it
- * must return a future. */
-static as_future *failed(as_loop *loop, int code, const char *message)
-{
-    as_future *f = as_future_new(loop);
-    if (f)
-        fail(f, code, message);
-    return f;
-}
-
 /* Complete dst with src's outcome, moving result or error detail
  * (future.h; it cannot fail for want of memory). */
 static void pass_on(as_future *dst, as_future *src)
@@ -108,7 +91,7 @@ as_future *as_sleep(as_loop *loop, double delay)
     if (!loop)
         return NULL;
     if (isnan(delay))
-        return failed(loop, AS_EINVAL, "sleep delay is NaN");
+        return as__future_failed(loop, AS_EINVAL, "sleep delay is NaN");
     if (!(f = as_future_new(loop)))
         return NULL;
     if (!(s = calloc(1, sizeof *s))) {
@@ -228,7 +211,8 @@ static void gather_child_done(as_future *future, void *userdata)
             /* A child's cancellation is an error of the gather (asyncio
              * sets CancelledError as its exception): FINISHED, not
              * CANCELLED. */
-            fail(g->outer, AS_ECANCELLED, as_future_error_message(future));
+            as__future_fail(g->outer, AS_ECANCELLED,
+                            as_future_error_message(future));
         else /* the child's error itself, detail and all */
             pass_on(g->outer, future);
         return;
@@ -242,7 +226,7 @@ static void gather_child_done(as_future *future, void *userdata)
         as_gather_result *r = gather_result_new(g->count);
         if (!r) {
             gather_finish(g);
-            fail(g->outer, -ENOMEM, NULL);
+            as__future_fail(g->outer, -ENOMEM, NULL);
             return;
         }
         for (i = 0; i < g->count; i++) {
@@ -317,7 +301,7 @@ as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
     if (count == 0) {
         as_gather_result *r = gather_result_new(0);
         if (!r)
-            fail(outer, -ENOMEM, NULL);
+            as__future_fail(outer, -ENOMEM, NULL);
         else
             as_future_set_result(outer, r, gather_result_free);
         return outer;
@@ -327,13 +311,14 @@ as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
             break;
     if (!futures || i < count) {
         cancel_all(futures, count);
-        fail(outer, AS_EINVAL, "gather: NULL future or future of another loop");
+        as__future_fail(outer, AS_EINVAL,
+                        "gather: NULL future or future of another loop");
         return outer;
     }
     if (count > (SIZE_MAX - sizeof *g) / sizeof g->child[0] ||
         !(g = calloc(1, sizeof *g + count * sizeof g->child[0]))) {
         unref_all(futures, 0, count);
-        fail(outer, -ENOMEM, NULL);
+        as__future_fail(outer, -ENOMEM, NULL);
         return outer;
     }
     g->refs = 1; /* ours, until the end of this function */
@@ -353,7 +338,7 @@ as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
             c->future = NULL;
             if (!g->finished) {
                 gather_finish(g);
-                fail(outer, err, NULL);
+                as__future_fail(outer, err, NULL);
             }
         }
     }
@@ -406,7 +391,8 @@ static void wf_inner_done(as_future *inner, void *userdata)
     wf_finish(w);
     if (err == AS_ECANCELLED && as_future_cancelled(inner) && w->timed_out &&
         !w->cancel_requested)
-        fail(w->outer, AS_ETIMEOUT, NULL); /* we cancelled it: a timeout */
+        as__future_fail(w->outer, AS_ETIMEOUT,
+                        NULL); /* we cancelled it: a timeout */
     else
         /* The inner outcome itself: its value (which wins even over a
          * timeout that already fired), its error with the detail, or its
@@ -425,7 +411,7 @@ static void wf_inner_release(void *userdata)
         w->inner = NULL;
         if (!w->finished && w->timed_out) {
             wf_finish(w);
-            fail(w->outer, AS_ETIMEOUT, NULL);
+            as__future_fail(w->outer, AS_ETIMEOUT, NULL);
         }
     }
     wf_unref(w);
@@ -439,7 +425,7 @@ static void wf_timeout(void *userdata)
         return;
     if (!w->inner) { /* the inner future is gone; nothing to wait for */
         wf_finish(w);
-        fail(w->outer, AS_ETIMEOUT, NULL);
+        as__future_fail(w->outer, AS_ETIMEOUT, NULL);
         return;
     }
     /* Completed earlier in this same turn: its callback is on its way and
@@ -491,18 +477,19 @@ as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
         return NULL;
     }
     if (!inner) {
-        fail(outer, -ENOMEM, "wait_for: no future to wait for");
+        as__future_fail(outer, -ENOMEM, "wait_for: no future to wait for");
         return outer;
     }
     if (as_future_loop(inner) != loop || isnan(timeout)) {
         as_future_cancel(inner, NULL); /* nobody could see it finish */
         as_future_unref(inner);
-        fail(outer, AS_EINVAL, "wait_for: future of another loop or NaN timeout");
+        as__future_fail(outer, AS_EINVAL,
+                        "wait_for: future of another loop or NaN timeout");
         return outer;
     }
     if (!(w = calloc(1, sizeof *w))) {
         as_future_unref(inner);
-        fail(outer, -ENOMEM, NULL);
+        as__future_fail(outer, -ENOMEM, NULL);
         return outer;
     }
     w->refs = 2; /* ours until the end of this function; the inner callback's */
@@ -514,7 +501,7 @@ as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
         w->inner = NULL;
         w->refs--;
         wf_finish(w);
-        fail(outer, err, NULL);
+        as__future_fail(outer, err, NULL);
         as_future_cancel(inner, NULL);
         as_future_unref(inner);
         wf_unref(w);
@@ -535,7 +522,7 @@ as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
             w->timer = NULL;
             if (!w->finished) {
                 wf_finish(w);
-                fail(outer, err, NULL);
+                as__future_fail(outer, err, NULL);
             }
             as_future_cancel(inner, NULL);
         }

@@ -219,10 +219,7 @@ as_step as_task_fail(as_task *t, int code, const char *message)
         return AS_STEP_DONE;
     }
     finish(t);
-    /* Only a failed strdup of the message can make this fail while the
-     * future is pending: then keep the code and drop the text. */
-    if (as_future_set_error(t->done, code, message) == -ENOMEM)
-        as_future_set_error(t->done, code, NULL);
+    as__future_fail(t->done, code, message); /* keeps the code without memory */
     return AS_STEP_DONE;
 }
 
