@@ -109,7 +109,7 @@ static void outcome_init(outcome *o)
     o->detail_destroy = NULL;
 }
 
-static void fail(outcome *o, int code, const char *msg)
+static void outcome_error(outcome *o, int code, const char *msg)
 {
     o->code = code;
     o->msg = msg;
@@ -118,7 +118,7 @@ static void fail(outcome *o, int code, const char *msg)
 static void result_bytes(outcome *o, as_bytes *b)
 {
     if (!b) {
-        fail(o, -ENOMEM, NULL);
+        outcome_error(o, -ENOMEM, NULL);
         return;
     }
     o->code = 0;
@@ -137,7 +137,7 @@ static void incomplete_free(void *p)
 
 /* Settle a future with an outcome.  If the future is already done (it cannot
  * be, by construction, but a library never trusts that), free the pieces. */
-static void deliver(as_future *f, outcome *o)
+static void settle(as_future *f, outcome *o)
 {
     int rc;
     if (o->code == 0) {
@@ -272,7 +272,7 @@ static void incomplete(as_reader *r, long long expected, outcome *o)
                                           as_buffer_len(&r->buf)) : NULL;
     if (!partial) {
         free(ir);
-        fail(o, -ENOMEM, NULL);
+        outcome_error(o, -ENOMEM, NULL);
         return;
     }
     consume(r, partial->len);
@@ -286,7 +286,7 @@ static void incomplete(as_reader *r, long long expected, outcome *o)
         snprintf(o->msgbuf, sizeof o->msgbuf,
                  "%zu bytes read on a total of %lld expected bytes",
                  partial->len, expected);
-    fail(o, AS_EINCOMPLETE, o->msgbuf);
+    outcome_error(o, AS_EINCOMPLETE, o->msgbuf);
     o->detail = ir;
     o->detail_destroy = incomplete_free;
 }
@@ -295,11 +295,11 @@ static void overrun(outcome *o, const char *msg, size_t consumed)
 {
     as_limit_overrun *lo = malloc(sizeof *lo);
     if (!lo) {
-        fail(o, -ENOMEM, NULL);
+        outcome_error(o, -ENOMEM, NULL);
         return;
     }
     lo->consumed = consumed;
-    fail(o, AS_ELIMIT, msg);
+    outcome_error(o, AS_ELIMIT, msg);
     o->detail = lo;
     o->detail_destroy = free;
 }
@@ -308,7 +308,7 @@ static int stored_exception(as_reader *r, outcome *o)
 {
     if (r->exc_code == 0)
         return 0;
-    fail(o, r->exc_code, r->exc_msg);
+    outcome_error(o, r->exc_code, r->exc_msg);
     return 1;
 }
 
@@ -480,7 +480,7 @@ static int step_discard(as_reader *r, read_op *op, outcome *o)
     if (search(r, op, &start, &end, &idx)) {
         as_discarded *res = malloc(sizeof *res);
         if (!res) {
-            fail(o, -ENOMEM, NULL);
+            outcome_error(o, -ENOMEM, NULL);
             return 1;
         }
         consume(r, end);
@@ -506,7 +506,7 @@ static int step_discard(as_reader *r, read_op *op, outcome *o)
         as_bytes *partial = ir ? as_bytes_alloc(0) : NULL;
         if (!partial) {
             free(ir);
-            fail(o, -ENOMEM, NULL);
+            outcome_error(o, -ENOMEM, NULL);
             return 1;
         }
         ir->partial = partial;
@@ -514,7 +514,7 @@ static int step_discard(as_reader *r, read_op *op, outcome *o)
         snprintf(o->msgbuf, sizeof o->msgbuf,
                  "%llu bytes discarded, separator not found before EOF",
                  op->dropped);
-        fail(o, AS_EINCOMPLETE, o->msgbuf);
+        outcome_error(o, AS_EINCOMPLETE, o->msgbuf);
         o->detail = ir;
         o->detail_destroy = incomplete_free;
         return 1;
@@ -535,7 +535,7 @@ static int step(as_reader *r, read_op *op, outcome *o)
     case OP_DISCARD: return step_discard(r, op, o);
     case OP_LINES: return step_lines(r, op, o);
     }
-    fail(o, AS_EINVAL, NULL);
+    outcome_error(o, AS_EINVAL, NULL);
     return 1;
 }
 
@@ -620,13 +620,13 @@ static int wait_for_data(as_reader *r, read_op **opp, int on_heap, outcome *o)
         snprintf(o->msgbuf, sizeof o->msgbuf,
                  "%s() called while another coroutine is already waiting "
                  "for incoming data", func_name(*opp));
-        fail(o, AS_EBUSY, o->msgbuf);
+        outcome_error(o, AS_EBUSY, o->msgbuf);
         return 0;
     }
     if (!on_heap) {
         read_op *op = op_to_heap(*opp);
         if (!op) {
-            fail(o, -ENOMEM, NULL);
+            outcome_error(o, -ENOMEM, NULL);
             return 0;
         }
         *opp = op;
@@ -658,7 +658,7 @@ static void run(as_reader *r, read_op *op, int on_heap)
         if (!as_future_done(op->future))
             as_future_set_result(op->future, NULL, NULL);
     } else if (!as_future_done(op->future)) {
-        deliver(op->future, &o);
+        settle(op->future, &o);
     } else {
         if (o.result && o.result_destroy)
             o.result_destroy(o.result);

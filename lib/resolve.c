@@ -88,7 +88,7 @@ static void complete(as_future *f, int gai, int sys_errno, struct addrinfo **res
 }
 
 /* On the loop thread: the worker's answer arrived. */
-static void deliver(void *p)
+static void on_answer(void *p)
 {
     struct job *j = p;
     if (j->future && !as_future_done(j->future))
@@ -128,7 +128,7 @@ static void *worker(void *p)
 
     pthread_mutex_lock(&j->lock);
     if (!j->abandoned &&
-        as_loop_call_soon_threadsafe(j->loop, deliver, j, job_unref_cb) == 0)
+        as_loop_call_soon_threadsafe(j->loop, on_answer, j, job_unref_cb) == 0)
         posted = 1; /* our reference now travels with the callback */
     pthread_mutex_unlock(&j->lock);
     if (!posted)

@@ -757,7 +757,8 @@ static int bind_all(as_server *s, const struct addrinfo *ai,
 }
 
 /* Bound: listen (unless told not to) and deliver the server. */
-static void deliver(as_server *s, const as_server_options *o, as_future *result)
+static void listen_and_deliver(as_server *s, const as_server_options *o,
+                               as_future *result)
 {
     /* With no_start, listen() waits for start_serving(), as in CPython. */
     int err = o && o->no_start ? 0 : start_listening(s);
@@ -802,8 +803,8 @@ static void resolved(as_future *res, void *p)
     }
     if (bind_all(j->server, as_future_result(res), o, j->result) < 0)
         return;
-    deliver(j->server, o, j->result);
-    j->server = NULL; /* delivered, or freed by deliver() on failure */
+    listen_and_deliver(j->server, o, j->result);
+    j->server = NULL; /* delivered, or freed on failure */
 }
 
 static void start_cancelled(as_future *result, void *p)
@@ -902,6 +903,6 @@ as_future *as_start_unix_server(as_loop *loop, as_client_connected_fn cb,
         s->unix_dev = st.st_dev;
         s->unix_ino = st.st_ino;
     }
-    deliver(s, o, result);
+    listen_and_deliver(s, o, result);
     return result;
 }

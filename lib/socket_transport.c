@@ -207,15 +207,15 @@ static void unref_cb(void *p)
     unref(p);
 }
 
-static void finish(socket_transport *t, int err, const char *msg, int rst);
+static void teardown(socket_transport *t, int err, const char *msg, int rst);
 
 /* Lifetime rule 4: dropped while open.  Close without flushing; the
- * interface keeps the transport alive while finish() runs. */
+ * interface keeps the transport alive while teardown() runs. */
 static void sock_last_ref(as_transport *base)
 {
     socket_transport *t = sock_of(base);
     if (t->state == OPEN)
-        finish(t, 0, NULL, 0);
+        teardown(t, 0, NULL, 0);
 }
 
 /* ------------------------------------------------------------ closing */
@@ -225,7 +225,7 @@ static void sock_last_ref(as_transport *base)
  * is released here, synchronously.  Idempotent.  No user callback runs:
  * finishing futures only schedules their callbacks.
  */
-static void finish(socket_transport *t, int err, const char *msg, int rst)
+static void teardown(socket_transport *t, int err, const char *msg, int rst)
 {
     int self_ref = t->self_ref;
 
@@ -298,7 +298,7 @@ static void finish(socket_transport *t, int err, const char *msg, int rst)
 /* The first send/receive error: the connection is lost. */
 static void fatal(socket_transport *t, int err)
 {
-    finish(t, err, NULL, 0);
+    teardown(t, err, NULL, 0);
 }
 
 static void close_flushing(socket_transport *t)
@@ -311,7 +311,7 @@ static void close_flushing(socket_transport *t)
         t->reading = 0;
     }
     if (as__writeq_len(&t->queue) == 0) {
-        finish(t, 0, NULL, 0);
+        teardown(t, 0, NULL, 0);
         return;
     }
     /* Lifetime rule 3: stay alive until the queue is out. */
@@ -328,7 +328,7 @@ static void sock_close(as_transport *t)
 
 static void sock_abort(as_transport *t)
 {
-    finish(sock_of(t), 0, NULL, 1);
+    teardown(sock_of(t), 0, NULL, 1);
 }
 
 /* close_within()'s deadline: whatever is still queued is dropped. */
@@ -338,7 +338,7 @@ static void close_deadline(void *p)
     as_handle_release(t->close_timer);
     t->close_timer = NULL;
     if (t->state == CLOSING)
-        finish(t, 0, NULL, 1);
+        teardown(t, 0, NULL, 1);
 }
 
 static void sock_close_within(as_transport *base, double seconds)
@@ -349,12 +349,12 @@ static void sock_close_within(as_transport *base, double seconds)
     close_flushing(t); /* the flush starts; no-op if already closing */
     if (t->state != CLOSING || isnan(seconds))
         return; /* closed at once (nothing was queued), or NaN: no deadline */
-    /* The timer needs no reference: finish() cancels it, and until then
+    /* The timer needs no reference: teardown() cancels it, and until then
      * the flush's own reference keeps us (lifetime rule 3).  If it cannot
      * be armed, the deadline cannot be kept: abort now. */
     if (seconds <= 0 ||
         as_loop_call_later(t->base.loop, seconds, close_deadline, t, NULL, &t->close_timer) < 0)
-        finish(t, 0, NULL, 1);
+        teardown(t, 0, NULL, 1);
 }
 
 static int sock_is_closing(const as_transport *base)
@@ -374,7 +374,7 @@ static int sock_error(const as_transport *base, const char **message)
 
 static void read_once(socket_transport *t);
 
-/* The watcher holds no reference (lifetime: finish() removes it), so hold
+/* The watcher holds no reference (lifetime: teardown() removes it), so hold
  * one while we run: a fatal error may drop the last one. */
 static void on_readable(void *p)
 {
@@ -501,7 +501,7 @@ static void queue_empty(socket_transport *t)
     as__writeq_trim(&t->queue, QUEUE_KEEP);
     waiters_wake(&t->flushw, 0, NULL);
     if (t->state == CLOSING) {
-        finish(t, 0, NULL, 0);
+        teardown(t, 0, NULL, 0);
     } else if (t->eof_wanted && !t->eof_sent) {
         t->eof_sent = 1;
         if (shutdown(t->fd, SHUT_WR) < 0 && errno != ENOTCONN)
@@ -956,7 +956,7 @@ static void recycle_bytes(void *ud, as_bytes *bytes)
 }
 
 /* Nothing was delivered yet: undo quietly (the closed future has no
- * waiter, and finish() would feed the reader an EOF it never saw coming). */
+ * waiter, and teardown() would feed the reader an EOF it never saw coming). */
 static void undo(socket_transport *t)
 {
     (void)close(t->fd);
