@@ -16,6 +16,7 @@
 #include "resolve.h"
 #include "sock.h"
 #include "socket_transport.h"
+#include "waiters.h"
 
 #include <errno.h>
 #include <math.h>
@@ -55,11 +56,6 @@ struct client {
     int refs;
 };
 
-struct waiter {
-    as_future *future;
-    struct waiter *next;
-};
-
 struct as_server {
     as_loop *loop;
     unsigned refs;
@@ -84,7 +80,7 @@ struct as_server {
     int fd_report_done;   /* an fd >= FD_SETSIZE was reported this episode */
 
     as_future *serve_forever;
-    struct waiter *waiters;    /* wait_closed() and shutdown() futures */
+    as__waiters waiters;       /* wait_closed() and shutdown() futures */
     as_handle *shutdown_timer;
 };
 
@@ -362,18 +358,6 @@ static int start_listening(as_server *s)
 
 /* ------------------------------------------------------------ lifecycle */
 
-static void resolve_waiters(as_server *s)
-{
-    struct waiter *w = s->waiters, *next;
-    s->waiters = NULL;
-    for (; w; w = next) {
-        next = w->next;
-        as_future_set_result(w->future, NULL, NULL);
-        as_future_unref(w->future);
-        free(w);
-    }
-}
-
 static void check_closed(as_server *s)
 {
     if (!s->closed || s->nclients > 0)
@@ -383,7 +367,7 @@ static void check_closed(as_server *s)
         as_handle_release(s->shutdown_timer);
         s->shutdown_timer = NULL;
     }
-    resolve_waiters(s);
+    as__waiters_wake_all(&s->waiters, 0, NULL);
 }
 
 void as_server_close(as_server *s)
@@ -434,19 +418,12 @@ as_server *as_server_ref(as_server *s)
 void as_server_unref(as_server *s)
 {
     struct client *c;
-    struct waiter *w, *next;
     as_loop *loop;
 
     if (!s || --s->refs > 0)
         return;
     as_server_close(s);
-    for (w = s->waiters; w; w = next) {
-        next = w->next;
-        as_future_cancel(w->future, "server freed");
-        as_future_unref(w->future);
-        free(w);
-    }
-    s->waiters = NULL;
+    as__waiters_free(&s->waiters, "server freed");
     /* Connections go on without us (rule 2), held by their handlers. */
     while ((c = s->clients))
         client_unlink(c, 0);
@@ -584,24 +561,18 @@ as_future *as_server_serve_forever(as_server *s)
     return f;
 }
 
+/* A future that finishes once the server is closed with no connection
+ * left: at once if it is so now. */
 static as_future *add_waiter(as_server *s)
 {
-    as_future *f = as_future_new(s->loop);
-    struct waiter *w;
+    as_future *f;
 
-    if (!f)
-        return NULL;
-    if (s->closed && s->nclients == 0) {
+    if (!s->closed || s->nclients > 0) {
+        f = as__waiters_add(&s->waiters, s->loop);
+        return f ? f : as__future_failed(s->loop, -ENOMEM, NULL);
+    }
+    if ((f = as_future_new(s->loop)))
         as_future_set_result(f, NULL, NULL);
-        return f;
-    }
-    if (!(w = malloc(sizeof *w))) {
-        as_future_set_error(f, -ENOMEM, NULL);
-        return f;
-    }
-    w->future = as_future_ref(f);
-    w->next = s->waiters;
-    s->waiters = w;
     return f;
 }
 

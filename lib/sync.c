@@ -23,6 +23,7 @@
 #include "sync.h"
 #include "errors.h"
 #include "internal.h"
+#include "waiters.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -532,76 +533,20 @@ as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
     return outer;
 }
 
-/* ------------------------------------------------------------ waiter queue */
-
-/*
- * The waiters of a semaphore or an event: a FIFO list of records, each the
- * userdata of a done callback registered on its future *before* the future
- * is handed out, so that callback runs before anyone else's.
- */
-struct waiter {
-    struct waiter *prev, *next;
-    int linked;
-    void *owner;        /* the semaphore or event; a reference */
-    as_future *future;  /* held until the record is freed */
-};
-
-struct waitq {
-    struct waiter *head, *tail;
-    size_t len;
-};
-
-static void waitq_push(struct waitq *q, struct waiter *w)
-{
-    w->prev = q->tail;
-    w->next = NULL;
-    if (q->tail)
-        q->tail->next = w;
-    else
-        q->head = w;
-    q->tail = w;
-    w->linked = 1;
-    q->len++;
-}
-
-static void waitq_unlink(struct waitq *q, struct waiter *w)
-{
-    if (!w->linked)
-        return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        q->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        q->tail = w->prev;
-    w->prev = w->next = NULL;
-    w->linked = 0;
-    q->len--;
-}
-
-/* Cancel every waiting future, as their owner (so no canceller is asked);
- * their callbacks free the records. */
-static void waitq_cancel_all(struct waitq *q)
-{
-    struct waiter *w, *next;
-
-    for (w = q->head; w; w = next) {
-        next = w->next;
-        waitq_unlink(q, w);
-        as_future_set_cancelled(w->future, NULL);
-    }
-}
-
 /* ------------------------------------------------------------ semaphore */
 
+/*
+ * The waiting acquires and the event's waiters are lists of waiters.h:
+ * the record, the canceller and the callback that runs first are all
+ * there.  What is left here is when to wake and whom.
+ */
+
 struct as_semaphore {
-    unsigned refs;     /* the creator's + one per waiter record */
+    unsigned refs;     /* the creator's + one per call that is waking */
     as_loop *loop;
     unsigned value;
     int freed;
-    struct waitq q;
+    as__waiters q;
 };
 
 static void sem_unref(as_semaphore *sem)
@@ -615,63 +560,24 @@ static void sem_unref(as_semaphore *sem)
     as__loop_obj_unref(loop);
 }
 
-/* Grant free permits to the longest waiters.  A waiter whose future is done
- * already (completed behind our back, its callback not yet run) is
- * skipped.  From the grant on, the permit is the awaiter's: a cancel that
- * comes later finds the future done and takes nothing back (a task delivers
- * the grant and takes the cancellation at its next await, task.h). */
+/* Grant free permits to the longest waiters.  From the grant on, the
+ * permit is the awaiter's: a cancel that comes later finds the future done
+ * and takes nothing back (a task delivers the grant and takes the
+ * cancellation at its next await, task.h).  The reference covers a closed
+ * loop, where a grant releases callbacks at once and one may free us. */
 static void sem_wake(as_semaphore *sem)
 {
-    struct waiter *w = sem->q.head, *next;
-
-    while (w && sem->value > 0) {
-        next = w->next;
-        if (!as_future_done(w->future)) {
-            waitq_unlink(&sem->q, w);
-            sem->value--;
-            as_future_set_result(w->future, NULL, NULL);
-        }
-        w = next;
-    }
-}
-
-static void sem_waiter_done(as_future *future, void *userdata)
-{
-    struct waiter *w = userdata;
-    as_semaphore *sem = w->owner;
-
-    (void)future;
-    if (w->linked) { /* completed behind our back: it took no permit */
-        waitq_unlink(&sem->q, w);
-        sem_wake(sem);
-    }
-}
-
-static void sem_waiter_release(void *userdata)
-{
-    struct waiter *w = userdata;
-    as_semaphore *sem = w->owner;
-
-    waitq_unlink(&sem->q, w);
-    as_future_unref(w->future);
-    free(w);
+    sem->refs++;
+    while (sem->value > 0 && as__waiters_wake_one(&sem->q, 0, NULL))
+        sem->value--;
     sem_unref(sem);
 }
 
-/* The canceller of a waiting acquire (only a pending one has it: future.c
- * drops it on completion).  Pending means queued, holding no permit: leave
- * the queue at once, so the permits go to those behind. */
-static int sem_cancel(as_future *future, const char *message, void *userdata)
+/* A waiter left without a permit (cancelled, or completed by someone
+ * else): a permit that is free goes to those behind it. */
+static void sem_waiter_left(void *owner)
 {
-    struct waiter *w = userdata;
-    as_semaphore *sem = w->owner;
-
-    sem->refs++; /* the callbacks may release the record, and with it sem */
-    waitq_unlink(&sem->q, w);
-    as_future_set_cancelled(future, message);
-    sem_wake(sem);
-    sem_unref(sem);
-    return 1;
+    sem_wake(owner);
 }
 
 as_semaphore *as_semaphore_new(as_loop *loop, unsigned value)
@@ -683,6 +589,7 @@ as_semaphore *as_semaphore_new(as_loop *loop, unsigned value)
     sem->refs = 1;
     sem->loop = loop;
     sem->value = value;
+    as__waiters_init(&sem->q, sem_waiter_left, sem);
     as__loop_obj_ref(loop);
     return sem;
 }
@@ -692,20 +599,13 @@ void as_semaphore_free(as_semaphore *sem)
     if (!sem || sem->freed)
         return;
     sem->freed = 1;
-    waitq_cancel_all(&sem->q);
+    as__waiters_free(&sem->q, NULL);
     sem_unref(sem);
 }
 
 int as_semaphore_locked(const as_semaphore *sem)
 {
-    const struct waiter *w;
-
-    if (sem->value == 0)
-        return 1;
-    for (w = sem->q.head; w; w = w->next)
-        if (!as_future_done(w->future))
-            return 1;
-    return 0;
+    return sem->value == 0 || as__waiters_pending(&sem->q);
 }
 
 unsigned as_semaphore_value(const as_semaphore *sem)
@@ -715,43 +615,26 @@ unsigned as_semaphore_value(const as_semaphore *sem)
 
 size_t as_semaphore_waiting(const as_semaphore *sem)
 {
-    return sem->q.len;
+    return as__waiters_len(&sem->q);
 }
 
 /*
  * A free permit is granted at once: a finished future and nothing else.  A
- * waiting acquire gets a record in the queue (the userdata of its done
- * callback and of its canceller).  Cost: one future, plus one small malloc
+ * waiting acquire joins the list.  Cost: one future, plus one small block
  * and one done callback when it has to wait.
  */
 as_future *as_semaphore_acquire(as_semaphore *sem)
 {
-    struct waiter *w;
     as_future *f;
 
-    if (!sem || sem->freed || !(f = as_future_new(sem->loop)))
+    if (!sem || sem->freed)
         return NULL;
-    if (!as_semaphore_locked(sem)) {
-        sem->value--;
-        as_future_set_result(f, NULL, NULL);
-        return f;
-    }
-    if (!(w = calloc(1, sizeof *w))) {
-        as_future_unref(f);
+    if (as_semaphore_locked(sem))
+        return as__waiters_add(&sem->q, sem->loop);
+    if (!(f = as_future_new(sem->loop)))
         return NULL;
-    }
-    w->owner = sem;
-    w->future = as_future_ref(f);
-    if (as_future_add_done_callback(f, sem_waiter_done, w,
-                                    sem_waiter_release) < 0) {
-        as_future_unref(f);
-        as_future_unref(f);
-        free(w);
-        return NULL;
-    }
-    as_future_set_canceller(f, sem_cancel, w); /* pending: cannot fail */
-    sem->refs++;
-    waitq_push(&sem->q, w);
+    sem->value--;
+    as_future_set_result(f, NULL, NULL);
     return f;
 }
 
@@ -762,20 +645,18 @@ int as_semaphore_release(as_semaphore *sem)
     if (sem->value == UINT_MAX)
         return AS_ESTATE;
     sem->value++;
-    sem->refs++;
     sem_wake(sem);
-    sem_unref(sem);
     return 0;
 }
 
 /* ------------------------------------------------------------ event */
 
 struct as_event {
-    unsigned refs;     /* the creator's + one per waiter record */
+    unsigned refs;     /* the creator's + one while set() wakes */
     as_loop *loop;
     int set;
     int freed;
-    struct waitq q;
+    as__waiters q;
 };
 
 static void event_unref(as_event *ev)
@@ -789,24 +670,6 @@ static void event_unref(as_event *ev)
     as__loop_obj_unref(loop);
 }
 
-static void event_waiter_done(as_future *future, void *userdata)
-{
-    struct waiter *w = userdata;
-    (void)future;
-    waitq_unlink(&((as_event *)w->owner)->q, w); /* cancelled while waiting */
-}
-
-static void event_waiter_release(void *userdata)
-{
-    struct waiter *w = userdata;
-    as_event *ev = w->owner;
-
-    waitq_unlink(&ev->q, w);
-    as_future_unref(w->future);
-    free(w);
-    event_unref(ev);
-}
-
 as_event *as_event_new(as_loop *loop)
 {
     as_event *ev;
@@ -815,6 +678,7 @@ as_event *as_event_new(as_loop *loop)
         return NULL;
     ev->refs = 1;
     ev->loop = loop;
+    as__waiters_init(&ev->q, NULL, NULL);
     as__loop_obj_ref(loop);
     return ev;
 }
@@ -824,51 +688,30 @@ void as_event_free(as_event *ev)
     if (!ev || ev->freed)
         return;
     ev->freed = 1;
-    waitq_cancel_all(&ev->q);
+    as__waiters_free(&ev->q, NULL);
     event_unref(ev);
 }
 
 as_future *as_event_wait(as_event *ev)
 {
-    struct waiter *w;
     as_future *f;
 
-    if (!ev || ev->freed || !(f = as_future_new(ev->loop)))
+    if (!ev || ev->freed)
         return NULL;
-    if (ev->set) {
+    if (!ev->set)
+        return as__waiters_add(&ev->q, ev->loop);
+    if ((f = as_future_new(ev->loop)))
         as_future_set_result(f, NULL, NULL);
-        return f;
-    }
-    if (!(w = calloc(1, sizeof *w))) {
-        as_future_unref(f);
-        return NULL;
-    }
-    w->owner = ev;
-    w->future = as_future_ref(f);
-    if (as_future_add_done_callback(f, event_waiter_done, w,
-                                    event_waiter_release) < 0) {
-        as_future_unref(f);
-        as_future_unref(f);
-        free(w);
-        return NULL;
-    }
-    ev->refs++;
-    waitq_push(&ev->q, w);
     return f;
 }
 
 void as_event_set(as_event *ev)
 {
-    struct waiter *w;
-
     if (!ev || ev->set)
         return;
     ev->set = 1;
-    ev->refs++;
-    while ((w = ev->q.head) != NULL) {
-        waitq_unlink(&ev->q, w);
-        as_future_set_result(w->future, NULL, NULL); /* AS_ESTATE if cancelled */
-    }
+    ev->refs++; /* as in sem_wake() */
+    as__waiters_wake_all(&ev->q, 0, NULL);
     event_unref(ev);
 }
 

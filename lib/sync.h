@@ -30,8 +30,9 @@
  *      results: children of different types do not fit one C array of
  *      values, and each child's destroy function stays with it.
  *   3. A semaphore or an event is owned by its creator and ended with
- *      _free(), which cancels the futures still waiting on it.  Its memory
- *      lives until the last of them has run its callbacks.  Each holds a
+ *      _free(), which cancels the futures still waiting on it.  Those
+ *      futures, and their callbacks, may outlive it: nothing in them
+ *      points back to it once they have left its list.  Each holds a
  *      reference to the loop (loop.h rule 1).
  *   4. A sleep's timer is cancelled when its future is, so cancelling a long
  *      sleep frees its timer at once.
