@@ -12,6 +12,7 @@
 #include "future.h"
 #include "task.h"
 #include "sync.h"
+#include "locks.h"
 #include "buffer.h"
 #include "reader.h"
 #include "transport.h"

@@ -1,5 +1,6 @@
 /*
- * sync.c - sleep, gather, wait_for, Semaphore and Event on futures.
+ * sync.c - sleep, gather and wait_for on futures (Semaphore and Event are
+ * in locks.c).
  *
  * One pattern runs through the file.  Each combinator keeps a small record
  * that is the userdata of the done callbacks it puts on the futures it waits
@@ -9,9 +10,9 @@
  * and when the loop closes and producers drop their futures, everything
  * waiting on them unwinds by itself (task.h rule 2, sync.h rule 1).
  *
- * A record that stands for work (gather, wait_for, a semaphore acquire)
- * is also its future's canceller (future.h), so as_future_cancel() on the
- * future reaches the work.  The record completes its own future with
+ * A record that stands for work (gather, wait_for) is also its future's
+ * canceller (future.h), so as_future_cancel() on the future reaches the
+ * work.  The record completes its own future with
  * as_future_set_cancelled() / as_future_transfer(), never with
  * as_future_cancel(), which would only ask the record again.  A record
  * freed while its future is still pending removes the canceller first.
@@ -23,10 +24,8 @@
 #include "sync.h"
 #include "errors.h"
 #include "internal.h"
-#include "waiters.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -531,197 +530,4 @@ as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
     as_future_unref(inner); /* now weak (rule 1) */
     wf_unref(w);
     return outer;
-}
-
-/* ------------------------------------------------------------ semaphore */
-
-/*
- * The waiting acquires and the event's waiters are lists of waiters.h:
- * the record, the canceller and the callback that runs first are all
- * there.  What is left here is when to wake and whom.
- */
-
-struct as_semaphore {
-    unsigned refs;     /* the creator's + one per call that is waking */
-    as_loop *loop;
-    unsigned value;
-    int freed;
-    as__waiters q;
-};
-
-static void sem_unref(as_semaphore *sem)
-{
-    as_loop *loop;
-
-    if (--sem->refs > 0)
-        return;
-    loop = sem->loop;
-    free(sem);
-    as__loop_obj_unref(loop);
-}
-
-/* Grant free permits to the longest waiters.  From the grant on, the
- * permit is the awaiter's: a cancel that comes later finds the future done
- * and takes nothing back (a task delivers the grant and takes the
- * cancellation at its next await, task.h).  The reference covers a closed
- * loop, where a grant releases callbacks at once and one may free us. */
-static void sem_wake(as_semaphore *sem)
-{
-    sem->refs++;
-    while (sem->value > 0 && as__waiters_wake_one(&sem->q, 0, NULL))
-        sem->value--;
-    sem_unref(sem);
-}
-
-/* A waiter left without a permit (cancelled, or completed by someone
- * else): a permit that is free goes to those behind it. */
-static void sem_waiter_left(void *owner)
-{
-    sem_wake(owner);
-}
-
-as_semaphore *as_semaphore_new(as_loop *loop, unsigned value)
-{
-    as_semaphore *sem;
-
-    if (!loop || as_loop_is_closed(loop) || !(sem = calloc(1, sizeof *sem)))
-        return NULL;
-    sem->refs = 1;
-    sem->loop = loop;
-    sem->value = value;
-    as__waiters_init(&sem->q, sem_waiter_left, sem);
-    as__loop_obj_ref(loop);
-    return sem;
-}
-
-void as_semaphore_free(as_semaphore *sem)
-{
-    if (!sem || sem->freed)
-        return;
-    sem->freed = 1;
-    as__waiters_free(&sem->q, NULL);
-    sem_unref(sem);
-}
-
-int as_semaphore_locked(const as_semaphore *sem)
-{
-    return sem->value == 0 || as__waiters_pending(&sem->q);
-}
-
-unsigned as_semaphore_value(const as_semaphore *sem)
-{
-    return sem->value;
-}
-
-size_t as_semaphore_waiting(const as_semaphore *sem)
-{
-    return as__waiters_len(&sem->q);
-}
-
-/*
- * A free permit is granted at once: a finished future and nothing else.  A
- * waiting acquire joins the list.  Cost: one future, plus one small block
- * and one done callback when it has to wait.
- */
-as_future *as_semaphore_acquire(as_semaphore *sem)
-{
-    as_future *f;
-
-    if (!sem || sem->freed)
-        return NULL;
-    if (as_semaphore_locked(sem))
-        return as__waiters_add(&sem->q, sem->loop);
-    if (!(f = as_future_new(sem->loop)))
-        return NULL;
-    sem->value--;
-    as_future_set_result(f, NULL, NULL);
-    return f;
-}
-
-int as_semaphore_release(as_semaphore *sem)
-{
-    if (!sem)
-        return AS_EINVAL;
-    if (sem->value == UINT_MAX)
-        return AS_ESTATE;
-    sem->value++;
-    sem_wake(sem);
-    return 0;
-}
-
-/* ------------------------------------------------------------ event */
-
-struct as_event {
-    unsigned refs;     /* the creator's + one while set() wakes */
-    as_loop *loop;
-    int set;
-    int freed;
-    as__waiters q;
-};
-
-static void event_unref(as_event *ev)
-{
-    as_loop *loop;
-
-    if (--ev->refs > 0)
-        return;
-    loop = ev->loop;
-    free(ev);
-    as__loop_obj_unref(loop);
-}
-
-as_event *as_event_new(as_loop *loop)
-{
-    as_event *ev;
-
-    if (!loop || as_loop_is_closed(loop) || !(ev = calloc(1, sizeof *ev)))
-        return NULL;
-    ev->refs = 1;
-    ev->loop = loop;
-    as__waiters_init(&ev->q, NULL, NULL);
-    as__loop_obj_ref(loop);
-    return ev;
-}
-
-void as_event_free(as_event *ev)
-{
-    if (!ev || ev->freed)
-        return;
-    ev->freed = 1;
-    as__waiters_free(&ev->q, NULL);
-    event_unref(ev);
-}
-
-as_future *as_event_wait(as_event *ev)
-{
-    as_future *f;
-
-    if (!ev || ev->freed)
-        return NULL;
-    if (!ev->set)
-        return as__waiters_add(&ev->q, ev->loop);
-    if ((f = as_future_new(ev->loop)))
-        as_future_set_result(f, NULL, NULL);
-    return f;
-}
-
-void as_event_set(as_event *ev)
-{
-    if (!ev || ev->set)
-        return;
-    ev->set = 1;
-    ev->refs++; /* as in sem_wake() */
-    as__waiters_wake_all(&ev->q, 0, NULL);
-    event_unref(ev);
-}
-
-void as_event_clear(as_event *ev)
-{
-    if (ev)
-        ev->set = 0;
-}
-
-int as_event_is_set(const as_event *ev)
-{
-    return ev && ev->set;
 }
