@@ -418,11 +418,10 @@ static int selfcheck(struct app *app)
     memset(&s, 0, sizeof s);
     s.app = app;
     app->quiet = 1;
-    if (!(s.sh.all_in = as_event_new(app->loop)))
-        return 1;
-    if ((err = as_task_new(app->loop, selfcheck_step, &s, NULL, &t)) < 0) {
+    if ((err = as_event_new(app->loop, &s.sh.all_in)) < 0 ||
+        (err = as_task_new(app->loop, selfcheck_step, &s, NULL, &t)) < 0) {
         fprintf(stderr, "chat_server: %s\n", as_strerror(err));
-        as_event_free(s.sh.all_in);
+        as_event_free(s.sh.all_in); /* NULL if it was not made: nothing */
         return 1;
     }
     err = as_loop_run_until_complete(app->loop, as_task_future(t));

@@ -16,8 +16,9 @@
  *   loop hands out.  as_x_ref() adds a reference and returns its argument;
  *   as_x_unref() drops one, and the object is freed at zero.  A value type
  *   has one owner and no count: as_buffer (as_buffer_destroy()),
- *   as_connection (as_connection_free()), as_bytes (free()).  The loop is
- *   neither: its creator owns it and ends it with as_loop_close().
+ *   as_connection (as_connection_free()), as_bytes (free()), and so have
+ *   as_semaphore and as_event (_free(), which cancels their waiters).  The
+ *   loop is neither: its creator owns it and ends it with as_loop_close().
  *
  *   NULL.  A NULL object argument is never a crash:
  *     - a call returning void does nothing;
@@ -46,6 +47,7 @@
 #include "future.h"
 #include "task.h"
 #include "sync.h"
+#include "locks.h"
 #include "buffer.h"
 #include "reader.h"
 #include "transport.h"

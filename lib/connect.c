@@ -108,11 +108,10 @@ static void close_socket(attempt *a)
 }
 
 /* Fail the result, unless it is already done (e.g. cancelled). */
-static void fail(attempt *a, int code, const char *msg)
+static void fail_attempt(attempt *a, int code, const char *msg)
 {
     close_socket(a);
-    if (!as_future_done(a->result))
-        (void)as_future_set_error(a->result, code, msg);
+    as__future_fail(a->result, code, msg);
 }
 
 /* Remember one address's failure for the final message. */
@@ -151,15 +150,15 @@ static void record_errno(attempt *a, int err, const char *what)
 static void fail_all(attempt *a)
 {
     if (!a->first_msg) {
-        fail(a, a->first_code ? a->first_code : -ENOMEM, NULL);
+        fail_attempt(a, a->first_code ? a->first_code : -ENOMEM, NULL);
     } else if (a->all_same || !a->msgs) {
-        fail(a, a->first_code, a->first_msg);
+        fail_attempt(a, a->first_code, a->first_msg);
     } else {
         size_t len = strlen(a->msgs) + 32;
         char *m = malloc(len);
         if (m)
             snprintf(m, len, "Multiple exceptions: %s", a->msgs);
-        fail(a, a->first_code, m ? m : a->first_msg);
+        fail_attempt(a, a->first_code, m ? m : a->first_msg);
         free(m);
     }
 }
@@ -182,12 +181,12 @@ static void connected(attempt *a)
     }
     if ((err = as_reader_new(a->loop, a->limit, &reader)) < 0) {
         as__sock_close(fd);
-        fail(a, err, NULL);
+        fail_attempt(a, err, NULL);
         return;
     }
     if ((err = as_socket_transport_new(a->loop, fd, reader, &t)) < 0) { /* closes fd */
         as_reader_unref(reader);
-        fail(a, err, NULL);
+        fail_attempt(a, err, NULL);
         return;
     }
     if ((err = as_writer_new(t, reader, &w)) < 0 || !(c = malloc(sizeof *c))) {
@@ -196,7 +195,7 @@ static void connected(attempt *a)
         as_transport_abort(t);
         as_transport_unref(t);
         as_reader_unref(reader);
-        fail(a, err < 0 ? err : -ENOMEM, NULL);
+        fail_attempt(a, err < 0 ? err : -ENOMEM, NULL);
         return;
     }
     as_transport_unref(t); /* the writer holds it now */
@@ -291,7 +290,7 @@ static void try_next(attempt *a)
                  * knows its limit, so it is found only now, with the SYN
                  * sent (the peer sees a connection opened and closed). */
                 a->refs--;
-                fail(a, err, NULL);
+                fail_attempt(a, err, NULL);
                 return;
             }
             a->watching = 1;
@@ -320,14 +319,14 @@ static void resolved(as_future *f, void *p)
         return;
     if (a->remote_res) {
         if ((err = as_future_error(a->remote_res)) != 0) {
-            fail(a, err, as_future_error_message(a->remote_res));
+            fail_attempt(a, err, as_future_error_message(a->remote_res));
             return;
         }
         a->remote = as_future_take_result(a->remote_res);
     }
     if (a->local_res) {
         if ((err = as_future_error(a->local_res)) != 0) {
-            fail(a, err, as_future_error_message(a->local_res));
+            fail_attempt(a, err, as_future_error_message(a->local_res));
             return;
         }
         a->local = as_future_take_result(a->local_res);
@@ -407,24 +406,24 @@ as_future *as_open_connection(as_loop *loop, const char *host, const char *port,
         return NULL;
     if ((!host && !port) || (opts && opts->limit < 0) ||
         (family != 0 && family != AF_INET && family != AF_INET6)) {
-        fail(a, AS_EINVAL, NULL);
+        fail_attempt(a, AS_EINVAL, NULL);
         return finish_call(a);
     }
     /* Before resolving: getaddrinfo() would wrap the port.  The messages
      * are CPython's, from socket.connect() and socket.bind(). */
     if ((err = as__sock_check_port(port)) < 0) {
-        fail(a, err, "connect(): port must be 0-65535.");
+        fail_attempt(a, err, "connect(): port must be 0-65535.");
         return finish_call(a);
     }
     if (opts && (err = as__sock_check_port(opts->local_port)) < 0) {
-        fail(a, err, "bind(): port must be 0-65535.");
+        fail_attempt(a, err, "bind(): port must be 0-65535.");
         return finish_call(a);
     }
     if ((err = resolve(a, host, port, family, &a->remote_res)) < 0 ||
         (opts && (opts->local_host || opts->local_port) &&
          (err = resolve(a, opts->local_host, opts->local_port, family,
                         &a->local_res)) < 0))
-        fail(a, err, NULL);
+        fail_attempt(a, err, NULL);
     return finish_call(a);
 }
 
@@ -440,11 +439,11 @@ as_future *as_open_unix_connection(as_loop *loop, const char *path,
     if (!loop || !(a = attempt_new(loop, opts)))
         return NULL;
     if (opts && opts->limit < 0) {
-        fail(a, AS_EINVAL, NULL);
+        fail_attempt(a, AS_EINVAL, NULL);
         return finish_call(a);
     }
     if ((err = as__sock_unix_addr(path, &sun, &msg)) < 0) {
-        fail(a, err, msg);
+        fail_attempt(a, err, msg);
         return finish_call(a);
     }
     /* One hand-made address, so try_next() serves both calls.  It is not
@@ -454,7 +453,7 @@ as_future *as_open_unix_connection(as_loop *loop, const char *path,
     if (!ai || !un) {
         free(ai);
         free(un);
-        fail(a, -ENOMEM, NULL);
+        fail_attempt(a, -ENOMEM, NULL);
         return finish_call(a);
     }
     *un = sun;

@@ -366,6 +366,23 @@ int as_future_set_error(as_future *f, int code, const char *message)
     return as_future_set_error_detail(f, code, message, NULL, NULL);
 }
 
+/* The library's own failures: a failed strdup of the message must not
+ * leave a future pending that the caller is about to hand out, so the
+ * code's own text stands in for it. */
+as_future *as__future_fail(as_future *f, int code, const char *message)
+{
+    if (as_future_set_error(f, code, message) == -ENOMEM)
+        (void)as_future_set_error(f, code, NULL);
+    return f;
+}
+
+as_future *as__future_failed(as_loop *loop, int code, const char *message)
+{
+    as_future *f;
+    return as_future_new(loop, &f) == 0 ? as__future_fail(f, code, message)
+                                        : NULL;
+}
+
 int as_future_set_canceller(as_future *f, as_future_canceller_fn fn,
                             void *userdata)
 {

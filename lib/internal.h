@@ -59,6 +59,21 @@ int as__future_add_waiter(struct as_future *f, as_handle *h,
                           void *userdata);
 
 /*
+ * Failing a future (future.c), for calls that report bad input or a lost
+ * resource through the future they return:
+ *   as__future_fail: finish f with code (< 0) and a copy of message; if the
+ *       copy cannot be made, with the code's own text (as_strerror()), so
+ *       f never stays pending for want of memory.  A done f is left as it
+ *       is.  Returns f.
+ *   as__future_failed: a new future on loop, already failed that way.
+ *       NULL if memory ran out or the loop is closed.
+ */
+struct as_future *as__future_fail(struct as_future *f, int code,
+                                  const char *message);
+struct as_future *as__future_failed(as_loop *loop, int code,
+                                    const char *message);
+
+/*
  * Recycling (reader.c): bytes a connection has just sent, handed over with
  * as_writer_write_bytes(), go back to that connection's reader, which puts
  * its next read result in the same block if it fits (an echo server's or a

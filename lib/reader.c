@@ -110,7 +110,7 @@ static void outcome_init(outcome *o)
     o->detail_destroy = NULL;
 }
 
-static void fail(outcome *o, int code, const char *msg)
+static void outcome_error(outcome *o, int code, const char *msg)
 {
     o->code = code;
     o->msg = msg;
@@ -119,7 +119,7 @@ static void fail(outcome *o, int code, const char *msg)
 static void result_bytes(outcome *o, as_bytes *b)
 {
     if (!b) {
-        fail(o, -ENOMEM, NULL);
+        outcome_error(o, -ENOMEM, NULL);
         return;
     }
     o->code = 0;
@@ -136,11 +136,9 @@ static void incomplete_free(void *p)
     }
 }
 
-/* Settle a future with an outcome.  The future is pending by construction
- * (asserted on what completing it returns, so the check costs no call); in
- * a build without asserts, a done one frees the pieces rather than leak
- * them. */
-static void deliver(as_future *f, outcome *o)
+/* Settle a future with an outcome.  If the future is already done (it cannot
+ * be, by construction, but a library never trusts that), free the pieces. */
+static void settle(as_future *f, outcome *o)
 {
     int rc;
     if (o->code == 0) {
@@ -277,7 +275,7 @@ static void incomplete(as_reader *r, long long expected, outcome *o)
     if (!ir || as_bytes_new(as_buffer_data(&r->buf), as_buffer_len(&r->buf),
                             &partial) < 0) {
         free(ir);
-        fail(o, -ENOMEM, NULL);
+        outcome_error(o, -ENOMEM, NULL);
         return;
     }
     consume(r, partial->len);
@@ -291,7 +289,7 @@ static void incomplete(as_reader *r, long long expected, outcome *o)
         snprintf(o->msgbuf, sizeof o->msgbuf,
                  "%zu bytes read on a total of %lld expected bytes",
                  partial->len, expected);
-    fail(o, AS_EINCOMPLETE, o->msgbuf);
+    outcome_error(o, AS_EINCOMPLETE, o->msgbuf);
     o->detail = ir;
     o->detail_destroy = incomplete_free;
 }
@@ -300,11 +298,11 @@ static void overrun(outcome *o, const char *msg, size_t consumed)
 {
     as_limit_overrun *lo = malloc(sizeof *lo);
     if (!lo) {
-        fail(o, -ENOMEM, NULL);
+        outcome_error(o, -ENOMEM, NULL);
         return;
     }
     lo->consumed = consumed;
-    fail(o, AS_ELIMIT, msg);
+    outcome_error(o, AS_ELIMIT, msg);
     o->detail = lo;
     o->detail_destroy = free;
 }
@@ -313,7 +311,7 @@ static int stored_exception(as_reader *r, outcome *o)
 {
     if (r->exc_code == 0)
         return 0;
-    fail(o, r->exc_code, r->exc_msg);
+    outcome_error(o, r->exc_code, r->exc_msg);
     return 1;
 }
 
@@ -485,7 +483,7 @@ static int step_discard(as_reader *r, read_op *op, outcome *o)
     if (search(r, op, &start, &end, &idx)) {
         as_discarded *res = malloc(sizeof *res);
         if (!res) {
-            fail(o, -ENOMEM, NULL);
+            outcome_error(o, -ENOMEM, NULL);
             return 1;
         }
         consume(r, end);
@@ -511,7 +509,7 @@ static int step_discard(as_reader *r, read_op *op, outcome *o)
         as_bytes *partial = NULL;
         if (!ir || as_bytes_alloc(0, &partial) < 0) {
             free(ir);
-            fail(o, -ENOMEM, NULL);
+            outcome_error(o, -ENOMEM, NULL);
             return 1;
         }
         ir->partial = partial;
@@ -519,7 +517,7 @@ static int step_discard(as_reader *r, read_op *op, outcome *o)
         snprintf(o->msgbuf, sizeof o->msgbuf,
                  "%llu bytes discarded, separator not found before EOF",
                  op->dropped);
-        fail(o, AS_EINCOMPLETE, o->msgbuf);
+        outcome_error(o, AS_EINCOMPLETE, o->msgbuf);
         o->detail = ir;
         o->detail_destroy = incomplete_free;
         return 1;
@@ -540,7 +538,7 @@ static int step(as_reader *r, read_op *op, outcome *o)
     case OP_DISCARD: return step_discard(r, op, o);
     case OP_LINES: return step_lines(r, op, o);
     }
-    fail(o, AS_EINVAL, NULL);
+    outcome_error(o, AS_EINVAL, NULL);
     return 1;
 }
 
@@ -626,13 +624,13 @@ static int wait_for_data(as_reader *r, read_op **opp, int on_heap, outcome *o)
         snprintf(o->msgbuf, sizeof o->msgbuf,
                  "%s() called while another coroutine is already waiting "
                  "for incoming data", func_name(*opp));
-        fail(o, AS_EBUSY, o->msgbuf);
+        outcome_error(o, AS_EBUSY, o->msgbuf);
         return 0;
     }
     if (!on_heap) {
         read_op *op = op_to_heap(*opp);
         if (!op) {
-            fail(o, -ENOMEM, NULL);
+            outcome_error(o, -ENOMEM, NULL);
             return 0;
         }
         *opp = op;
@@ -664,7 +662,7 @@ static void run(as_reader *r, read_op *op, int on_heap)
         if (!as_future_done(op->future))
             as_future_set_result(op->future, NULL, NULL);
     } else if (!as_future_done(op->future)) {
-        deliver(op->future, &o);
+        settle(op->future, &o);
     } else {
         if (o.result && o.result_destroy)
             o.result_destroy(o.result);
@@ -980,14 +978,6 @@ int as_reader_exception(const as_reader *r, const char **message)
 
 /* ------------------------------------------------------------ reads */
 
-static as_future *failed(as_reader *r, int code, const char *msg)
-{
-    as_future *f;
-    if (as_future_new(r->loop, &f) == 0)
-        as_future_set_error(f, code, msg);
-    return f;
-}
-
 /* Start a read: a new future, then run the op once, synchronously. */
 static as_future *start(as_reader *r, read_op *op)
 {
@@ -1035,7 +1025,8 @@ as_future *as_reader_readexactly(as_reader *r, ssize_t n)
         return NULL;
     read_op op;
     if (n < 0)
-        return failed(r, AS_EINVAL, "readexactly size can not be less than zero");
+        return as__future_failed(r->loop, AS_EINVAL,
+                                 "readexactly size can not be less than zero");
     op_init(&op, OP_EXACTLY);
     op.n = (size_t)n;
     return start(r, &op);
@@ -1071,7 +1062,7 @@ static as_future *start_search(as_reader *r, enum op_kind kind,
     op_init(&op, kind);
     const char *err = check_seps(seps, nseps, &op.minlen, &op.maxlen);
     if (err)
-        return failed(r, AS_EINVAL, err);
+        return as__future_failed(r->loop, AS_EINVAL, err);
     op.seps = seps;
     op.nseps = nseps;
     op.limit = limit ? limit : r->limit;
@@ -1085,7 +1076,8 @@ as_future *as_reader_readuntil(as_reader *r, const void *separator, size_t seple
         return NULL;
     as_separator s = { separator, seplen };
     if (seplen == 0)
-        return failed(r, AS_EINVAL, "Separator should be at least one-byte string");
+        return as__future_failed(r->loop, AS_EINVAL,
+                                 "Separator should be at least one-byte string");
     return start_search(r, OP_UNTIL, &s, 1, 0);
 }
 
@@ -1178,7 +1170,8 @@ as_future *as_reader_iter_lines(as_reader *r, as_reader_line_fn fn,
     if (!r)
         return NULL;
     if (!fn)
-        return failed(r, AS_EINVAL, "iter_lines needs a line callback");
+        return as__future_failed(r->loop, AS_EINVAL,
+                                 "iter_lines needs a line callback");
     as_future *f;
     (void)as_future_new(r->loop, &f); /* NULL if it fails */
     lines_start *s = malloc(sizeof *s);

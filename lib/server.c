@@ -16,6 +16,7 @@
 #include "resolve.h"
 #include "sock.h"
 #include "socket_transport.h"
+#include "waiters.h"
 
 #include <errno.h>
 #include <math.h>
@@ -55,11 +56,6 @@ struct client {
     int refs;
 };
 
-struct waiter {
-    as_future *future;
-    struct waiter *next;
-};
-
 struct as_server {
     as_loop *loop;
     unsigned refs;
@@ -84,7 +80,7 @@ struct as_server {
     int fd_report_done;   /* an fd >= FD_SETSIZE was reported this episode */
 
     as_future *serve_forever;
-    struct waiter *waiters;    /* wait_closed() and shutdown() futures */
+    as__waiters waiters;       /* wait_closed() and shutdown() futures */
     as_handle *shutdown_timer;
 };
 
@@ -362,18 +358,6 @@ static int start_listening(as_server *s)
 
 /* ------------------------------------------------------------ lifecycle */
 
-static void resolve_waiters(as_server *s)
-{
-    struct waiter *w = s->waiters, *next;
-    s->waiters = NULL;
-    for (; w; w = next) {
-        next = w->next;
-        as_future_set_result(w->future, NULL, NULL);
-        as_future_unref(w->future);
-        free(w);
-    }
-}
-
 static void check_closed(as_server *s)
 {
     if (!s->closed || s->nclients > 0)
@@ -383,7 +367,7 @@ static void check_closed(as_server *s)
         as_handle_unref(s->shutdown_timer);
         s->shutdown_timer = NULL;
     }
-    resolve_waiters(s);
+    as__waiters_wake_all(&s->waiters, 0, NULL);
 }
 
 void as_server_close(as_server *s)
@@ -435,19 +419,12 @@ as_server *as_server_ref(as_server *s)
 void as_server_unref(as_server *s)
 {
     struct client *c;
-    struct waiter *w, *next;
     as_loop *loop;
 
     if (!s || --s->refs > 0)
         return;
     as_server_close(s);
-    for (w = s->waiters; w; w = next) {
-        next = w->next;
-        as_future_cancel(w->future, "server freed");
-        as_future_unref(w->future);
-        free(w);
-    }
-    s->waiters = NULL;
+    as__waiters_free(&s->waiters, "server freed");
     /* Connections go on without us (rule 2), held by their handlers. */
     while ((c = s->clients))
         client_unlink(c, 0);
@@ -522,14 +499,6 @@ size_t as_server_active_connections(const as_server *s)
     return s ? s->nclients : 0;
 }
 
-static as_future *failed(as_loop *loop, int code, const char *message)
-{
-    as_future *f;
-    if (as_future_new(loop, &f) == 0)
-        as_future_set_error(f, code, message);
-    return f;
-}
-
 static void finish_now(void *p)
 {
     as_future_set_result(p, NULL, NULL);
@@ -548,9 +517,9 @@ as_future *as_server_start_serving(as_server *s)
     if (!s)
         return NULL;
     if (s->closed)
-        return failed(s->loop, AS_ESTATE, "server is closed");
+        return as__future_failed(s->loop, AS_ESTATE, "server is closed");
     if ((err = start_listening(s)) < 0)
-        return failed(s->loop, err, NULL);
+        return as__future_failed(s->loop, err, NULL);
     if (as_future_new(s->loop, &f) < 0)
         return NULL;
     /* Finish on the next turn, as CPython's `await sleep(0)`. */
@@ -579,12 +548,12 @@ as_future *as_server_serve_forever(as_server *s)
     if (!s)
         return NULL;
     if (s->serve_forever)
-        return failed(s->loop, AS_ESTATE,
+        return as__future_failed(s->loop, AS_ESTATE,
                       "server is already being awaited on serve_forever()");
     if (s->closed)
-        return failed(s->loop, AS_ESTATE, "server is closed");
+        return as__future_failed(s->loop, AS_ESTATE, "server is closed");
     if ((err = start_listening(s)) < 0)
-        return failed(s->loop, err, NULL);
+        return as__future_failed(s->loop, err, NULL);
     if (as_future_new(s->loop, &f) < 0)
         return NULL;
     if (as_future_add_done_callback(f, serve_forever_done, as_server_ref(s),
@@ -597,24 +566,18 @@ as_future *as_server_serve_forever(as_server *s)
     return f;
 }
 
+/* A future that finishes once the server is closed with no connection
+ * left: at once if it is so now. */
 static as_future *add_waiter(as_server *s)
 {
     as_future *f;
-    struct waiter *w;
 
-    if (as_future_new(s->loop, &f) < 0)
-        return NULL;
-    if (s->closed && s->nclients == 0) {
+    if (!s->closed || s->nclients > 0) {
+        f = as__waiters_add(&s->waiters, s->loop);
+        return f ? f : as__future_failed(s->loop, -ENOMEM, NULL);
+    }
+    if (as_future_new(s->loop, &f) == 0)
         as_future_set_result(f, NULL, NULL);
-        return f;
-    }
-    if (!(w = malloc(sizeof *w))) {
-        as_future_set_error(f, -ENOMEM, NULL);
-        return f;
-    }
-    w->future = as_future_ref(f);
-    w->next = s->waiters;
-    s->waiters = w;
     return f;
 }
 
@@ -660,7 +623,7 @@ as_future *as_server_shutdown(as_server *s, double timeout)
     if (!s)
         return NULL;
     if (isnan(timeout))
-        return failed(s->loop, AS_EINVAL, "timeout is NaN");
+        return as__future_failed(s->loop, AS_EINVAL, "timeout is NaN");
     as_server_close(s);
     for (c = s->clients; c; c = next) {
         next = c->next;
@@ -772,7 +735,8 @@ static int bind_all(as_server *s, const struct addrinfo *ai,
 }
 
 /* Bound: listen (unless told not to) and deliver the server. */
-static void deliver(as_server *s, const as_server_options *o, as_future *result)
+static void listen_and_deliver(as_server *s, const as_server_options *o,
+                               as_future *result)
 {
     /* With no_start, listen() waits for start_serving(), as in CPython. */
     int err = o && o->no_start ? 0 : start_listening(s);
@@ -817,8 +781,8 @@ static void resolved(as_future *res, void *p)
     }
     if (bind_all(j->server, as_future_result(res), o, j->result) < 0)
         return;
-    deliver(j->server, o, j->result);
-    j->server = NULL; /* delivered, or freed by deliver() on failure */
+    listen_and_deliver(j->server, o, j->result);
+    j->server = NULL; /* delivered, or freed on failure */
 }
 
 static void start_cancelled(as_future *result, void *p)
@@ -838,12 +802,15 @@ as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
     as_future *result;
 
     if (!loop || !cb || !port)
-        return failed(loop, AS_EINVAL, "start_server needs a loop, a callback and a port");
+        return as__future_failed(loop, AS_EINVAL,
+                                 "start_server needs a loop, a callback and a port");
     if (o && (o->family != 0 && o->family != AF_INET && o->family != AF_INET6))
-        return failed(loop, AS_EINVAL, "family must be AF_INET, AF_INET6 or 0");
+        return as__future_failed(loop, AS_EINVAL,
+                                 "family must be AF_INET, AF_INET6 or 0");
     /* getaddrinfo() would wrap it; CPython's socket.bind() words it so. */
     if (as__sock_check_port(port) < 0)
-        return failed(loop, AS_EPORT, "bind(): port must be 0-65535.");
+        return as__future_failed(loop, AS_EPORT,
+                                 "bind(): port must be 0-65535.");
     if (as_future_new(loop, &result) < 0)
         return NULL;
     if (!(j = calloc(1, sizeof *j))) {
@@ -890,9 +857,10 @@ as_future *as_start_unix_server(as_loop *loop, as_client_connected_fn cb,
     int err;
 
     if (!loop || !cb || !path || !*path)
-        return failed(loop, AS_EINVAL, "start_unix_server needs a loop, a callback and a path");
+        return as__future_failed(loop, AS_EINVAL,
+                                 "start_unix_server needs a loop, a callback and a path");
     if ((err = as__sock_unix_addr(path, &sun, &msg)) < 0)
-        return failed(loop, err, msg);
+        return as__future_failed(loop, err, msg);
     if (as_future_new(loop, &result) < 0)
         return NULL;
 
@@ -913,6 +881,6 @@ as_future *as_start_unix_server(as_loop *loop, as_client_connected_fn cb,
         s->unix_dev = st.st_dev;
         s->unix_ino = st.st_ino;
     }
-    deliver(s, o, result);
+    listen_and_deliver(s, o, result);
     return result;
 }

@@ -38,6 +38,7 @@
 #include "errors.h"
 #include "internal.h"
 #include "sock.h"
+#include "waiters.h"
 #include "writeq.h"
 #include "config.h"
 
@@ -66,12 +67,6 @@
 
 enum state { OPEN, CLOSING, CLOSED, LOST };
 
-/* A growable list of waiting futures (drain or flush). */
-struct waiters {
-    as_future **v;
-    size_t n, cap;
-};
-
 typedef struct socket_transport {
     as_transport base;            /* first: an as_transport * is one of these */
     int fd;
@@ -98,7 +93,7 @@ typedef struct socket_transport {
     int err;                      /* the first error, or 0 */
     char *err_msg;                /* its message, or NULL for as_strerror */
 
-    struct waiters drain, flushw;
+    as__waiters drain, flushw;    /* waiting drains and flushes (waiters.h) */
     as_future *closed;
     as_future *ready;             /* finished, shared by every drain that need not wait */
     as_handle *close_timer;       /* close_within()'s deadline, while CLOSING */
@@ -129,52 +124,6 @@ static int flush_pending(const socket_transport *t)
     return t->flush_handle && as__handle_queued(t->flush_handle);
 }
 
-/* ------------------------------------------------------------ waiters */
-
-static int waiters_add(struct waiters *w, as_future *f)
-{
-    size_t i, j;
-    /* Drop waiters that finished already (cancelled drains), so a long
-     * pause with many cancelled drains cannot grow the list for ever. */
-    for (i = j = 0; i < w->n; i++) {
-        if (as_future_done(w->v[i]))
-            as_future_unref(w->v[i]);
-        else
-            w->v[j++] = w->v[i];
-    }
-    w->n = j;
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? 2 * w->cap : 4;
-        as_future **v = realloc(w->v, cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        w->v = v;
-        w->cap = cap;
-    }
-    w->v[w->n++] = as_future_ref(f);
-    return 0;
-}
-
-/* Finish every waiter: with success (code 0) or an error.  A waiter that was
- * cancelled meanwhile just refuses (AS_ESTATE), which is fine. */
-static void waiters_wake(struct waiters *w, int code, const char *msg)
-{
-    size_t i, n = w->n;
-    as_future **v = w->v;
-    if (n == 0)
-        return; /* the usual case: keep the array for the next waiters */
-    w->v = NULL;
-    w->n = w->cap = 0;
-    for (i = 0; i < n; i++) {
-        if (code)
-            (void)as_future_set_error(v[i], code, msg);
-        else
-            (void)as_future_set_result(v[i], NULL, NULL);
-        as_future_unref(v[i]);
-    }
-    free(v);
-}
-
 /* ------------------------------------------------------------ lifetime */
 
 /* The interface frees the base (its reader and loop references) after. */
@@ -192,8 +141,8 @@ static AS__NOINLINE void sock_destroy(as_transport *base)
     assert(!t->flush_handle || !as__handle_queued(t->flush_handle));
     as__handle_free(t->flush_handle);
     as__writeq_clear(&t->queue); /* may recycle into the reader: first */
-    free(t->drain.v);
-    free(t->flushw.v);
+    as__waiters_free(&t->drain, NULL); /* teardown() normally woke them */
+    as__waiters_free(&t->flushw, NULL);
     free(t->err_msg);
     free(t);
 }
@@ -213,15 +162,15 @@ static void unref_cb(void *p)
     unref(p);
 }
 
-static void finish(socket_transport *t, int err, const char *msg, int rst);
+static void teardown(socket_transport *t, int err, const char *msg, int rst);
 
 /* transport.h, lifetime rule 4: dropped while open.  Close without
- * flushing; the interface keeps the transport alive while finish() runs. */
+ * flushing; the interface keeps the transport alive while teardown() runs. */
 static void sock_last_ref(as_transport *base)
 {
     socket_transport *t = sock_of(base);
     if (t->state == OPEN)
-        finish(t, 0, NULL, 0);
+        teardown(t, 0, NULL, 0);
 }
 
 /* ------------------------------------------------------------ closing */
@@ -231,7 +180,7 @@ static void sock_last_ref(as_transport *base)
  * is released here, synchronously.  Idempotent.  No user callback runs:
  * finishing futures only schedules their callbacks.
  */
-static void finish(socket_transport *t, int err, const char *msg, int rst)
+static void teardown(socket_transport *t, int err, const char *msg, int rst)
 {
     int self_ref = t->self_ref;
 
@@ -281,14 +230,14 @@ static void finish(socket_transport *t, int err, const char *msg, int rst)
     /* CPython wakes blocked drains on connection_lost: normally after a
      * clean close, with the error otherwise. */
     t->write_paused = 0;
-    waiters_wake(&t->drain, err, t->err_msg);
+    as__waiters_wake_all(&t->drain, err, t->err_msg);
     if (err)
-        waiters_wake(&t->flushw, err, t->err_msg);
+        as__waiters_wake_all(&t->flushw, err, t->err_msg);
     else if (t->dropped)
-        waiters_wake(&t->flushw, AS_ECONNLOST,
-                     "Connection lost: queued bytes were dropped by abort()");
+        as__waiters_wake_all(&t->flushw, AS_ECONNLOST,
+                             "Connection lost: queued bytes were dropped by abort()");
     else
-        waiters_wake(&t->flushw, 0, NULL);
+        as__waiters_wake_all(&t->flushw, 0, NULL);
 
     if (err)
         (void)as_future_set_error(t->closed, err, t->err_msg);
@@ -304,7 +253,7 @@ static void finish(socket_transport *t, int err, const char *msg, int rst)
 /* The first send/receive error: the connection is lost. */
 static void fatal(socket_transport *t, int err)
 {
-    finish(t, err, NULL, 0);
+    teardown(t, err, NULL, 0);
 }
 
 static void close_flushing(socket_transport *t)
@@ -317,7 +266,7 @@ static void close_flushing(socket_transport *t)
         t->reading = 0;
     }
     if (as__writeq_len(&t->queue) == 0) {
-        finish(t, 0, NULL, 0);
+        teardown(t, 0, NULL, 0);
         return;
     }
     /* transport.h, lifetime rule 3: stay alive until the queue is out. */
@@ -334,7 +283,7 @@ static void sock_close(as_transport *t)
 
 static void sock_abort(as_transport *t)
 {
-    finish(sock_of(t), 0, NULL, 1);
+    teardown(sock_of(t), 0, NULL, 1);
 }
 
 /* close_within()'s deadline: whatever is still queued is dropped. */
@@ -344,7 +293,7 @@ static void close_deadline(void *p)
     as_handle_unref(t->close_timer);
     t->close_timer = NULL;
     if (t->state == CLOSING)
-        finish(t, 0, NULL, 1);
+        teardown(t, 0, NULL, 1);
 }
 
 static void sock_close_within(as_transport *base, double seconds)
@@ -355,12 +304,12 @@ static void sock_close_within(as_transport *base, double seconds)
     close_flushing(t); /* the flush starts; no-op if already closing */
     if (t->state != CLOSING || isnan(seconds))
         return; /* closed at once (nothing was queued), or NaN: no deadline */
-    /* The timer needs no reference: finish() cancels it, and until then
+    /* The timer needs no reference: teardown() cancels it, and until then
      * the flush's own reference keeps us (transport.h rule 3).  If it cannot
      * be armed, the deadline cannot be kept: abort now. */
     if (seconds <= 0 ||
         as_loop_call_later(t->base.loop, seconds, close_deadline, t, NULL, &t->close_timer) < 0)
-        finish(t, 0, NULL, 1);
+        teardown(t, 0, NULL, 1);
 }
 
 static int sock_is_closing(const as_transport *base)
@@ -380,7 +329,7 @@ static int sock_error(const as_transport *base, const char **message)
 
 static void read_once(socket_transport *t);
 
-/* The watcher holds no reference (lifetime: finish() removes it), so hold
+/* The watcher holds no reference (lifetime: teardown() removes it), so hold
  * one while we run: a fatal error may drop the last one. */
 static void on_readable(void *p)
 {
@@ -492,7 +441,7 @@ static void check_watermarks(socket_transport *t)
         t->write_paused = 1;
     else if (t->write_paused && size <= t->low) {
         t->write_paused = 0;
-        waiters_wake(&t->drain, 0, NULL);
+        as__waiters_wake_all(&t->drain, 0, NULL);
     }
 }
 
@@ -507,9 +456,9 @@ static void queue_empty(socket_transport *t)
         t->want_write = 0;
     }
     as__writeq_trim(&t->queue, QUEUE_KEEP);
-    waiters_wake(&t->flushw, 0, NULL);
+    as__waiters_wake_all(&t->flushw, 0, NULL);
     if (t->state == CLOSING) {
-        finish(t, 0, NULL, 0);
+        teardown(t, 0, NULL, 0);
     } else if (t->eof_wanted && !t->eof_sent) {
         t->eof_sent = 1;
         if (shutdown(t->fd, SHUT_WR) < 0 && errno != ENOTCONN)
@@ -796,27 +745,12 @@ static int sock_can_write_eof(const as_transport *t)
 
 /* ------------------------------------------------------------ futures */
 
-static as_future *done_future(as_loop *loop, int code, const char *msg)
+/* A future already finished with no result. */
+static as_future *finished_future(as_loop *loop)
 {
     as_future *f;
-    if (as_future_new(loop, &f) < 0)
-        return NULL;
-    if (code)
-        (void)as_future_set_error(f, code, msg);
-    else
+    if (as_future_new(loop, &f) == 0)
         (void)as_future_set_result(f, NULL, NULL);
-    return f;
-}
-
-static as_future *wait_on(socket_transport *t, struct waiters *w)
-{
-    as_future *f;
-    if (as_future_new(t->base.loop, &f) < 0)
-        return NULL;
-    if (waiters_add(w, f) < 0) {
-        as_future_unref(f);
-        return NULL;
-    }
     return f;
 }
 
@@ -828,10 +762,10 @@ static as_future *sock_wait_writable(as_transport *base)
 {
     socket_transport *t = sock_of(base);
     if (t->err)
-        return done_future(t->base.loop, t->err, t->err_msg);
+        return as__future_failed(t->base.loop, t->err, t->err_msg);
     if (t->write_paused)
-        return wait_on(t, &t->drain);
-    if (!t->ready && !(t->ready = done_future(t->base.loop, 0, NULL)))
+        return as__waiters_add(&t->drain, t->base.loop);
+    if (!t->ready && !(t->ready = finished_future(t->base.loop)))
         return NULL;
     return as_future_ref(t->ready);
 }
@@ -840,13 +774,13 @@ static as_future *sock_flush(as_transport *base)
 {
     socket_transport *t = sock_of(base);
     if (t->err)
-        return done_future(t->base.loop, t->err, t->err_msg);
+        return as__future_failed(t->base.loop, t->err, t->err_msg);
     if (t->dropped)
-        return done_future(t->base.loop, AS_ECONNLOST,
-                           "Connection lost: queued bytes were dropped by abort()");
+        return as__future_failed(t->base.loop, AS_ECONNLOST,
+                                 "Connection lost: queued bytes were dropped by abort()");
     if (as__writeq_len(&t->queue) == 0)
-        return done_future(t->base.loop, 0, NULL);
-    return wait_on(t, &t->flushw);
+        return finished_future(t->base.loop);
+    return as__waiters_add(&t->flushw, t->base.loop);
 }
 
 static as_future *sock_closed(as_transport *t)
@@ -969,7 +903,7 @@ static void recycle_bytes(void *ud, as_bytes *bytes)
 }
 
 /* Nothing was delivered yet: undo quietly (the closed future has no
- * waiter, and finish() would feed the reader an EOF it never saw coming). */
+ * waiter, and teardown() would feed the reader an EOF it never saw coming). */
 static void undo(socket_transport *t)
 {
     (void)close(t->fd);

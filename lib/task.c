@@ -185,14 +185,14 @@ int as_task_done(const as_task *t)
 
 /* The outcome is decided; the future completes right after, which drops
  * its canceller.  Until then `finished` makes a cancel a no-op. */
-static void finish(as_task *t)
+static void mark_finished(as_task *t)
 {
     t->finished = 1;
 }
 
 static void finish_cancelled(as_task *t, const char *message)
 {
-    finish(t);
+    mark_finished(t);
     /* Not as_future_cancel(): that would ask our own canceller. */
     as_future_set_cancelled(t->done, message);
 }
@@ -213,7 +213,7 @@ as_step as_task_return(as_task *t, void *result, as_destroy_fn destroy)
             destroy(result);
         return AS_STEP_DONE;
     }
-    finish(t);
+    mark_finished(t);
     if (as_future_set_result(t->done, result, destroy) < 0 && result && destroy)
         destroy(result); /* the future was cancelled from outside */
     return AS_STEP_DONE;
@@ -231,11 +231,8 @@ as_step as_task_fail(as_task *t, int code, const char *message)
         finish_cancelled(t, message);
         return AS_STEP_DONE;
     }
-    finish(t);
-    /* Only a failed strdup of the message can make this fail while the
-     * future is pending: then keep the code and drop the text. */
-    if (as_future_set_error(t->done, code, message) == -ENOMEM)
-        as_future_set_error(t->done, code, NULL);
+    mark_finished(t);
+    as__future_fail(t->done, code, message); /* keeps the code without memory */
     return AS_STEP_DONE;
 }
 
@@ -256,7 +253,7 @@ as_step as_task_propagate(as_task *t)
         return as_task_fail(t, t->error, t->error_message);
     /* The awaited future's own error: move it whole, detail included (the
      * partial bytes of an incomplete read survive the trip). */
-    finish(t);
+    mark_finished(t);
     /* AS_ESTATE, moving nothing, if the step completed t->done itself
      * (set_result bypasses the canceller): that is user code, so it is
      * not an assert.  The error then stays with `from`. */

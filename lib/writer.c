@@ -131,14 +131,6 @@ int as_writer_is_closing(const as_writer *w)
     return as_transport_is_closing(tr(w));
 }
 
-static as_future *failed(as_writer *w, int code, const char *msg)
-{
-    as_future *f;
-    if (as_future_new(as_writer_loop(w), &f) == 0)
-        (void)as_future_set_error(f, code, msg);
-    return f;
-}
-
 /* The checks drain() and flush() share: steps 1-2 of writer.h. */
 static int stored_error(as_writer *w, const char **msg)
 {
@@ -156,9 +148,10 @@ as_future *as_writer_drain(as_writer *w)
         return NULL;
     code = stored_error(w, &msg);
     if (code)
-        return failed(w, code, msg);
+        return as__future_failed(as_writer_loop(w), code, msg);
     if (as_transport_is_closing(w->transport))
-        return failed(w, AS_ECONNLOST, "Connection lost");
+        return as__future_failed(as_writer_loop(w), AS_ECONNLOST,
+                                 "Connection lost");
     return as_transport_wait_writable(w->transport);
 }
 
@@ -170,7 +163,7 @@ as_future *as_writer_flush(as_writer *w)
         return NULL;
     code = stored_error(w, &msg);
     if (code)
-        return failed(w, code, msg);
+        return as__future_failed(as_writer_loop(w), code, msg);
     return as_transport_flush(w->transport);
 }
 

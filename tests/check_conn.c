@@ -668,7 +668,8 @@ START_TEST(one_megabyte_to_a_slow_reader)
 }
 END_TEST
 
-/* 100 "tasks", each writing one 64 KiB frame and draining. */
+/* 100 "tasks", each writing one 64 KiB frame and draining; every tenth
+ * drain that has to wait is cancelled, and leaves the others waiting. */
 struct frame_task {
     int index;
     int done, error;
@@ -689,6 +690,7 @@ START_TEST(hundred_concurrent_drains)
     as_loop *loop = tu_loop();
     char port[16];
     int lfd = listener(AF_INET, port), pfd, i, completed = 0, waited = 0;
+    int cancelled[N] = {0};
     as_connection *c = connect_ok(loop, "127.0.0.1", port, NULL);
     struct frame_task tasks[N];
     unsigned char *frame = malloc(FRAME), *in = malloc((size_t)N * FRAME);
@@ -710,6 +712,10 @@ START_TEST(hundred_concurrent_drains)
         if (!as_future_done(d))
             waited++;
         ck_assert_int_eq(as_future_add_done_callback(d, frame_drained, &tasks[i], NULL), 0);
+        if (i % 10 == 5 && !as_future_done(d)) {
+            ck_assert_int_eq(as_future_cancel(d, NULL), 1);
+            cancelled[i] = 1;
+        }
         as_future_unref(d);
     }
     ck_assert_int_ge(waited, N - 2); /* all but the first frames had to wait */
@@ -721,7 +727,7 @@ START_TEST(hundred_concurrent_drains)
         int idx;
         size_t j;
         ck_assert(tasks[i].done);
-        ck_assert_int_eq(tasks[i].error, 0);
+        ck_assert_int_eq(tasks[i].error, cancelled[i] ? AS_ECANCELLED : 0);
         memcpy(&idx, in + (size_t)i * FRAME, sizeof idx);
         ck_assert_int_eq(idx, i); /* each frame once, in order, intact */
         for (j = sizeof idx; j < FRAME; j++)

@@ -365,13 +365,34 @@ static void wait_for_connections(as_loop *loop, as_server *s, size_t n)
     ck_assert_uint_eq(as_server_active_connections(s), n);
 }
 
+/* A done callback that notes the order in which futures finished. */
+struct finish_order {
+    int ids[4];
+    int n;
+};
+
+struct finish_note {
+    struct finish_order *order;
+    int id;
+};
+
+static void note_finished(as_future *f, void *p)
+{
+    struct finish_note *note = p;
+    (void)f;
+    if (note->order->n < 4)
+        note->order->ids[note->order->n++] = note->id;
+}
+
 START_TEST(close_stops_listening_and_wait_closed_waits_for_clients)
 {
     as_loop *loop = tu_loop();
     struct echo_stats stats = {0, 0, 0};
     struct idle idle = {0, 3, 0.3, {0}, 0};
     as_server *s = start_tcp(loop, "127.0.0.1", echo_handler, &stats, NULL);
-    as_future *wc, *wc2;
+    as_future *wc, *wc2, *wx, *wc3;
+    struct finish_order order = {{0}, 0};
+    struct finish_note first = {&order, 1}, last = {&order, 3};
     pthread_t th;
     double t0;
 
@@ -390,7 +411,19 @@ START_TEST(close_stops_listening_and_wait_closed_waits_for_clients)
     ck_assert_uint_eq(as_server_active_connections(s), 3);
     wc = as_server_wait_closed(s);
     ck_assert(!as_future_done(wc));
-    ck_assert_int_eq(as_loop_run_until_complete(loop, wc), 0);
+    /* A wait that is cancelled leaves the others waiting; those finish in
+     * the order they asked, as asyncio's do. */
+    wx = as_server_wait_closed(s);
+    wc3 = as_server_wait_closed(s);
+    ck_assert_int_eq(as_future_cancel(wx, NULL), 1);
+    ck_assert_int_eq(as_future_add_done_callback(wc, note_finished, &first, NULL), 0);
+    ck_assert_int_eq(as_future_add_done_callback(wc3, note_finished, &last, NULL), 0);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, wc3), 0);
+    ck_assert_int_eq(as_future_error(wc), 0);
+    ck_assert(as_future_cancelled(wx));
+    ck_assert_int_eq(order.n, 2);
+    ck_assert_int_eq(order.ids[0], 1);
+    ck_assert_int_eq(order.ids[1], 3);
     ck_assert_double_ge(now() - t0, 0.2);
     ck_assert_uint_eq(as_server_active_connections(s), 0);
     /* Afterwards it is immediate. */
@@ -399,6 +432,8 @@ START_TEST(close_stops_listening_and_wait_closed_waits_for_clients)
     pthread_join(th, NULL);
     as_future_unref(wc);
     as_future_unref(wc2);
+    as_future_unref(wx);
+    as_future_unref(wc3);
     as_server_unref(s);
     tu_close(loop);
 }

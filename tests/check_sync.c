@@ -1,5 +1,6 @@
 /*
- * check_sync.c - sleep, gather, wait_for, Semaphore, Event.
+ * check_sync.c - sleep, gather, wait_for (sync.h); Semaphore, Event
+ * (locks.h).
  */
 #include <errno.h>
 #include <math.h>
@@ -556,6 +557,14 @@ END_TEST
 
 /* ------------------------------------------------------------ semaphore */
 
+static as_semaphore *sem_new(as_loop *loop, unsigned value)
+{
+    as_semaphore *sem = NULL;
+    ck_assert_int_eq(as_semaphore_new(loop, value, &sem), 0);
+    ck_assert_ptr_nonnull(sem);
+    return sem;
+}
+
 struct worker {
     int pc;
     int id;
@@ -585,7 +594,7 @@ static as_step worker_step(as_task *t, void *p)
 static void run_workers(unsigned permits, int n_workers)
 {
     as_loop *loop = tu_loop();
-    as_semaphore *sem = as_semaphore_new(loop, permits);
+    as_semaphore *sem = sem_new(loop, permits);
     as_future **futs = calloc((size_t)n_workers, sizeof *futs);
     int *order = calloc((size_t)n_workers, sizeof *order);
     int n = 0, inside = 0, max_inside = 0, i;
@@ -634,7 +643,7 @@ END_TEST
 START_TEST(test_semaphore_release_wakes_exactly_one)
 {
     as_loop *loop = tu_loop();
-    as_semaphore *sem = as_semaphore_new(loop, 0);
+    as_semaphore *sem = sem_new(loop, 0);
     as_future *f[3];
     int i;
 
@@ -669,7 +678,7 @@ END_TEST
 START_TEST(test_semaphore_cancelled_waiter_takes_no_permit)
 {
     as_loop *loop = tu_loop();
-    as_semaphore *sem = as_semaphore_new(loop, 0);
+    as_semaphore *sem = sem_new(loop, 0);
     as_future *a = as_semaphore_acquire(sem), *b = as_semaphore_acquire(sem);
 
     ck_assert_uint_eq(as_semaphore_waiting(sem), 2);
@@ -739,7 +748,7 @@ START_TEST(test_semaphore_grant_then_cancel_returns_permit)
     struct holder *h = calloc(1, sizeof *h), *h2 = calloc(1, sizeof *h2);
     as_task *t2 = NULL;
 
-    race_sem = as_semaphore_new(loop, 0);
+    race_sem = sem_new(loop, 0);
     h->sem = h2->sem = race_sem;
     ck_assert_int_eq(as_task_new(loop, holder_step, h, free, &race_task), 0);
     ck_assert_int_eq(as_task_new(loop, holder_step, h2, free, &t2), 0);
@@ -770,7 +779,7 @@ START_TEST(test_semaphore_immediate_grant_does_not_suspend)
     struct holder *h = calloc(1, sizeof *h);
     as_task *t = NULL;
 
-    race_sem = as_semaphore_new(loop, 1);
+    race_sem = sem_new(loop, 1);
     h->sem = race_sem;
     ck_assert_int_eq(as_task_new(loop, holder_step, h, free, &t), 0);
     tu_turn(loop); /* acquired, used and released in its first turn */
@@ -789,10 +798,9 @@ END_TEST
 START_TEST(test_semaphore_free_cancels_waiters)
 {
     as_loop *loop = tu_loop();
-    as_semaphore *sem = as_semaphore_new(loop, 0);
+    as_semaphore *sem = sem_new(loop, 0);
     as_future *a = as_semaphore_acquire(sem);
 
-    ck_assert_ptr_null(as_semaphore_new(NULL, 1));
     as_semaphore_free(sem);
     ck_assert(as_future_cancelled(a));
     tu_turn(loop);
@@ -803,10 +811,18 @@ END_TEST
 
 /* ------------------------------------------------------------ event */
 
+static as_event *event_new(as_loop *loop)
+{
+    as_event *ev = NULL;
+    ck_assert_int_eq(as_event_new(loop, &ev), 0);
+    ck_assert_ptr_nonnull(ev);
+    return ev;
+}
+
 START_TEST(test_event_wakes_all)
 {
     as_loop *loop = tu_loop();
-    as_event *ev = as_event_new(loop);
+    as_event *ev = event_new(loop);
     as_future *a = as_event_wait(ev), *b = as_event_wait(ev), *c = as_event_wait(ev), *d;
 
     ck_assert(!as_event_is_set(ev));
@@ -836,13 +852,71 @@ START_TEST(test_event_wakes_all)
 }
 END_TEST
 
+/* ------------------------------------------------------------ bad input */
+
+/* The constructors report why they made nothing, and leave *out NULL. */
+START_TEST(test_lock_constructors_refuse_bad_input)
+{
+    as_loop *loop = tu_loop();
+    as_semaphore *sem = (as_semaphore *)&sem;
+    as_event *ev = (as_event *)&ev;
+    as_future *keep = tu_future(loop); /* keeps the closed loop's memory */
+
+    ck_assert_int_eq(as_semaphore_new(NULL, 1, &sem), AS_EINVAL);
+    ck_assert_ptr_null(sem);
+    ck_assert_int_eq(as_semaphore_new(loop, 1, NULL), AS_EINVAL);
+    ck_assert_int_eq(as_event_new(NULL, &ev), AS_EINVAL);
+    ck_assert_ptr_null(ev);
+    ck_assert_int_eq(as_event_new(loop, NULL), AS_EINVAL);
+    ck_assert_int_eq(as_loop_close(loop), 1);
+    sem = (as_semaphore *)&sem;
+    ev = (as_event *)&ev;
+    ck_assert_int_eq(as_semaphore_new(loop, 1, &sem), AS_ECLOSED);
+    ck_assert_ptr_null(sem);
+    ck_assert_int_eq(as_event_new(loop, &ev), AS_ECLOSED);
+    ck_assert_ptr_null(ev);
+    as_future_unref(keep);
+}
+END_TEST
+
+/* Every public call of sync.h and locks.h, given NULL for its object:
+ * void calls do nothing, int calls say AS_EINVAL, counts are 0, pointer
+ * calls give NULL.  sync.h's calls still take over the futures given. */
+START_TEST(test_every_call_refuses_null)
+{
+    as_loop *loop = tu_loop();
+    as_future *kids[1];
+
+    ck_assert_ptr_null(as_sleep(NULL, 1));
+    ck_assert_ptr_null(as_gather(NULL, NULL, 0, 0));
+    kids[0] = tu_future(loop);
+    ck_assert_ptr_null(as_gather(NULL, kids, 1, 0)); /* kids[0] is freed */
+    ck_assert_ptr_null(as_wait_for(NULL, tu_future(loop), 1));
+    ck_assert_ptr_null(as_wait_for(NULL, NULL, 1));
+
+    as_semaphore_free(NULL);
+    ck_assert_ptr_null(as_semaphore_acquire(NULL));
+    ck_assert_int_eq(as_semaphore_release(NULL), AS_EINVAL);
+    ck_assert_int_eq(as_semaphore_locked(NULL), 0);
+    ck_assert_uint_eq(as_semaphore_value(NULL), 0);
+    ck_assert_uint_eq(as_semaphore_waiting(NULL), 0);
+
+    as_event_free(NULL);
+    ck_assert_ptr_null(as_event_wait(NULL));
+    as_event_set(NULL);
+    as_event_clear(NULL);
+    ck_assert_int_eq(as_event_is_set(NULL), 0);
+    tu_close(loop);
+}
+END_TEST
+
 /* ------------------------------------------------------------ leaks */
 
 START_TEST(test_abandoned_on_close)
 {
     as_loop *loop = tu_loop();
-    as_semaphore *sem = as_semaphore_new(loop, 0);
-    as_event *ev = as_event_new(loop);
+    as_semaphore *sem = sem_new(loop, 0);
+    as_event *ev = event_new(loop);
     as_future *kids[3];
 
     kids[0] = as_sleep(loop, 100);
@@ -952,6 +1026,11 @@ static Suite *sync_suite(void)
     tcase_set_timeout(tc, 10);
     tcase_add_test(tc, test_event_wakes_all);
     tcase_add_test(tc, test_abandoned_on_close);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("bad input");
+    tcase_add_test(tc, test_lock_constructors_refuse_bad_input);
+    tcase_add_test(tc, test_every_call_refuses_null);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("reader");
