@@ -93,8 +93,10 @@ int as_loop_new_with_backend(as_loop **loopp, const char *backend);
 const char *as_loop_backend_name(const as_loop *loop);
 
 /**
- * The highest fd number + 1 the backend can watch (FD_SETSIZE for select()).
- * Watching a larger fd fails with AS_EFDSETSIZE.
+ * The highest fd number + 1 the backend can watch: INT_MAX for a backend
+ * whose sets grow with the fds (select() on Linux, the BSDs and macOS),
+ * FD_SETSIZE for select() on other systems.  Watching a larger fd fails
+ * with AS_EFDSETSIZE.
  */
 int as_loop_max_fd(const as_loop *loop);
 
@@ -184,7 +186,8 @@ void as_handle_release(as_handle *handle);
  * Call fn(userdata) on every turn in which fd is readable, until removed.
  * A second add for the same fd replaces the first (whose destroy runs), as
  * asyncio does.  Returns 0, AS_EINVAL (fd < 0), AS_EFDSETSIZE (fd too large
- * for the backend), AS_ECLOSED or -ENOMEM.
+ * for the backend), -EBADF (fd is not open: checked when fd is larger than
+ * any the loop watched before, and by epoll always), AS_ECLOSED or -ENOMEM.
  */
 int as_loop_add_reader(as_loop *loop, int fd, as_callback_fn fn,
                        void *userdata, as_destroy_fn destroy);
