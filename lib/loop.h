@@ -71,9 +71,8 @@ typedef void (*as_destroy_fn)(void *userdata);
 
 /**
  * Create a loop on the default backend: the one the environment variable
- * ASYNCSTREAMS_BACKEND names, when it is set and not empty, else the
- * first of the build's table of backends (lib/backend.c), select().  The
- * variable is read at each call, so a test suite can run every loop it
+ * ASYNCSTREAMS_BACKEND names, when it is set and not empty, else select().
+ * The variable is read at each call, so a test suite can run every loop it
  * makes on another backend; a name the build lacks fails with AS_EINVAL
  * rather than quietly falling back.  On success stores the loop in *loopp
  * and returns 0; otherwise returns AS_EINVAL, -ENOMEM, -EMFILE... and
@@ -82,15 +81,24 @@ typedef void (*as_destroy_fn)(void *userdata);
 int as_loop_new(as_loop **loopp);
 
 /**
- * Create a loop on the backend named `backend` (a name from the build's
- * table: "select"), whatever ASYNCSTREAMS_BACKEND says; NULL means the
- * default, as for as_loop_new().  Returns AS_EINVAL for an unknown name,
- * leaving *loopp untouched.
+ * Create a loop on the backend named `backend`, whatever
+ * ASYNCSTREAMS_BACKEND says: "select" (O(highest fd) per turn), "poll"
+ * (O(fds watched)), "epoll" (Linux: O(ready fds)), or "best", the first of
+ * those this build has in the order epoll, poll, select.  NULL means the
+ * default, as for as_loop_new().  Returns AS_EINVAL for a name the build
+ * does not have, leaving *loopp untouched.
  */
 int as_loop_new_with_backend(as_loop **loopp, const char *backend);
 
-/** The name of the loop's backend, e.g. "select". */
+/** The name of the loop's backend, e.g. "select"; never "best". */
 const char *as_loop_backend_name(const as_loop *loop);
+
+/**
+ * The name of the build's i-th backend, best first, for i from 0; NULL
+ * when i is negative or past the last.  Lists what as_loop_new_with_backend()
+ * accepts besides "best".
+ */
+const char *as_loop_backend_at(int i);
 
 /**
  * The highest fd number + 1 the backend can watch: INT_MAX for a backend
