@@ -85,8 +85,10 @@ static int grow(struct select_state *s, int fd)
         return -ENOMEM;
     for (i = 0; i < 4 * n; i++)
         FD_ZERO(&sets[i]);
-    memcpy(sets, s->readfds, (size_t)s->nsets * sizeof *sets);
-    memcpy(sets + n, s->writefds, (size_t)s->nsets * sizeof *sets);
+    if (s->nsets) {  /* memcpy from NULL is undefined, even for 0 bytes */
+        memcpy(sets, s->readfds, (size_t)s->nsets * sizeof *sets);
+        memcpy(sets + n, s->writefds, (size_t)s->nsets * sizeof *sets);
+    }
     free(s->readfds);
     s->readfds = sets;
     s->writefds = sets + n;
