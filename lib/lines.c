@@ -3,11 +3,11 @@
  * (`async for line in reader`; contract in reader.h).  Split off reader.c:
  * an iteration is one more kind of read op (AS__OP_LINES, reader_impl.h)
  * that reader.c waits, wakes and settles like any other read.  What is
- * here is its step, a readline step (reader.c) in a loop that hands each line
- * to the callback, and its start, which puts the first step on the loop so
- * the callback never runs inside as_reader_iter_lines().  reader.c's run()
- * knows one thing of it: an iteration that ends well finishes with no
- * result.
+ * here is its step, a readline step (readuntil.c) in a loop that hands
+ * each line to the callback, and its start, which puts the first step on
+ * the loop so the callback never runs inside as_reader_iter_lines().
+ * reader.c's run() knows one thing of it: an iteration that ends well
+ * finishes with no result.
  */
 #include "reader_impl.h"
 #include "internal.h"

@@ -1,16 +1,19 @@
 /*
- * reader_impl.h - the StreamReader's insides, shared by the two files
+ * reader_impl.h - the StreamReader's insides, shared by the three files
  * that implement reader.h (internal: not installed):
  *
  *   reader.c     the reader itself: its life, feeding, flow control, how a
- *                read waits and is retried, and every read but one;
+ *                read waits and is retried, and the reads that count bytes
+ *                (read, readexactly);
+ *   readuntil.c  the reads that search for a separator (readuntil,
+ *                readline, discard_until) and the search itself;
  *   lines.c      the line iterator (as_reader_iter_lines()).
  *
  * A read is a read op that a "step" function checks against the buffer;
- * reader.c's opening comment tells the whole story.  What both files need
- * is here: the structs, the few-line helpers every step uses (static
- * inline, so the split costs the hot path no calls), and the as__reader_
- * calls that each file offers the other.
+ * reader.c's opening comment tells the whole story.  What more than one of
+ * the files needs is here: the structs, the few-line helpers every step
+ * uses (static inline, so the split costs the hot path no calls), and the
+ * as__reader_ calls that each file offers the others.
  */
 #ifndef AS_READER_IMPL_H
 #define AS_READER_IMPL_H
@@ -151,6 +154,13 @@ void as__reader_incomplete(as_reader *r, long long expected,
                            as__read_outcome *o);
 /* The destroy hook of an as_incomplete_read detail. */
 void as__reader_incomplete_free(void *detail);
+/* Start a separator read of kind (UNTIL, LINE, DISCARD): check the
+ * separators as CPython does (AS_EINVAL and its message), set up the op
+ * (limit 0 = the reader's), make its future and run it once.  NULL for a
+ * NULL reader or if no future could be made. */
+as_future *as__reader_start_search(as_reader *r, enum as__read_kind kind,
+                                   const as_separator *seps, size_t nseps,
+                                   size_t limit);
 /* A copy of op on the heap, with its separators and a future reference
  * (NULL on ENOMEM); as__read_op_free() gives it back. */
 as__read_op *as__read_op_to_heap(const as__read_op *src);
@@ -163,10 +173,14 @@ void as__reader_run_op(as_reader *r, as__read_op *op);
 
 /*
  * Each step returns 1 with *o filled in, or 0 if it must wait for data,
- * and consumes bytes only when it returns 1.
+ * and consumes bytes only when it returns 1.  reader.c's step() calls
+ * these for the kinds it does not step itself.
  */
-/* reader.c: readline's step, which an iteration runs once per line. */
+/* readuntil.c: readuntil (UNTIL), readline (LINE, and one line of LINES),
+ * discard_until (DISCARD). */
+int as__reader_step_until(as_reader *r, as__read_op *op, as__read_outcome *o);
 int as__reader_step_line(as_reader *r, as__read_op *op, as__read_outcome *o);
+int as__reader_step_discard(as_reader *r, as__read_op *op, as__read_outcome *o);
 /* lines.c: LINES, every buffered line to the iteration's callback. */
 int as__reader_step_lines(as_reader *r, as__read_op *op, as__read_outcome *o);
 
