@@ -247,7 +247,7 @@ static void on_accept(void *userdata)
         demo.accepted++;
         if (++demo.server_conns > demo.peak_conns)
             demo.peak_conns = demo.server_conns;
-        conn_update(c); /* starts reading; fails cleanly if fd >= FD_SETSIZE */
+        conn_update(c); /* starts reading; fails cleanly if the loop cannot watch fd */
     }
 }
 /* end listing */

@@ -16,9 +16,9 @@
  *   2. A block is given back with the size it was asked for; blocks of
  *      other sizes (bigger than 256 bytes) go straight to malloc()/free().
  *   3. At most AS__CACHE_KEEP blocks per class are kept, so a burst does
- *      not pin its peak memory; the rest are freed.  1024 covers what a
- *      select() loop can serve at once (FD_SETSIZE connections, each with
- *      a read waiting); with 256, a server of 500 busy connections sent a
+ *      not pin its peak memory; the rest are freed.  1024 covers a
+ *      server of a thousand connections, each with a read waiting; with
+ *      256, a server of 500 busy connections sent a
  *      quarter of its frees back to malloc.  Everything kept is freed with
  *      the loop.
  *   4. The cache is off, and every call is plain malloc()/free(), in an

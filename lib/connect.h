@@ -30,8 +30,9 @@
  *   - a numeric port outside 0-65535 (getaddrinfo() would wrap "99999" to
  *     34463): AS_EPORT "connect(): port must be 0-65535.", or "bind():
  *     port must be 0-65535." for local_port, before anything is resolved;
- *   - a socket numbered at or above the loop's limit (FD_SETSIZE for
- *     select()): AS_EFDSETSIZE, at once, without trying further addresses;
+ *   - a socket numbered at or above the loop's limit (FD_SETSIZE for a
+ *     select() that cannot grow, loop.h): AS_EFDSETSIZE, at once, without
+ *     trying further addresses;
  *   - bad arguments: AS_EINVAL.
  *
  * Lifetimes:

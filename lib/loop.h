@@ -77,9 +77,8 @@ typedef void (*as_destroy_fn)(void *userdata);
 
 /**
  * Create a loop on the default backend: the one the environment variable
- * ASYNCSTREAMS_BACKEND names, when it is set and not empty, else the
- * first of the build's table of backends (lib/backend.c), select().  The
- * variable is read at each call, so a test suite can run every loop it
+ * ASYNCSTREAMS_BACKEND names, when it is set and not empty, else select().
+ * The variable is read at each call, so a test suite can run every loop it
  * makes on another backend; a name the build lacks fails with AS_EINVAL
  * rather than quietly falling back.  On success stores the loop in *out
  * and returns 0; otherwise returns AS_EINVAL (also for out NULL), -ENOMEM,
@@ -88,19 +87,30 @@ typedef void (*as_destroy_fn)(void *userdata);
 int as_loop_new(as_loop **out);
 
 /**
- * Create a loop on the backend named `backend` (a name from the build's
- * table: "select"), whatever ASYNCSTREAMS_BACKEND says; NULL means the
- * default, as for as_loop_new().  Returns AS_EINVAL for an unknown name,
- * with *out set to NULL.
+ * Create a loop on the backend named `backend`, whatever
+ * ASYNCSTREAMS_BACKEND says: "select" (O(highest fd) per turn), "poll"
+ * (O(fds watched)), "epoll" (Linux: O(ready fds)), or "best", the first of
+ * those this build has in the order epoll, poll, select.  NULL means the
+ * default, as for as_loop_new().  Returns AS_EINVAL for a name the build
+ * does not have, with *out set to NULL.
  */
 int as_loop_new_with_backend(const char *backend, as_loop **out);
 
-/** The name of the loop's backend, e.g. "select". */
+/** The name of the loop's backend, e.g. "select"; never "best". */
 const char *as_loop_backend_name(const as_loop *loop);
 
 /**
- * The highest fd number + 1 the backend can watch (FD_SETSIZE for select()).
- * Watching a larger fd fails with AS_EFDSETSIZE.
+ * The name of the build's i-th backend, best first, for i from 0; NULL
+ * when i is negative or past the last.  Lists what as_loop_new_with_backend()
+ * accepts besides "best".
+ */
+const char *as_loop_backend_at(int i);
+
+/**
+ * The highest fd number + 1 the backend can watch: INT_MAX for a backend
+ * whose sets grow with the fds (select() on Linux, the BSDs and macOS),
+ * FD_SETSIZE for select() on other systems.  Watching a larger fd fails
+ * with AS_EFDSETSIZE.
  */
 int as_loop_max_fd(const as_loop *loop);
 
@@ -191,7 +201,8 @@ void as_handle_unref(as_handle *handle);
  * Call fn(userdata) on every turn in which fd is readable, until removed.
  * A second add for the same fd replaces the first (whose destroy runs), as
  * asyncio does.  Returns 0, AS_EINVAL (fd < 0), AS_EFDSETSIZE (fd too large
- * for the backend), AS_ECLOSED or -ENOMEM.
+ * for the backend), -EBADF (fd is not open: checked when fd is larger than
+ * any the loop watched before, and by epoll always), AS_ECLOSED or -ENOMEM.
  */
 int as_loop_add_reader(as_loop *loop, int fd, as_callback_fn fn,
                        void *userdata, as_destroy_fn destroy);

@@ -23,8 +23,8 @@
  * doubling up to 1 s while the errors go on), then listens again; each
  * episode is reported once to the loop's exception handler, not once per
  * failed accept.  A client fd too large for the backend (>= FD_SETSIZE for
- * select()) is closed at once and reported the same way; the other clients
- * are served normally.
+ * a select() that cannot grow, loop.h) is closed at once and reported the
+ * same way; the other clients are served normally.
  *
  * A handler's future that fails (not cancelled) is reported once through the
  * loop's exception handler as "Unhandled exception in client_connected_cb",

@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -37,8 +38,12 @@ static int watchers_reserve(as_loop *loop, int fd)
 
     if (fd < loop->fds_cap)
         return 0;
+    /* Only an open fd may grow the table: a wrong number (2000000000, say)
+     * must not make it gigabytes.  One fcntl() per doubling. */
+    if (fcntl(fd, F_GETFD) < 0)
+        return -errno;
     while (cap <= fd)
-        cap *= 2;
+        cap = cap > INT_MAX / 2 ? INT_MAX : cap * 2;
     if (cap > loop->backend->max_fd)
         cap = loop->backend->max_fd;
     fds = realloc(loop->fds, (size_t)cap * sizeof *fds);

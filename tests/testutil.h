@@ -6,6 +6,9 @@
 
 #include <check.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/select.h>
 #include "asyncstreams.h"
 
 /* A fresh loop on the default backend; fails the test if it cannot. */
@@ -55,6 +58,38 @@ static inline void tu_turn(as_loop *loop)
 {
     ck_assert_int_eq(as_loop_call_soon(loop, tu_noop, NULL, NULL, NULL), 0);
     ck_assert_int_eq(as_loop_run_once(loop), 0);
+}
+
+/*
+ * Whether the loop can watch fd, or refuses it with AS_EFDSETSIZE.  The
+ * suite is also built against a library whose select() stops at FD_SETSIZE
+ * (AS_SELECT_FIXED, Makefile.am), where select() must refuse; on Linux every
+ * other build must watch fds past FD_SETSIZE, so a regression cannot hide
+ * in the refusing branch of a test.
+ */
+static inline int tu_can_watch(as_loop *loop, int fd)
+{
+#ifdef AS_SELECT_FIXED
+    if (strcmp(as_loop_backend_name(loop), "select") == 0)
+        ck_assert_int_eq(as_loop_max_fd(loop), FD_SETSIZE);
+#elif defined(__linux__)
+    ck_assert_int_gt(as_loop_max_fd(loop), FD_SETSIZE);
+#endif
+    return fd < as_loop_max_fd(loop);
+}
+
+/* Raise RLIMIT_NOFILE to at least n fds, or fail the test saying why. */
+static inline void tu_raise_fd_limit(int n)
+{
+    struct rlimit rl;
+
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < (rlim_t)n && rl.rlim_max >= (rlim_t)n) {
+        rl.rlim_cur = (rlim_t)n;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    ck_assert_msg(rl.rlim_cur >= (rlim_t)n,
+                  "cannot raise RLIMIT_NOFILE to %d (hard limit %ld)", n, (long)rl.rlim_max);
 }
 
 /* True when `make valgrind` runs the suite (it sets AS_TEST_VALGRIND). */

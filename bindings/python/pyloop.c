@@ -239,6 +239,25 @@ static void asp_after_poll(void *userdata)
 
 /* ------------------------------------------------------------ Loop */
 
+/* ValueError for a backend name this build lacks, naming those it has. */
+static void asp_unknown_backend(const char *name)
+{
+    const char *env = getenv("ASYNCSTREAMS_BACKEND"), *b;
+    char have[128] = "";
+    size_t len = 0;
+    int i;
+
+    for (i = 0; (b = as_loop_backend_at(i)) != NULL && len < sizeof have; i++)
+        len += (size_t)snprintf(have + len, sizeof have - len, "'%s', ", b);
+    if (name)
+        PyErr_Format(PyExc_ValueError, "unknown event loop backend '%s' "
+                     "(this build has %sor 'best')", name, have);
+    else
+        PyErr_Format(PyExc_ValueError, "ASYNCSTREAMS_BACKEND names an unknown "
+                     "event loop backend '%s' (this build has %sor 'best')",
+                     env ? env : "", have);
+}
+
 static int loop_init(LoopObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"backend", NULL};
@@ -253,7 +272,10 @@ static int loop_init(LoopObject *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     if ((err = as_loop_new_with_backend(backend, &loop)) < 0) {
-        asp_set_error(err, NULL);
+        if (err == AS_EINVAL)
+            asp_unknown_backend(backend);
+        else
+            asp_set_error(err, NULL);
         return -1;
     }
     /* The hooks' userdata is borrowed: the Loop outlives its as_loop's

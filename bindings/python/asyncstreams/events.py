@@ -143,5 +143,8 @@ def _fileno(fd):
     return fd if isinstance(fd, int) else fd.fileno()
 
 
-def new_event_loop():
-    return Loop()
+def new_event_loop(backend=None):
+    """A new loop on `backend`: 'select', 'poll', 'epoll' (Linux) or 'best',
+    the first of those this build has.  None means ASYNCSTREAMS_BACKEND's
+    choice if it is set, else 'select'.  An unknown name is a ValueError."""
+    return Loop(backend=backend)

@@ -45,17 +45,22 @@ async def _wrap_awaitable(awaitable):
     return await awaitable
 
 
-def run(main, *, debug=None):
+def run(main, *, debug=None, backend=None):
     """Run a coroutine on a fresh C loop, then cancel what is left and close
     the loop, as asyncio.run() does.  An exception raised by any callback
     while it runs is raised here.  Ctrl-C (SIGINT) cancels the main task,
-    lets its cleanup run and then raises KeyboardInterrupt, as asyncio's."""
+    lets its cleanup run and then raises KeyboardInterrupt, as asyncio's.
+    `backend` picks the loop's backend, as for new_event_loop()."""
     if _core._get_running_loop() is not None:
         raise RuntimeError('asyncstreams.run() cannot be called from a running event loop')
     if not (hasattr(main, 'send') and hasattr(main, 'throw')):
         raise ValueError(f'a coroutine was expected, got {main!r}')
     from .events import Loop
-    loop = Loop()
+    try:
+        loop = Loop(backend=backend)
+    except BaseException:
+        main.close()  # never to run: no "coroutine was never awaited"
+        raise
     try:
         return _run_main(loop, loop.create_task(main))
     finally:

@@ -1,0 +1,4 @@
+#!/bin/sh
+# backend_poll.sh - the loop, connection, server and Python suites on the
+# poll() backend (tests/on_backend.sh).
+exec ${SHELL:-/bin/sh} "${srcdir:-.}/tests/on_backend.sh" poll
