@@ -272,16 +272,20 @@ int as_loop_is_running(const as_loop *loop)
 
 /* ------------------------------------------------------------ scheduling */
 
-/* Queue a one-shot callback on `q` (the ready queue or the end-of-turn
- * queue): the one body behind call_soon and call_end_of_turn. */
-static int push_oneshot(as_loop *loop, as__ring *q, as_callback_fn fn,
+/* Queue a one-shot callback on the ready queue or the end-of-turn queue:
+ * the one body behind call_soon and call_end_of_turn. */
+static int push_oneshot(as_loop *loop, int end_of_turn, as_callback_fn fn,
                         void *userdata, as_destroy_fn destroy, as_handle **out)
 {
     as_handle *h;
 
+    if (!loop || !fn)
+        return AS_EINVAL;
+    if (loop->closed)
+        return AS_ECLOSED;
     if (!(h = handle_new(loop, KIND_ONESHOT, fn, userdata, destroy, out == NULL)))
         return -ENOMEM;
-    if (ring_push(q, h) < 0) {
+    if (ring_push(end_of_turn ? &loop->turn_end : &loop->ready, h) < 0) {
         handle_free(h);
         return -ENOMEM;
     }
@@ -295,21 +299,13 @@ static int push_oneshot(as_loop *loop, as__ring *q, as_callback_fn fn,
 int as_loop_call_soon(as_loop *loop, as_callback_fn fn, void *userdata,
                       as_destroy_fn destroy, as_handle **out)
 {
-    if (!loop || !fn)
-        return AS_EINVAL;
-    if (loop->closed)
-        return AS_ECLOSED;
-    return push_oneshot(loop, &loop->ready, fn, userdata, destroy, out);
+    return push_oneshot(loop, 0, fn, userdata, destroy, out);
 }
 
 int as_loop_call_end_of_turn(as_loop *loop, as_callback_fn fn, void *userdata,
                              as_destroy_fn destroy, as_handle **out)
 {
-    if (!loop || !fn)
-        return AS_EINVAL;
-    if (loop->closed)
-        return AS_ECLOSED;
-    return push_oneshot(loop, &loop->turn_end, fn, userdata, destroy, out);
+    return push_oneshot(loop, 1, fn, userdata, destroy, out);
 }
 
 /* ------------------------------------------------------------ repeating */

@@ -131,24 +131,27 @@ int as_writer_is_closing(const as_writer *w)
     return as_transport_is_closing(tr(w));
 }
 
-/* The checks drain() and flush() share: steps 1-2 of writer.h. */
-static int stored_error(as_writer *w, const char **msg)
+/* The checks drain() and flush() share, steps 1-2 of writer.h: a nonzero
+ * code if the reader or the transport stores an error, with *failed a
+ * future already failed with it (NULL if out of memory). */
+static int stored_error(as_writer *w, as_future **failed)
 {
-    int code = w->reader ? as_reader_exception(w->reader, msg) : 0;
+    const char *msg = NULL;
+    int code = w->reader ? as_reader_exception(w->reader, &msg) : 0;
+    if (!code)
+        code = as_transport_error(w->transport, &msg);
     if (code)
-        return code;
-    return as_transport_error(w->transport, msg);
+        *failed = as__future_failed(as_writer_loop(w), code, msg);
+    return code;
 }
 
 as_future *as_writer_drain(as_writer *w)
 {
-    const char *msg = NULL;
-    int code;
+    as_future *failed;
     if (!w)
         return NULL;
-    code = stored_error(w, &msg);
-    if (code)
-        return as__future_failed(as_writer_loop(w), code, msg);
+    if (stored_error(w, &failed))
+        return failed;
     if (as_transport_is_closing(w->transport))
         return as__future_failed(as_writer_loop(w), AS_ECONNLOST,
                                  "Connection lost");
@@ -157,13 +160,11 @@ as_future *as_writer_drain(as_writer *w)
 
 as_future *as_writer_flush(as_writer *w)
 {
-    const char *msg = NULL;
-    int code;
+    as_future *failed;
     if (!w)
         return NULL;
-    code = stored_error(w, &msg);
-    if (code)
-        return as__future_failed(as_writer_loop(w), code, msg);
+    if (stored_error(w, &failed))
+        return failed;
     return as_transport_flush(w->transport);
 }
 
