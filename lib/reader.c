@@ -839,20 +839,24 @@ static void answer_now(as_reader *r)
     as_reader_unref(r);
 }
 
-/* After bytes were appended: wake (or, now, answer) the waiter, then maybe
- * pause the transport. */
+/* After bytes were appended: maybe pause the transport, then wake (or,
+ * now, answer) the waiter.  Pausing comes first: a read answered at once
+ * that still has to wait then finds the transport paused and resumes it,
+ * as CPython's woken read does in _wait_for_data().  The other way round,
+ * a readexactly() of more than 2 x limit already waiting when one feed
+ * crossed 2 x limit paused its own feed and waited for ever. */
 static void fed(as_reader *r, int now)
 {
-    if (now)
-        answer_now(r);
-    else
-        wake(r);
     if (r->pause_fn && !r->paused && as_buffer_len(&r->buf) > 2 * r->limit) {
         if (r->pause_fn(r, r->flow_ud) != 0)
             drop_flow(r); /* cannot pause: buffer everything, as CPython */
         else
             r->paused = 1;
     }
+    if (now)
+        answer_now(r);
+    else
+        wake(r);
 }
 
 int as_reader_feed_data(as_reader *r, const void *data, size_t len)
