@@ -76,6 +76,20 @@ void as__reader_recycle(struct as_reader *reader, struct as_bytes *bytes);
  */
 int as__reader_feed_commit_now(struct as_reader *reader, size_t n);
 
+/*
+ * Futures waiting on a transport (drain, flush), woken all at once
+ * (transport.c).  add: a new reference to f joins the list (waiters that
+ * finished meanwhile, cancelled drains, are dropped first); 0 or -ENOMEM.
+ * wake: finish every one, with success (code 0) or the error.
+ */
+struct as_future;
+struct as__waiters {
+    struct as_future **v;
+    size_t n, cap;
+};
+int as__waiters_add(struct as__waiters *w, struct as_future *f);
+void as__waiters_wake(struct as__waiters *w, int code, const char *msg);
+
 /* Keep a cold path (growing an array, say) out of line, so the hot path
  * that calls it stays small enough to need no saved registers. */
 #if defined(__GNUC__)

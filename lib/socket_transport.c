@@ -62,12 +62,6 @@
 
 enum state { OPEN, CLOSING, CLOSED, LOST };
 
-/* A growable list of waiting futures (drain or flush). */
-struct waiters {
-    as_future **v;
-    size_t n, cap;
-};
-
 typedef struct socket_transport {
     as_transport base;            /* first: an as_transport * is one of these */
     int fd;
@@ -94,7 +88,7 @@ typedef struct socket_transport {
     int err;                      /* the first error, or 0 */
     char *err_msg;                /* its message, or NULL for as_strerror */
 
-    struct waiters drain, flushw;
+    struct as__waiters drain, flushw;
     as_future *closed;
     as_future *ready;             /* finished, shared by every drain that need not wait */
     as_handle *close_timer;       /* close_within()'s deadline, while CLOSING */
@@ -123,52 +117,6 @@ static void flush_queue(socket_transport *t);
 static int flush_pending(const socket_transport *t)
 {
     return t->flush_handle && as__handle_queued(t->flush_handle);
-}
-
-/* ------------------------------------------------------------ waiters */
-
-static int waiters_add(struct waiters *w, as_future *f)
-{
-    size_t i, j;
-    /* Drop waiters that finished already (cancelled drains), so a long
-     * pause with many cancelled drains cannot grow the list for ever. */
-    for (i = j = 0; i < w->n; i++) {
-        if (as_future_done(w->v[i]))
-            as_future_unref(w->v[i]);
-        else
-            w->v[j++] = w->v[i];
-    }
-    w->n = j;
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? 2 * w->cap : 4;
-        as_future **v = realloc(w->v, cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        w->v = v;
-        w->cap = cap;
-    }
-    w->v[w->n++] = as_future_ref(f);
-    return 0;
-}
-
-/* Finish every waiter: with success (code 0) or an error.  A waiter that was
- * cancelled meanwhile just refuses (AS_ESTATE), which is fine. */
-static void waiters_wake(struct waiters *w, int code, const char *msg)
-{
-    size_t i, n = w->n;
-    as_future **v = w->v;
-    if (n == 0)
-        return; /* the usual case: keep the array for the next waiters */
-    w->v = NULL;
-    w->n = w->cap = 0;
-    for (i = 0; i < n; i++) {
-        if (code)
-            (void)as_future_set_error(v[i], code, msg);
-        else
-            (void)as_future_set_result(v[i], NULL, NULL);
-        as_future_unref(v[i]);
-    }
-    free(v);
 }
 
 /* ------------------------------------------------------------ lifetime */
@@ -275,14 +223,14 @@ static void finish(socket_transport *t, int err, const char *msg, int rst)
     /* CPython wakes blocked drains on connection_lost: normally after a
      * clean close, with the error otherwise. */
     t->write_paused = 0;
-    waiters_wake(&t->drain, err, t->err_msg);
+    as__waiters_wake(&t->drain, err, t->err_msg);
     if (err)
-        waiters_wake(&t->flushw, err, t->err_msg);
+        as__waiters_wake(&t->flushw, err, t->err_msg);
     else if (t->dropped)
-        waiters_wake(&t->flushw, AS_ECONNLOST,
+        as__waiters_wake(&t->flushw, AS_ECONNLOST,
                      "Connection lost: queued bytes were dropped by abort()");
     else
-        waiters_wake(&t->flushw, 0, NULL);
+        as__waiters_wake(&t->flushw, 0, NULL);
 
     if (err)
         (void)as_future_set_error(t->closed, err, t->err_msg);
@@ -484,7 +432,7 @@ static void check_watermarks(socket_transport *t)
         t->write_paused = 1;
     else if (t->write_paused && size <= t->low) {
         t->write_paused = 0;
-        waiters_wake(&t->drain, 0, NULL);
+        as__waiters_wake(&t->drain, 0, NULL);
     }
 }
 
@@ -499,7 +447,7 @@ static void queue_empty(socket_transport *t)
         t->want_write = 0;
     }
     as__writeq_trim(&t->queue, QUEUE_KEEP);
-    waiters_wake(&t->flushw, 0, NULL);
+    as__waiters_wake(&t->flushw, 0, NULL);
     if (t->state == CLOSING) {
         finish(t, 0, NULL, 0);
     } else if (t->eof_wanted && !t->eof_sent) {
@@ -798,12 +746,12 @@ static as_future *done_future(as_loop *loop, int code, const char *msg)
     return f;
 }
 
-static as_future *wait_on(socket_transport *t, struct waiters *w)
+static as_future *wait_on(socket_transport *t, struct as__waiters *w)
 {
     as_future *f = as_future_new(t->base.loop);
     if (!f)
         return NULL;
-    if (waiters_add(w, f) < 0) {
+    if (as__waiters_add(w, f) < 0) {
         as_future_unref(f);
         return NULL;
     }
