@@ -20,5 +20,6 @@
 #include "resolve.h"
 #include "connect.h"
 #include "server.h"
+#include "tls.h"
 
 #endif /* ASYNCSTREAMS_H */
