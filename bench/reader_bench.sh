@@ -9,7 +9,8 @@
 # with -O2 like the library.  Needs python3.13 (pyenv 3.13.0 by default;
 # set PYTHON to override).  Both sides get the same
 # glibc malloc settings, so CPython's 256 KiB-ish allocations do not pay
-# mmap/munmap per chunk (see reference/performance.md, section 5).
+# mmap/munmap per chunk (they are above glibc's 128 KiB mmap threshold,
+# so by default each one maps, remaps and unmaps fresh pages).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 mib=${1:-1024}

@@ -213,7 +213,7 @@ static as_future *on_client(as_reader *reader, as_writer *writer, void *userdata
     as_task *t;
     int err = -ENOMEM;
 
-    if (!c || (err = as_task_new(&t, app->loop, chatter_step, c, chatter_free)) < 0) {
+    if (!c || (err = as_task_new(app->loop, chatter_step, c, chatter_free, &t)) < 0) {
         fprintf(stderr, "chat_server: cannot serve a client: %s\n", as_strerror(err));
         free(c);
         as_writer_close(writer);
@@ -351,7 +351,7 @@ static as_future *client_spawn(as_loop *loop, struct shared *sh)
     if (!c)
         return NULL;
     c->sh = sh;
-    if (as_task_new(&t, loop, client_step, c, client_free) < 0) {
+    if (as_task_new(loop, client_step, c, client_free, &t) < 0) {
         free(c);
         return NULL;
     }
@@ -418,11 +418,10 @@ static int selfcheck(struct app *app)
     memset(&s, 0, sizeof s);
     s.app = app;
     app->quiet = 1;
-    if (!(s.sh.all_in = as_event_new(app->loop)))
-        return 1;
-    if ((err = as_task_new(&t, app->loop, selfcheck_step, &s, NULL)) < 0) {
+    if ((err = as_event_new(app->loop, &s.sh.all_in)) < 0 ||
+        (err = as_task_new(app->loop, selfcheck_step, &s, NULL, &t)) < 0) {
         fprintf(stderr, "chat_server: %s\n", as_strerror(err));
-        as_event_free(s.sh.all_in);
+        as_event_free(s.sh.all_in); /* NULL if it was not made: nothing */
         return 1;
     }
     err = as_loop_run_until_complete(app->loop, as_task_future(t));

@@ -535,7 +535,7 @@ int main(void)
 out:
     if (dog != NULL) {
         as_handle_cancel(dog);
-        as_handle_release(dog);
+        as_handle_unref(dog);
     }
     if (lfd >= 0) {
         as_loop_remove_reader(demo.loop, lfd);

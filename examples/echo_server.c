@@ -100,7 +100,7 @@ static as_future *on_client(as_reader *reader, as_writer *writer, void *userdata
     as_task *t;
     int err = -ENOMEM;
 
-    if (!e || (err = as_task_new(&t, app->loop, echo_step, e, echo_free)) < 0) {
+    if (!e || (err = as_task_new(app->loop, echo_step, e, echo_free, &t)) < 0) {
         fprintf(stderr, "echo_server: cannot serve a client: %s\n", as_strerror(err));
         free(e);
         as_writer_close(writer);

@@ -37,7 +37,7 @@ static void wake(void *userdata)
 
 /* Destroy hooks: give back what the timer and the done callback held. */
 static void unref_future(void *userdata) { as_future_unref(userdata); }
-static void release_handle(void *userdata) { as_handle_release(userdata); }
+static void unref_handle(void *userdata) { as_handle_unref(userdata); }
 
 /* The future's done callback: if it was cancelled, the timer is useless. */
 static void cancel_timer(as_future *f, void *userdata)
@@ -53,8 +53,8 @@ static void cancel_timer(as_future *f, void *userdata)
 static as_future *sleep_for(as_loop *loop, double delay)
 {
     as_handle *timer;
-    as_future *f = as_future_new(loop);
-    if (f == NULL)
+    as_future *f;
+    if (as_future_new(loop, &f) < 0)
         return NULL;
     if (as_loop_call_later(loop, delay, wake, as_future_ref(f), unref_future,
                            &timer) < 0) {
@@ -62,9 +62,9 @@ static as_future *sleep_for(as_loop *loop, double delay)
         as_future_unref(f);
         return NULL;
     }
-    if (as_future_add_done_callback(f, cancel_timer, timer, release_handle) < 0) {
+    if (as_future_add_done_callback(f, cancel_timer, timer, unref_handle) < 0) {
         as_handle_cancel(timer); /* runs unref_future */
-        as_handle_release(timer);
+        as_handle_unref(timer);
         as_future_unref(f);
         return NULL;
     }
@@ -115,10 +115,11 @@ static void scene_not_synchronous(as_loop *loop)
 {
     printf("2. done callbacks are scheduled, not called\n");
     /* listing: scene_not_synchronous */
-    as_future *f = as_future_new(loop);
-    if (f == NULL || as_future_add_done_callback(f, on_done, NULL, NULL) < 0) {
+    as_future *f;
+    if (as_future_new(loop, &f) < 0 ||
+        as_future_add_done_callback(f, on_done, NULL, NULL) < 0) {
         fprintf(stderr, "cannot make a future\n");
-        as_future_unref(f);
+        as_future_unref(f); /* NULL if as_future_new() failed: ignored */
         failed = 1;
         return;
     }
@@ -168,9 +169,10 @@ static void scene_errors(as_loop *loop)
 {
     printf("4. errors are values\n");
     /* listing: scene_errors */
-    as_future *f = as_future_new(loop);
-    if (f == NULL) {
-        fprintf(stderr, "cannot make a future\n");
+    as_future *f;
+    int rc = as_future_new(loop, &f);
+    if (rc < 0) {
+        fprintf(stderr, "as_future_new: %s\n", as_strerror(rc));
         failed = 1;
         return;
     }

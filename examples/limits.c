@@ -62,13 +62,17 @@ int main(void)
         return 1;
     }
 /* listing: main */
-    sh.sem = as_semaphore_new(loop, LIMIT);
+    if ((err = as_semaphore_new(loop, LIMIT, &sh.sem)) < 0) {
+        fprintf(stderr, "semaphore: %s\n", as_strerror(err));
+        as_loop_close(loop);
+        return 1;
+    }
     for (k = 0; k < JOBS; k++) {
         struct job *j = calloc(1, sizeof *j);
         as_task *t = NULL;
 
         jobs[k] = NULL;
-        if (!j || !sh.sem || as_task_new(&t, loop, job_step, j, free) < 0) {
+        if (!j || as_task_new(loop, job_step, j, free, &t) < 0) {
             free(j);
             continue;               /* gather reports the NULL as EINVAL */
         }

@@ -168,8 +168,8 @@ static int mem_is_reading_paused(const as_transport *t) { return cend_of(t)->pau
 
 static as_future *finished(as_loop *loop)
 {
-    as_future *f = as_future_new(loop);
-    if (f)
+    as_future *f;
+    if (as_future_new(loop, &f) == 0)
         (void)as_future_set_result(f, NULL, NULL);
     return f;
 }
@@ -179,7 +179,7 @@ static as_future *mem_wait_writable(as_transport *t)
     mem_end *e = end_of(t);
     if (as_buffer_len(&e->queue) <= e->high)
         return finished(t->loop);
-    if (!e->drained && !(e->drained = as_future_new(t->loop)))
+    if (!e->drained && as_future_new(t->loop, &e->drained) < 0)
         return NULL;
     return as_future_ref(e->drained);
 }
@@ -271,10 +271,10 @@ static int mem_end_new(as_loop *loop, as_reader *reader, mem_end **out)
     as_buffer_init(&e->queue);
     e->high = AS_TRANSPORT_DEFAULT_HIGH_WATER;
     e->low = e->high / 4;
-    if (!(e->closed = as_future_new(loop))) {
+    if ((err = as_future_new(loop, &e->closed)) < 0) {
         e->closing = 1; /* nothing to tell anybody */
         as_transport_unref(&e->base);
-        return -ENOMEM;
+        return err;
     }
     *out = e;
     return 0;

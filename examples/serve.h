@@ -185,9 +185,11 @@ struct crew {
 
 static int crew_init(struct crew *c, as_loop *loop)
 {
+    int err = as_event_new(loop, &c->idle);
+
     c->live = 0;
-    if (!(c->idle = as_event_new(loop)))
-        return -ENOMEM;
+    if (err < 0)
+        return err;
     as_event_set(c->idle);
     return 0;
 }

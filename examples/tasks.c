@@ -106,7 +106,7 @@ static as_future *spawn(as_loop *loop, as_task_step_fn step, const char *name,
         return NULL;
     s->name = name;
     s->n = n;
-    if (as_task_new(&t, loop, step, s, free) < 0) {
+    if (as_task_new(loop, step, s, free, &t) < 0) {
         free(s);
         return NULL;
     }

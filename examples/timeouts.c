@@ -58,7 +58,7 @@ static as_task *start_job(as_loop *loop, double seconds, int catch_it)
         return NULL;
     j->seconds = seconds;
     j->catch_it = catch_it;
-    if (as_task_new(&t, loop, job_step, j, free) < 0) {
+    if (as_task_new(loop, job_step, j, free, &t) < 0) {
         free(j);
         return NULL;
     }

@@ -188,7 +188,7 @@ int main(void)
           "call_later");
     if (h != NULL) {
         as_handle_cancel(h); /* it will not run; count_destroy runs now */
-        as_handle_release(h);
+        as_handle_unref(h);
     }
 
     /* Watch sv[1]: on_readable runs on every turn in which it is readable. */

@@ -117,7 +117,7 @@ static as_future *on_client(as_reader *reader, as_writer *writer, void *userdata
     as_task *t;
     int err = -ENOMEM;
 
-    if (!h || (err = as_task_new(&t, app->loop, handler_step, h, handler_free)) < 0) {
+    if (!h || (err = as_task_new(app->loop, handler_step, h, handler_free, &t)) < 0) {
         fprintf(stderr, "you_said: cannot serve a client: %s\n", as_strerror(err));
         free(h);
         as_writer_close(writer);
@@ -201,7 +201,7 @@ static as_future *client_spawn(as_loop *loop, int k, int port)
         return NULL;
     c->k = k;
     snprintf(c->port, sizeof c->port, "%d", port);
-    if (as_task_new(&t, loop, client_step, c, client_free) < 0) {
+    if (as_task_new(loop, client_step, c, client_free, &t) < 0) {
         free(c);
         return NULL;
     }
@@ -266,7 +266,7 @@ static int selfcheck(struct app *app)
     int err;
 
     /* The frame lives on main's stack: the task is done before it returns. */
-    if ((err = as_task_new(&t, app->loop, selfcheck_step, &s, NULL)) < 0) {
+    if ((err = as_task_new(app->loop, selfcheck_step, &s, NULL, &t)) < 0) {
         fprintf(stderr, "you_said: %s\n", as_strerror(err));
         return 1;
     }

@@ -28,8 +28,11 @@ typedef struct as__backend_ops {
      * the loop has already checked 0 <= fd < max_fd. */
     int (*set)(void *state, int fd, int events);
     /* Wait up to `timeout` seconds (< 0: no limit, 0: don't block) and report
-     * ready fds through ready(). Returns the number reported, 0 on EINTR
-     * (the loop recomputes its timeout and polls again), or -errno. */
+     * each ready fd once through ready().  Level-triggered: an fd that stays
+     * ready is reported by every call (the loop and the socket transport
+     * rely on it).  Returns a count of what was ready, 0 on EINTR (the loop
+     * recomputes its timeout and polls on its next turn), or -errno;
+     * -EBADF makes the loop drop the watchers of fds closed while watched. */
     int (*poll)(void *state, double timeout, as__ready_fn ready, void *ctx);
 } as__backend_ops;
 

@@ -2,6 +2,7 @@
  * buffer.c - the read-offset byte buffer (see buffer.h for the picture).
  */
 #include "buffer.h"
+#include "errors.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -19,32 +20,45 @@ static as_bytes *block_of(const as_buffer *b)
     return (as_bytes *)(void *)(b->mem - HEADER);
 }
 
-as_bytes *as_bytes_alloc(size_t len)
+int as_bytes_alloc(size_t len, as_bytes **out)
 {
-    if (len > SIZE_MAX - sizeof(as_bytes))
-        return NULL;
-    as_bytes *b = malloc(sizeof(as_bytes) + len);
-    if (b)
-        b->len = len;
-    return b;
+    as_bytes *b;
+
+    if (!out)
+        return AS_EINVAL;
+    *out = NULL;
+    if (len > SIZE_MAX - sizeof(as_bytes) || !(b = malloc(sizeof(as_bytes) + len)))
+        return -ENOMEM;
+    b->len = len;
+    *out = b;
+    return 0;
 }
 
-as_bytes *as_bytes_new(const void *data, size_t len)
+int as_bytes_new(const void *data, size_t len, as_bytes **out)
 {
-    as_bytes *b = as_bytes_alloc(len);
-    if (b && len)
-        memcpy(b->data, data, len);
-    return b;
+    int err;
+
+    if (out && !data && len > 0) {
+        *out = NULL;
+        return AS_EINVAL;
+    }
+    if ((err = as_bytes_alloc(len, out)) == 0 && len)
+        memcpy((*out)->data, data, len);
+    return err;
 }
 
 void as_buffer_init(as_buffer *b)
 {
+    if (!b)
+        return;
     b->mem = NULL;
     b->start = b->end = b->cap = 0;
 }
 
 void as_buffer_destroy(as_buffer *b)
 {
+    if (!b)
+        return;
     if (b->mem)
         free(block_of(b));
     as_buffer_init(b);
@@ -96,6 +110,8 @@ static int make_room(as_buffer *b, size_t want)
 
 int as_buffer_append(as_buffer *b, const void *data, size_t len)
 {
+    if (!b || (!data && len > 0))
+        return AS_EINVAL;
     if (len == 0)
         return 0;
     int rc = make_room(b, len);
@@ -108,7 +124,7 @@ int as_buffer_append(as_buffer *b, const void *data, size_t len)
 
 unsigned char *as_buffer_reserve(as_buffer *b, size_t want, size_t *avail)
 {
-    if (make_room(b, want ? want : 1) < 0)
+    if (!b || make_room(b, want ? want : 1) < 0)
         return NULL;
     if (avail)
         *avail = b->cap - b->end;
@@ -117,13 +133,19 @@ unsigned char *as_buffer_reserve(as_buffer *b, size_t want, size_t *avail)
 
 void as_buffer_commit(as_buffer *b, size_t n)
 {
-    size_t room = b->cap - b->end;
+    size_t room;
+    if (!b)
+        return;
+    room = b->cap - b->end;
     b->end += n < room ? n : room;
 }
 
 void as_buffer_consume(as_buffer *b, size_t n)
 {
-    size_t live = b->end - b->start;
+    size_t live;
+    if (!b)
+        return;
+    live = b->end - b->start;
     if (n >= live)
         b->start = b->end = 0; /* empty: restart at the front for free */
     else
@@ -132,27 +154,31 @@ void as_buffer_consume(as_buffer *b, size_t n)
 
 void as_buffer_clear(as_buffer *b)
 {
-    b->start = b->end = 0;
+    if (b)
+        b->start = b->end = 0;
 }
 
 void as_buffer_trim(as_buffer *b, size_t keep)
 {
-    if (b->start == b->end && b->cap > keep)
+    if (b && b->start == b->end && b->cap > keep)
         as_buffer_destroy(b);
 }
 
 int as_buffer_fit(as_buffer *b)
 {
-    size_t len = b->end - b->start;
+    size_t len;
     as_bytes *block;
 
+    if (!b)
+        return AS_EINVAL;
+    len = b->end - b->start;
     if (len == 0) {
         as_buffer_destroy(b);
         return 0;
     }
     if (b->cap / 2 <= len)
         return 0;
-    if (!(block = as_bytes_alloc(len)))
+    if (as_bytes_alloc(len, &block) < 0)
         return -ENOMEM;
     memcpy(block->data, b->mem + b->start, len);
     as_buffer_destroy(b);
@@ -164,7 +190,7 @@ int as_buffer_fit(as_buffer *b)
 as_bytes *as_buffer_detach(as_buffer *b)
 {
     as_bytes *block;
-    if (!b->mem || b->start != 0)
+    if (!b || !b->mem || b->start != 0)
         return NULL;
     block = block_of(b);
     block->len = b->end;
@@ -174,8 +200,8 @@ as_bytes *as_buffer_detach(as_buffer *b)
 
 int as_buffer_adopt(as_buffer *b, as_bytes *block, size_t cap)
 {
-    if (b->mem || !block)
-        return -EINVAL;
+    if (!b || b->mem || !block)
+        return AS_EINVAL;
     b->mem = block->data;
     b->cap = cap;
     b->start = b->end = 0;
@@ -184,11 +210,14 @@ int as_buffer_adopt(as_buffer *b, as_bytes *block, size_t cap)
 
 as_bytes *as_buffer_take(as_buffer *b, size_t n)
 {
-    size_t live = b->end - b->start;
+    size_t live;
+    if (!b)
+        return NULL;
+    live = b->end - b->start;
     if (n > live)
         n = live;
-    as_bytes *out = as_bytes_new(b->mem ? b->mem + b->start : NULL, n);
-    if (out)
+    as_bytes *out;
+    if (as_bytes_new(b->mem ? b->mem + b->start : NULL, n, &out) == 0)
         as_buffer_consume(b, n);
     return out;
 }
@@ -196,10 +225,13 @@ as_bytes *as_buffer_take(as_buffer *b, size_t n)
 size_t as_buffer_find(const as_buffer *b, const void *needle, size_t nlen,
                       size_t from, size_t to)
 {
-    const unsigned char *hay = b->mem ? b->mem + b->start : NULL;
-    const unsigned char *nd = needle;
-    size_t live = b->end - b->start;
+    const unsigned char *hay, *nd = needle;
+    size_t live;
 
+    if (!b || !needle)
+        return AS_BUFFER_NPOS;
+    hay = b->mem ? b->mem + b->start : NULL;
+    live = b->end - b->start;
     if (to > live)
         to = live;
     if (nlen == 0 || from >= to || to - from < nlen)

@@ -29,6 +29,11 @@
  *   3. An as_bytes is one malloc() block (header and data together) owned by
  *      whoever holds it; free it with free().  Futures adopt it with `free`
  *      as the destroy function.
+ *
+ * Conventions (asyncstreams.h): as_buffer and as_bytes are value types,
+ * not refcounted.  A NULL buffer gets the NULL answers listed there (an
+ * empty buffer's for the queries), except as_buffer_find(NULL, ...),
+ * which returns AS_BUFFER_NPOS: not found.
  */
 #ifndef AS_BUFFER_H
 #define AS_BUFFER_H
@@ -48,13 +53,18 @@ typedef struct as_bytes {
     unsigned char data[]; /* C99 flexible array member */
 } as_bytes;
 
-/** Copy len bytes from data (may be NULL when len == 0) into a new as_bytes.
- *  Returns NULL on allocation failure or if len is absurdly large. */
-as_bytes *as_bytes_new(const void *data, size_t len);
+/**
+ * Copy len bytes from data (may be NULL when len == 0) into a new as_bytes.
+ * Returns 0 and stores it in *out; or AS_EINVAL (out NULL, or data NULL
+ * with len > 0) or -ENOMEM (also for a len too large to allocate), with
+ * *out set to NULL.
+ */
+int as_bytes_new(const void *data, size_t len, as_bytes **out);
 
 /** A new as_bytes of len bytes whose contents the caller will fill in.
- *  Returns NULL on allocation failure. */
-as_bytes *as_bytes_alloc(size_t len);
+ *  Returns 0 and stores it in *out; or AS_EINVAL (out NULL) or -ENOMEM,
+ *  with *out set to NULL. */
+int as_bytes_alloc(size_t len, as_bytes **out);
 
 /** "Not found" for the search helpers. */
 #define AS_BUFFER_NPOS ((size_t)-1)
@@ -73,21 +83,24 @@ void as_buffer_init(as_buffer *b);
 void as_buffer_destroy(as_buffer *b);
 
 /** Number of live bytes. */
-static inline size_t as_buffer_len(const as_buffer *b) { return b->end - b->start; }
+static inline size_t as_buffer_len(const as_buffer *b)
+{
+    return b ? b->end - b->start : 0;
+}
 
 /** The live bytes (NULL-safe to read len bytes from; may be NULL if len 0).
  *  Valid until the buffer is next modified. */
 static inline const unsigned char *as_buffer_data(const as_buffer *b)
 {
-    return b->mem ? b->mem + b->start : NULL;
+    return b && b->mem ? b->mem + b->start : NULL;
 }
 
 /** Capacity currently allocated, for tests and statistics. */
-static inline size_t as_buffer_capacity(const as_buffer *b) { return b->cap; }
+static inline size_t as_buffer_capacity(const as_buffer *b) { return b ? b->cap : 0; }
 
 /**
  * Append len bytes.  Returns 0, or -ENOMEM with the buffer unchanged
- * (nothing is lost).  data may be NULL only when len is 0.
+ * (nothing is lost).  data may be NULL only when len is 0 (AS_EINVAL).
  */
 int as_buffer_append(as_buffer *b, const void *data, size_t len);
 
@@ -140,8 +153,9 @@ as_bytes *as_buffer_detach(as_buffer *b);
  * Give an empty buffer with no storage the block of `block` as its storage,
  * for `cap` bytes (at most block->len, the bytes the block is known to
  * hold): the inverse of as_buffer_detach(), for reusing a result's block.
- * The buffer owns the block from then on.  Returns 0, or -EINVAL (the
- * buffer has storage, or block is NULL: nothing changes).
+ * The buffer owns the block from then on.  Returns 0, or AS_EINVAL (the
+ * buffer has storage, or block is NULL: nothing changes, and the block
+ * stays the caller's).
  */
 int as_buffer_adopt(as_buffer *b, as_bytes *block, size_t cap);
 

@@ -47,6 +47,11 @@ typedef struct attempt {
 char *as_format_sockaddr(const struct sockaddr *sa, socklen_t len, char *buf,
                          size_t size)
 {
+    if (!sa || !buf) {
+        if (buf && size > 0)
+            buf[0] = '\0';
+        return NULL;
+    }
     return as__sock_format_addr(sa, len, buf, size);
 }
 
@@ -109,11 +114,10 @@ static void close_socket(attempt *a)
 }
 
 /* Fail the result, unless it is already done (e.g. cancelled). */
-static void fail(attempt *a, int code, const char *msg)
+static void fail_attempt(attempt *a, int code, const char *msg)
 {
     close_socket(a);
-    if (!as_future_done(a->result))
-        (void)as_future_set_error(a->result, code, msg);
+    as__future_fail(a->result, code, msg);
 }
 
 /* Remember one address's failure for the final message. */
@@ -152,15 +156,15 @@ static void record_errno(attempt *a, int err, const char *what)
 static void fail_all(attempt *a)
 {
     if (!a->first_msg) {
-        fail(a, a->first_code ? a->first_code : -ENOMEM, NULL);
+        fail_attempt(a, a->first_code ? a->first_code : -ENOMEM, NULL);
     } else if (a->all_same || !a->msgs) {
-        fail(a, a->first_code, a->first_msg);
+        fail_attempt(a, a->first_code, a->first_msg);
     } else {
         size_t len = strlen(a->msgs) + 32;
         char *m = malloc(len);
         if (m)
             snprintf(m, len, "Multiple exceptions: %s", a->msgs);
-        fail(a, a->first_code, m ? m : a->first_msg);
+        fail_attempt(a, a->first_code, m ? m : a->first_msg);
         free(m);
     }
 }
@@ -190,12 +194,12 @@ static void connected(attempt *a)
     }
     if ((err = as_reader_new(a->loop, a->limit, &reader)) < 0) {
         as__sock_close(fd);
-        fail(a, err, NULL);
+        fail_attempt(a, err, NULL);
         return;
     }
     if ((err = as_socket_transport_new(a->loop, fd, reader, &t)) < 0) { /* closes fd */
         as_reader_unref(reader);
-        fail(a, err, NULL);
+        fail_attempt(a, err, NULL);
         return;
     }
     if ((err = as_writer_new(t, reader, &w)) < 0 || !(c = malloc(sizeof *c))) {
@@ -204,7 +208,7 @@ static void connected(attempt *a)
         as_transport_abort(t);
         as_transport_unref(t);
         as_reader_unref(reader);
-        fail(a, err < 0 ? err : -ENOMEM, NULL);
+        fail_attempt(a, err < 0 ? err : -ENOMEM, NULL);
         return;
     }
     as_transport_unref(t); /* the writer holds it now */
@@ -299,7 +303,7 @@ static void try_next(attempt *a)
                  * knows its limit, so it is found only now, with the SYN
                  * sent (the peer sees a connection opened and closed). */
                 a->refs--;
-                fail(a, err, NULL);
+                fail_attempt(a, err, NULL);
                 return;
             }
             a->watching = 1;
@@ -328,14 +332,14 @@ static void resolved(as_future *f, void *p)
         return;
     if (a->remote_res) {
         if ((err = as_future_error(a->remote_res)) != 0) {
-            fail(a, err, as_future_error_message(a->remote_res));
+            fail_attempt(a, err, as_future_error_message(a->remote_res));
             return;
         }
         a->remote = as_future_take_result(a->remote_res);
     }
     if (a->local_res) {
         if ((err = as_future_error(a->local_res)) != 0) {
-            fail(a, err, as_future_error_message(a->local_res));
+            fail_attempt(a, err, as_future_error_message(a->local_res));
             return;
         }
         a->local = as_future_take_result(a->local_res);
@@ -363,7 +367,7 @@ static attempt *attempt_new(as_loop *loop, const as_connect_options *opts)
     attempt *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
-    if (!(a->result = as_future_new(loop))) {
+    if (as_future_new(loop, &a->result) < 0) {
         free(a);
         return NULL;
     }
@@ -415,11 +419,11 @@ static int load_tls(attempt *a, const as_tls_options *tls, const char *hostname)
     int err;
     client.server_side = 0;
     if (!(a->tls_cfg = as__tls_config_load(a->loop, &client, hostname))) {
-        fail(a, -ENOMEM, NULL);
+        fail_attempt(a, -ENOMEM, NULL);
         return -ENOMEM;
     }
     if (as_future_done(a->tls_cfg) && (err = as_future_error(a->tls_cfg)) != 0) {
-        fail(a, err, as_future_error_message(a->tls_cfg));
+        fail_attempt(a, err, as_future_error_message(a->tls_cfg));
         return err;
     }
     return 0;
@@ -435,21 +439,21 @@ static as_future *open_tcp(as_loop *loop, const char *host, const char *port,
         return NULL;
     if ((!host && !port) || (opts && opts->limit < 0) ||
         (family != 0 && family != AF_INET && family != AF_INET6)) {
-        fail(a, AS_EINVAL, NULL);
+        fail_attempt(a, AS_EINVAL, NULL);
         return finish_call(a);
     }
     /* Before resolving: getaddrinfo() would wrap the port.  The messages
      * are CPython's, from socket.connect() and socket.bind(). */
     if ((err = as__sock_check_port(port)) < 0) {
-        fail(a, err, "connect(): port must be 0-65535.");
+        fail_attempt(a, err, "connect(): port must be 0-65535.");
         return finish_call(a);
     }
     if (opts && (err = as__sock_check_port(opts->local_port)) < 0) {
-        fail(a, err, "bind(): port must be 0-65535.");
+        fail_attempt(a, err, "bind(): port must be 0-65535.");
         return finish_call(a);
     }
     if (tls && !host && !tls->server_hostname) {
-        fail(a, AS_EINVAL, "You must set server_hostname when using ssl without a host");
+        fail_attempt(a, AS_EINVAL, "You must set server_hostname when using ssl without a host");
         return finish_call(a);
     }
     if (tls && load_tls(a, tls, host) < 0)
@@ -458,7 +462,7 @@ static as_future *open_tcp(as_loop *loop, const char *host, const char *port,
         (opts && (opts->local_host || opts->local_port) &&
          (err = resolve(a, opts->local_host, opts->local_port, family,
                         &a->local_res)) < 0))
-        fail(a, err, NULL);
+        fail_attempt(a, err, NULL);
     return finish_call(a);
 }
 
@@ -487,15 +491,15 @@ static as_future *open_unix(as_loop *loop, const char *path,
     if (!loop || !(a = attempt_new(loop, opts)))
         return NULL;
     if (opts && opts->limit < 0) {
-        fail(a, AS_EINVAL, NULL);
+        fail_attempt(a, AS_EINVAL, NULL);
         return finish_call(a);
     }
     if ((err = as__sock_unix_addr(path, &sun, &msg)) < 0) {
-        fail(a, err, msg);
+        fail_attempt(a, err, msg);
         return finish_call(a);
     }
     if (tls && !tls->server_hostname) {
-        fail(a, AS_EINVAL, "you have to pass server_hostname when using ssl");
+        fail_attempt(a, AS_EINVAL, "you have to pass server_hostname when using ssl");
         return finish_call(a);
     }
     if (tls && load_tls(a, tls, NULL) < 0)
@@ -507,7 +511,7 @@ static as_future *open_unix(as_loop *loop, const char *path,
     if (!ai || !un) {
         free(ai);
         free(un);
-        fail(a, -ENOMEM, NULL);
+        fail_attempt(a, -ENOMEM, NULL);
         return finish_call(a);
     }
     *un = sun;

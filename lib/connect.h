@@ -48,6 +48,12 @@
  *      only live for the call.
  *   4. Resolving a name uses a worker thread (resolve.h, rule 4 applies:
  *      cancel pending connects before closing the loop).
+ *
+ * Conventions (asyncstreams.h): as_connection is a value type, one struct
+ * holding a reference to each of its reader and writer, freed (with both
+ * references) by as_connection_free(); it is not refcounted.  NULL gets
+ * the NULL answers listed there: the open calls and as_format_sockaddr()
+ * return NULL for a NULL loop, address or buffer.
  */
 #ifndef AS_CONNECT_H
 #define AS_CONNECT_H
@@ -104,7 +110,8 @@ as_future *as_open_unix_connection(as_loop *loop, const char *path,
 
 /**
  * Format a socket address the way CPython prints one in messages:
- * "('127.0.0.1', 80)", "('::1', 80, 0, 0)", "('/path')".  Returns buf.
+ * "('127.0.0.1', 80)", "('::1', 80, 0, 0)", "('/path')".  Returns buf, or
+ * NULL if sa or buf is NULL (then "" is written to a buf of size > 0).
  */
 char *as_format_sockaddr(const struct sockaddr *sa, socklen_t len, char *buf,
                          size_t size);

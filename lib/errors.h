@@ -11,6 +11,10 @@
  * Both kinds come from X-macro lists, so the code, its name and its message
  * can never drift apart: as_err_name(-ECONNRESET) is "ECONNRESET",
  * as_strerror(AS_ECANCELLED) is "operation cancelled".
+ *
+ * Conventions (asyncstreams.h): no call here takes an object, so the NULL
+ * rule asks only that none returns NULL: every code, known or not, has a
+ * name and a message.
  */
 #ifndef AS_ERRORS_H
 #define AS_ERRORS_H

@@ -70,14 +70,20 @@ static void cb_free(as_future *f, struct done_cb *cb)
         as__loop_free(f->loop, cb, sizeof *cb);
 }
 
-as_future *as_future_new(as_loop *loop)
+int as_future_new(as_loop *loop, as_future **out)
 {
     as_future *f;
 
-    if (!loop || as_loop_is_closed(loop))
-        return NULL;
-    if (!(f = as__loop_alloc(loop, sizeof *f)))
-        return NULL;
+    if (!out)
+        return AS_EINVAL;
+    if (!loop || as_loop_is_closed(loop)) {
+        *out = NULL;
+        return loop ? AS_ECLOSED : AS_EINVAL;
+    }
+    if (!(f = as__loop_alloc(loop, sizeof *f))) {
+        *out = NULL;
+        return -ENOMEM;
+    }
     /* Every field but inline_cb, which is written when it is used. */
     f->loop = loop;
     f->refs = 1;
@@ -94,12 +100,14 @@ as_future *as_future_new(as_loop *loop)
     f->callbacks = f->callbacks_tail = NULL;
     f->inline_used = 0;
     as__loop_obj_ref(loop);
-    return f;
+    *out = f;
+    return 0;
 }
 
 as_future *as_future_ref(as_future *f)
 {
-    f->refs++;
+    if (f)
+        f->refs++;
     return f;
 }
 
@@ -143,22 +151,22 @@ void as_future_unref(as_future *f)
 
 as_loop *as_future_loop(const as_future *f)
 {
-    return f->loop;
+    return f ? f->loop : NULL;
 }
 
 as_future_state as_future_state_of(const as_future *f)
 {
-    return f->state;
+    return f ? f->state : AS_FUTURE_PENDING;
 }
 
 int as_future_done(const as_future *f)
 {
-    return f->state != AS_FUTURE_PENDING;
+    return f && f->state != AS_FUTURE_PENDING;
 }
 
 int as_future_cancelled(const as_future *f)
 {
-    return f->state == AS_FUTURE_CANCELLED;
+    return f && f->state == AS_FUTURE_CANCELLED;
 }
 
 /* ------------------------------------------------------------ callbacks */
@@ -288,9 +296,12 @@ int as__future_add_waiter(as_future *f, as_handle *h, as_future **slot,
 
 int as_future_remove_done_callback(as_future *f, as_future_cb fn, void *userdata)
 {
-    struct done_cb **link = &f->callbacks, *cb;
+    struct done_cb **link, *cb;
     int removed = 0;
 
+    if (!f)
+        return 0;
+    link = &f->callbacks;
     f->callbacks_tail = NULL;
     while ((cb = *link) != NULL) {
         if (cb->fn && cb->fn == fn && cb->userdata == userdata) {
@@ -353,6 +364,23 @@ int as_future_set_error_detail(as_future *f, int code, const char *message,
 int as_future_set_error(as_future *f, int code, const char *message)
 {
     return as_future_set_error_detail(f, code, message, NULL, NULL);
+}
+
+/* The library's own failures: a failed strdup of the message must not
+ * leave a future pending that the caller is about to hand out, so the
+ * code's own text stands in for it. */
+as_future *as__future_fail(as_future *f, int code, const char *message)
+{
+    if (as_future_set_error(f, code, message) == -ENOMEM)
+        (void)as_future_set_error(f, code, NULL);
+    return f;
+}
+
+as_future *as__future_failed(as_loop *loop, int code, const char *message)
+{
+    as_future *f;
+    return as_future_new(loop, &f) == 0 ? as__future_fail(f, code, message)
+                                        : NULL;
 }
 
 int as_future_set_canceller(as_future *f, as_future_canceller_fn fn,
@@ -424,6 +452,8 @@ int as_future_transfer(as_future *dst, as_future *src)
 
 int as_future_error(as_future *f)
 {
+    if (!f)
+        return AS_EINVAL;
     switch (f->state) {
     case AS_FUTURE_PENDING:
         return AS_ESTATE;
@@ -437,24 +467,27 @@ int as_future_error(as_future *f)
 
 const char *as_future_error_message(const as_future *f)
 {
-    if (f->state == AS_FUTURE_PENDING || f->error == 0)
+    if (!f || f->state == AS_FUTURE_PENDING || f->error == 0)
         return NULL;
     return f->error_message ? f->error_message : as_strerror(f->error);
 }
 
 void *as_future_error_detail(const as_future *f)
 {
-    return f->error_detail;
+    return f ? f->error_detail : NULL;
 }
 
 void *as_future_result(const as_future *f)
 {
-    return f->result;
+    return f ? f->result : NULL;
 }
 
 void *as_future_take_result(as_future *f)
 {
-    void *result = f->result;
+    void *result;
+    if (!f)
+        return NULL;
+    result = f->result;
     f->result = NULL;
     return result;
 }

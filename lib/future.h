@@ -30,6 +30,12 @@
  *      as_future_error() or a done callback that called it) reports
  *      "Future exception was never retrieved" to the loop's exception
  *      handler, as asyncio does.  Cancellation is not reported.
+ *
+ * Conventions (asyncstreams.h): futures are refcounted, and a NULL future
+ * gets the NULL answers listed there: as_future_done(NULL) and
+ * as_future_cancel(NULL) are 0, as_future_state_of(NULL) is
+ * AS_FUTURE_PENDING, as_future_error(NULL) AS_EINVAL, and a result given
+ * to as_future_set_result(NULL, ...) stays the caller's, as on any failure.
  */
 #ifndef AS_FUTURE_H
 #define AS_FUTURE_H
@@ -58,9 +64,12 @@ typedef void (*as_future_cb)(as_future *future, void *userdata);
 typedef int (*as_future_canceller_fn)(as_future *future, const char *message,
                                       void *userdata);
 
-/** Create a pending future on loop.  Returns NULL on allocation failure or if
- *  the loop is closed. */
-as_future *as_future_new(as_loop *loop);
+/**
+ * Create a pending future on loop.  Returns 0 and stores it in *out (one
+ * reference, the caller's: lifetime rule 1); or AS_EINVAL (loop or out
+ * NULL), AS_ECLOSED (the loop is closed) or -ENOMEM, with *out set to NULL.
+ */
+int as_future_new(as_loop *loop, as_future **out);
 
 /** Add a reference; returns future. */
 as_future *as_future_ref(as_future *future);
@@ -150,7 +159,7 @@ int as_future_transfer(as_future *dst, as_future *src);
 /**
  * The outcome: 0 if FINISHED with a result, the error code if FINISHED with
  * an error, AS_ECANCELLED if cancelled, AS_ESTATE if still pending.
- * Calling it marks an error as retrieved (lifetime rule 5).
+ * Calling it marks an error as retrieved (lifetime rule 6).
  */
 int as_future_error(as_future *future);
 

@@ -59,6 +59,21 @@ int as__future_add_waiter(struct as_future *f, as_handle *h,
                           void *userdata);
 
 /*
+ * Failing a future (future.c), for calls that report bad input or a lost
+ * resource through the future they return:
+ *   as__future_fail: finish f with code (< 0) and a copy of message; if the
+ *       copy cannot be made, with the code's own text (as_strerror()), so
+ *       f never stays pending for want of memory.  A done f is left as it
+ *       is.  Returns f.
+ *   as__future_failed: a new future on loop, already failed that way.
+ *       NULL if memory ran out or the loop is closed.
+ */
+struct as_future *as__future_fail(struct as_future *f, int code,
+                                  const char *message);
+struct as_future *as__future_failed(as_loop *loop, int code,
+                                    const char *message);
+
+/*
  * Recycling (reader.c): bytes a connection has just sent, handed over with
  * as_writer_write_bytes(), go back to that connection's reader, which puts
  * its next read result in the same block if it fits (an echo server's or a
@@ -107,21 +122,7 @@ void as__transport_set_reader(struct as_transport *t, struct as_reader *reader);
 void as__writer_set_transport(struct as_writer *w, struct as_transport *t);
 
 /*
- * Futures waiting on a transport (drain, flush), woken all at once
- * (transport.c).  add: a new reference to f joins the list (waiters that
- * finished meanwhile, cancelled drains, are dropped first); 0 or -ENOMEM.
- * wake: finish every one, with success (code 0) or the error.
- */
-struct as_future;
-struct as__waiters {
-    struct as_future **v;
-    size_t n, cap;
-};
-int as__waiters_add(struct as__waiters *w, struct as_future *f);
-void as__waiters_wake(struct as__waiters *w, int code, const char *msg);
-
-/*
- * Blocking work off the loop thread (worker.c), DESIGN rule 6: work(arg)
+ * Blocking work off the loop thread (worker.c), design rule 9: work(arg)
  * runs on a new thread, which must touch nothing of the loop's; then, on
  * the loop thread, the returned future finishes with arg as its result
  * (freed with free_arg) if work returned 0, or fails with work's code and

@@ -5,9 +5,11 @@
  * goes straight into the ready queue (a ring, ring.h); a timer waits in the
  * timer heap (heap.h) until it is due and then joins the ready queue; an fd
  * watcher sits in the fd table and joins the ready queue each turn its fd
- * is ready.  One queue, one way to run a callback, one way to cancel it:
- * that is the whole design.  Which backend polls the fds is backend.c's
- * business.
+ * is ready; an end-of-turn callback waits in a second ring, run after the
+ * ready queue; one from another thread waits in a locked inbox that each
+ * turn empties into the ready queue.  One way to run a callback, one way to
+ * cancel it: that is the whole design.  Which backend polls the fds is
+ * backend.c's business.
  *
  * Memory: a handle is reference counted.  The loop holds one reference while
  * the handle is scheduled (in the queue, the heap or the fd table) and one
@@ -56,7 +58,8 @@ struct as_handle {
     unsigned char queued;     /* KIND_REPEAT: in a queue now */
 };
 
-/* Per-fd watchers; the table is indexed by fd and grows on demand. */
+/* Per-fd watchers; the table is indexed by fd and grows on demand, never
+ * past the backend's max_fd (add_watcher refuses larger fds first). */
 struct watchers {
     as_handle *reader;
     as_handle *writer;
@@ -76,11 +79,11 @@ struct as_loop {
     size_t nwatchers;         /* user watchers, not counting the wake-up pipe */
 
     /* call_soon_threadsafe: an inbox guarded by a mutex, and a self-pipe
-     * whose write end wakes select(). */
+     * whose write end wakes the backend's wait. */
     pthread_mutex_t inbox_lock;
     as_handle *inbox_head, *inbox_tail;
     int wake_pending;          /* a byte is in the pipe; guarded by inbox_lock */
-    int wake_readable;         /* select() reported the pipe this turn */
+    int wake_readable;         /* the backend reported the pipe this turn */
     int wake_fds[2];
 
     /* Poll hooks (as_loop_set_poll_hooks), run around backend->poll. */
@@ -156,7 +159,7 @@ static void drop_userdata(as_handle *h)
     }
 }
 
-void as_handle_release(as_handle *h)
+void as_handle_unref(as_handle *h)
 {
     if (h)
         handle_unref(h);
@@ -164,12 +167,12 @@ void as_handle_release(as_handle *h)
 
 int as_handle_cancelled(const as_handle *h)
 {
-    return h->cancelled;
+    return h && h->cancelled;
 }
 
 double as_handle_when(const as_handle *h)
 {
-    return h->kind == KIND_TIMER ? h->timer.when : 0.0;
+    return h && h->kind == KIND_TIMER ? h->timer.when : 0.0;
 }
 
 /* ------------------------------------------------------------ queues */
@@ -202,7 +205,7 @@ static as_handle *timer_handle(as__heap_node *n)
 
 void as_handle_cancel(as_handle *h)
 {
-    if (h->cancelled || h->done)
+    if (!h || h->cancelled || h->done)
         return;
     /* A one-shot callback that is running can no longer be cancelled; a
      * watcher can (its own callback may remove it). */
@@ -215,9 +218,10 @@ void as_handle_cancel(as_handle *h)
         handle_unref(h); /* the heap's reference */
         return;
     }
-    /* Still in the ready queue: the queue skips it and drops its
-     * reference.  A running watcher's userdata is dropped when its callback
-     * returns, never under its feet. */
+    /* In a queue, which skips it and drops its reference when its turn
+     * comes, or a watcher, whose slot's reference its remover drops.  A
+     * running watcher's userdata is dropped when its callback returns,
+     * never under its feet. */
     if (!h->running)
         drop_userdata(h);
 }
@@ -342,38 +346,41 @@ fail:
     return err;
 }
 
-int as_loop_new(as_loop **loopp)
+int as_loop_new(as_loop **out)
 {
-    return as_loop_new_with_backend(loopp, NULL);
+    return as_loop_new_with_backend(NULL, out);
 }
 
-int as_loop_new_with_backend(as_loop **loopp, const char *name)
+int as_loop_new_with_backend(const char *name, as_loop **out)
 {
     const as__backend_ops *backend = as__backend_find(name);
 
-    if (!loopp || !backend)
+    if (!out)
         return AS_EINVAL;
-    return new_loop(loopp, backend);
+    *out = NULL;
+    if (!backend)
+        return AS_EINVAL;
+    return new_loop(out, backend);
 }
 
 const char *as_loop_backend_name(const as_loop *loop)
 {
-    return loop->backend->name;
+    return loop ? loop->backend->name : NULL;
 }
 
 int as_loop_max_fd(const as_loop *loop)
 {
-    return loop->backend->max_fd;
+    return loop ? loop->backend->max_fd : 0;
 }
 
 int as_loop_is_closed(const as_loop *loop)
 {
-    return loop->closed;
+    return !loop || loop->closed;
 }
 
 int as_loop_is_running(const as_loop *loop)
 {
-    return loop->running;
+    return loop && loop->running;
 }
 
 /* ------------------------------------------------------------ scheduling */
@@ -535,10 +542,10 @@ int as_loop_call_soon_threadsafe(as_loop *loop, as_callback_fn fn,
  *
  * Order matters.  The pipe is emptied *before* the inbox is taken: a thread
  * that adds a callback after we take the inbox finds wake_pending cleared and
- * writes a new byte, which stays in the pipe and wakes the next select().
+ * writes a new byte, which stays in the pipe and wakes the next poll.
  * Emptying it afterwards could swallow that byte and leave the callback
  * waiting until some unrelated event.  The pipe is read only in turns where
- * select() reported it, so a busy loop pays no extra system call.
+ * the backend reported it, so a busy loop pays no extra system call.
  */
 static void take_inbox(as_loop *loop)
 {
@@ -648,7 +655,8 @@ int as_loop_remove_writer(as_loop *loop, int fd)
 /* Backend callback: queue the watchers of a ready fd.  The queue takes its
  * own reference, so a watcher removed before its turn comes is skipped
  * safely.  If the queue cannot grow, the event is lost for this turn only:
- * select() is level-triggered and reports the fd again next turn. */
+ * backends are level-triggered (backend.h) and report the fd again next
+ * turn. */
 static void on_ready(void *ctx, int fd, int events)
 {
     as_loop *loop = ctx;
@@ -665,9 +673,10 @@ static void on_ready(void *ctx, int fd, int events)
         w->writer->refs++;
 }
 
-/* select() failed with EBADF: somebody closed an fd without removing its
- * watchers first.  Find the culprits, report each, and drop their watchers
- * so the loop can go on. */
+/* The backend failed with EBADF (select() does): somebody closed an fd
+ * without removing its watchers first.  Find the culprits, report each,
+ * and drop their watchers so the loop can go on.  O(table size), paid only
+ * on that error. */
 static void drop_bad_fds(as_loop *loop)
 {
     int fd;
@@ -775,6 +784,8 @@ static int turn(as_loop *loop)
 int as_loop_run_once(as_loop *loop)
 {
     int err;
+    if (!loop)
+        return AS_EINVAL;
     if (loop->closed)
         return AS_ECLOSED;
     if (loop->running)
@@ -791,6 +802,8 @@ int as_loop_run_once(as_loop *loop)
 int as_loop_run_forever(as_loop *loop)
 {
     int err = 0;
+    if (!loop)
+        return AS_EINVAL;
     if (loop->closed)
         return AS_ECLOSED;
     if (loop->running)
@@ -806,12 +819,16 @@ int as_loop_run_forever(as_loop *loop)
 
 void as_loop_stop(as_loop *loop)
 {
-    loop->stopping = 1;
+    if (loop)
+        loop->stopping = 1;
 }
 
 size_t as_loop_pending(const as_loop *loop)
 {
-    size_t i, n = loop->timers.len + loop->nwatchers + loop->turn_end.len;
+    size_t i, n;
+    if (!loop)
+        return 0;
+    n = loop->timers.len + loop->nwatchers + loop->turn_end.len;
     for (i = 0; i < loop->ready.len; i++) {
         const as_handle *h = ring_at(&loop->ready, i);
         if (!h->cancelled && h->kind != KIND_WATCHER)
@@ -822,7 +839,7 @@ size_t as_loop_pending(const as_loop *loop)
 
 size_t as_loop_objects(const as_loop *loop)
 {
-    return loop->objects;
+    return loop ? loop->objects : 0;
 }
 
 /* ------------------------------------------------------------ poll hooks */
@@ -963,6 +980,8 @@ int as_loop_close(as_loop *loop)
 int as_loop_set_exception_handler(as_loop *loop, as_exception_handler_fn fn,
                                   void *userdata, as_destroy_fn destroy)
 {
+    if (!loop)
+        return AS_EINVAL;
     if (loop->closed)
         return AS_ECLOSED;
     if (loop->exc_destroy)
@@ -975,7 +994,8 @@ int as_loop_set_exception_handler(as_loop *loop, as_exception_handler_fn fn,
 
 void as_loop_default_exception_handler(as_loop *loop, const as_error_context *c)
 {
-    (void)loop;
+    if (!loop || !c)
+        return;
     if (c->code)
         fprintf(stderr, "asyncstreams: %s: %s (%s)\n", c->message,
                 c->detail ? c->detail : as_strerror(c->code), as_err_name(c->code));
@@ -986,6 +1006,8 @@ void as_loop_default_exception_handler(as_loop *loop, const as_error_context *c)
 
 void as_loop_call_exception_handler(as_loop *loop, const as_error_context *c)
 {
+    if (!loop || !c)
+        return;
     if (loop->exc_handler)
         loop->exc_handler(loop, c, loop->exc_userdata);
     else

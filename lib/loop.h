@@ -37,7 +37,7 @@
  *      rule 7) learns it will not run.
  *   2. A handle (as_handle) is owned by the loop while it is scheduled.  If
  *      the caller asks for it (a non-NULL `out` argument), the caller gets a
- *      reference too and must give it back with as_handle_release(); the
+ *      reference too and must give it back with as_handle_unref(); the
  *      handle's memory lives until both are done with it, so cancelling a
  *      handle whose callback already ran is safe.
  *   3. A callback's userdata belongs to the caller until the scheduling call
@@ -46,6 +46,12 @@
  *
  * Threads: every function here must be called from the thread running the
  * loop, except as_loop_call_soon_threadsafe() and as_loop_time().
+ *
+ * Conventions (asyncstreams.h): the loop has one owner, who ends it with
+ * as_loop_close() (rule 1); handles are refcounted (rule 2).  A NULL loop
+ * or handle gets the NULL answers listed there (as_loop_is_closed(NULL) is
+ * 1, as_loop_max_fd(NULL) 0), with one exception: as_loop_time(NULL)
+ * still reads the clock, which belongs to no loop.
  *
  * Re-entrancy: a callback may schedule, cancel, add or remove any callback,
  * timer or watcher, including its own, and may call as_loop_stop().  It must
@@ -75,19 +81,19 @@ typedef void (*as_destroy_fn)(void *userdata);
  * first of the build's table of backends (lib/backend.c), select().  The
  * variable is read at each call, so a test suite can run every loop it
  * makes on another backend; a name the build lacks fails with AS_EINVAL
- * rather than quietly falling back.  On success stores the loop in *loopp
- * and returns 0; otherwise returns AS_EINVAL, -ENOMEM, -EMFILE... and
- * leaves *loopp untouched.
+ * rather than quietly falling back.  On success stores the loop in *out
+ * and returns 0; otherwise returns AS_EINVAL (also for out NULL), -ENOMEM,
+ * -EMFILE... with *out set to NULL.
  */
-int as_loop_new(as_loop **loopp);
+int as_loop_new(as_loop **out);
 
 /**
  * Create a loop on the backend named `backend` (a name from the build's
  * table: "select"), whatever ASYNCSTREAMS_BACKEND says; NULL means the
  * default, as for as_loop_new().  Returns AS_EINVAL for an unknown name,
- * leaving *loopp untouched.
+ * with *out set to NULL.
  */
-int as_loop_new_with_backend(as_loop **loopp, const char *backend);
+int as_loop_new_with_backend(const char *backend, as_loop **out);
 
 /** The name of the loop's backend, e.g. "select". */
 const char *as_loop_backend_name(const as_loop *loop);
@@ -177,8 +183,9 @@ int as_handle_cancelled(const as_handle *handle);
 /** For a timer handle: when it is (or was) due; 0 for other handles. */
 double as_handle_when(const as_handle *handle);
 
-/** Give back the caller's reference from an `out` argument. */
-void as_handle_release(as_handle *handle);
+/** Drop the caller's reference from an `out` argument (lifetime rule 2);
+ *  the handle is freed once the loop is done with it too. */
+void as_handle_unref(as_handle *handle);
 
 /**
  * Call fn(userdata) on every turn in which fd is readable, until removed.

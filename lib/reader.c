@@ -27,6 +27,7 @@
 #include "errors.h"
 #include "internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -111,7 +112,7 @@ static void outcome_init(outcome *o)
     o->detail_destroy = NULL;
 }
 
-static void fail(outcome *o, int code, const char *msg)
+static void outcome_error(outcome *o, int code, const char *msg)
 {
     o->code = code;
     o->msg = msg;
@@ -120,7 +121,7 @@ static void fail(outcome *o, int code, const char *msg)
 static void result_bytes(outcome *o, as_bytes *b)
 {
     if (!b) {
-        fail(o, -ENOMEM, NULL);
+        outcome_error(o, -ENOMEM, NULL);
         return;
     }
     o->code = 0;
@@ -139,7 +140,7 @@ static void incomplete_free(void *p)
 
 /* Settle a future with an outcome.  If the future is already done (it cannot
  * be, by construction, but a library never trusts that), free the pieces. */
-static void deliver(as_future *f, outcome *o)
+static void settle(as_future *f, outcome *o)
 {
     int rc;
     if (o->code == 0) {
@@ -152,8 +153,9 @@ static void deliver(as_future *f, outcome *o)
         if (rc != 0 && o->detail_destroy)
             o->detail_destroy(o->detail);
     } else {
-        as_future_set_error(f, o->code, o->msg);
+        rc = as_future_set_error(f, o->code, o->msg);
     }
+    assert(rc != AS_ESTATE);
 }
 
 static void consume(as_reader *r, size_t n)
@@ -215,7 +217,8 @@ static as_bytes *result_block(as_reader *r, size_t n)
         b->len = n;
         return b;
     }
-    return as_bytes_alloc(n);
+    (void)as_bytes_alloc(n, &b); /* b is NULL if it fails */
+    return b;
 }
 
 /*
@@ -270,11 +273,11 @@ static void maybe_resume(as_reader *r)
 static void incomplete(as_reader *r, long long expected, outcome *o)
 {
     as_incomplete_read *ir = malloc(sizeof *ir);
-    as_bytes *partial = ir ? as_bytes_new(as_buffer_data(&r->buf),
-                                          as_buffer_len(&r->buf)) : NULL;
-    if (!partial) {
+    as_bytes *partial = NULL;
+    if (!ir || as_bytes_new(as_buffer_data(&r->buf), as_buffer_len(&r->buf),
+                            &partial) < 0) {
         free(ir);
-        fail(o, -ENOMEM, NULL);
+        outcome_error(o, -ENOMEM, NULL);
         return;
     }
     consume(r, partial->len);
@@ -288,7 +291,7 @@ static void incomplete(as_reader *r, long long expected, outcome *o)
         snprintf(o->msgbuf, sizeof o->msgbuf,
                  "%zu bytes read on a total of %lld expected bytes",
                  partial->len, expected);
-    fail(o, AS_EINCOMPLETE, o->msgbuf);
+    outcome_error(o, AS_EINCOMPLETE, o->msgbuf);
     o->detail = ir;
     o->detail_destroy = incomplete_free;
 }
@@ -297,11 +300,11 @@ static void overrun(outcome *o, const char *msg, size_t consumed)
 {
     as_limit_overrun *lo = malloc(sizeof *lo);
     if (!lo) {
-        fail(o, -ENOMEM, NULL);
+        outcome_error(o, -ENOMEM, NULL);
         return;
     }
     lo->consumed = consumed;
-    fail(o, AS_ELIMIT, msg);
+    outcome_error(o, AS_ELIMIT, msg);
     o->detail = lo;
     o->detail_destroy = free;
 }
@@ -310,7 +313,7 @@ static int stored_exception(as_reader *r, outcome *o)
 {
     if (r->exc_code == 0)
         return 0;
-    fail(o, r->exc_code, r->exc_msg);
+    outcome_error(o, r->exc_code, r->exc_msg);
     return 1;
 }
 
@@ -482,7 +485,7 @@ static int step_discard(as_reader *r, read_op *op, outcome *o)
     if (search(r, op, &start, &end, &idx)) {
         as_discarded *res = malloc(sizeof *res);
         if (!res) {
-            fail(o, -ENOMEM, NULL);
+            outcome_error(o, -ENOMEM, NULL);
             return 1;
         }
         consume(r, end);
@@ -505,10 +508,10 @@ static int step_discard(as_reader *r, read_op *op, outcome *o)
     maybe_resume(r);
     if (r->eof) {
         as_incomplete_read *ir = malloc(sizeof *ir);
-        as_bytes *partial = ir ? as_bytes_alloc(0) : NULL;
-        if (!partial) {
+        as_bytes *partial = NULL;
+        if (!ir || as_bytes_alloc(0, &partial) < 0) {
             free(ir);
-            fail(o, -ENOMEM, NULL);
+            outcome_error(o, -ENOMEM, NULL);
             return 1;
         }
         ir->partial = partial;
@@ -516,7 +519,7 @@ static int step_discard(as_reader *r, read_op *op, outcome *o)
         snprintf(o->msgbuf, sizeof o->msgbuf,
                  "%llu bytes discarded, separator not found before EOF",
                  op->dropped);
-        fail(o, AS_EINCOMPLETE, o->msgbuf);
+        outcome_error(o, AS_EINCOMPLETE, o->msgbuf);
         o->detail = ir;
         o->detail_destroy = incomplete_free;
         return 1;
@@ -537,7 +540,7 @@ static int step(as_reader *r, read_op *op, outcome *o)
     case OP_DISCARD: return step_discard(r, op, o);
     case OP_LINES: return step_lines(r, op, o);
     }
-    fail(o, AS_EINVAL, NULL);
+    outcome_error(o, AS_EINVAL, NULL);
     return 1;
 }
 
@@ -601,7 +604,8 @@ static read_op *op_to_heap(const read_op *src)
 }
 
 /* A waiter whose future is done (cancelled) waits no more: drop it now, so
- * the next read needs no loop turn (pain point 7). */
+ * the next read, such as a retry right after a timeout, needs no loop turn
+ * and does not fail with AS_EBUSY. */
 static void drop_abandoned(as_reader *r)
 {
     if (r->waiter && as_future_done(r->waiter->future)) {
@@ -622,13 +626,13 @@ static int wait_for_data(as_reader *r, read_op **opp, int on_heap, outcome *o)
         snprintf(o->msgbuf, sizeof o->msgbuf,
                  "%s() called while another coroutine is already waiting "
                  "for incoming data", func_name(*opp));
-        fail(o, AS_EBUSY, o->msgbuf);
+        outcome_error(o, AS_EBUSY, o->msgbuf);
         return 0;
     }
     if (!on_heap) {
         read_op *op = op_to_heap(*opp);
         if (!op) {
-            fail(o, -ENOMEM, NULL);
+            outcome_error(o, -ENOMEM, NULL);
             return 0;
         }
         *opp = op;
@@ -660,7 +664,7 @@ static void run(as_reader *r, read_op *op, int on_heap)
         if (!as_future_done(op->future))
             as_future_set_result(op->future, NULL, NULL);
     } else if (!as_future_done(op->future)) {
-        deliver(op->future, &o);
+        settle(op->future, &o);
     } else {
         if (o.result && o.result_destroy)
             o.result_destroy(o.result);
@@ -749,6 +753,8 @@ static void wake(as_reader *r)
 
 int as_reader_new(as_loop *loop, ssize_t limit, as_reader **out)
 {
+    if (out)
+        *out = NULL;
     if (!loop || !out || limit <= 0)
         return AS_EINVAL;
     if (as_loop_is_closed(loop))
@@ -772,7 +778,8 @@ int as_reader_new(as_loop *loop, ssize_t limit, as_reader **out)
 
 as_reader *as_reader_ref(as_reader *r)
 {
-    r->refs++;
+    if (r)
+        r->refs++;
     return r;
 }
 
@@ -797,7 +804,9 @@ static AS__NOINLINE void reader_free(as_reader *r)
         op_free(op);
     }
     drop_flow(r);
-    as__handle_free(r->wake_handle); /* never queued here: a run holds a ref */
+    /* A queued run holds a reference, so it cannot be queued now. */
+    assert(!r->wake_handle || !as__handle_queued(r->wake_handle));
+    as__handle_free(r->wake_handle);
     free(r->spare);
     as_buffer_destroy(&r->buf);
     free(r->exc_msg);
@@ -814,12 +823,12 @@ void as_reader_unref(as_reader *r)
 
 as_loop *as_reader_loop(const as_reader *r)
 {
-    return r->loop;
+    return r ? r->loop : NULL;
 }
 
 size_t as_reader_limit(const as_reader *r)
 {
-    return r->limit;
+    return r ? r->limit : 0;
 }
 
 /* ------------------------------------------------------------ feeding */
@@ -976,7 +985,7 @@ int as_reader_exception(const as_reader *r, const char **message)
     if (!r) {
         if (message)
             *message = NULL;
-        return 0;
+        return AS_EINVAL;
     }
     if (message)
         *message = r->exc_code == 0 ? NULL
@@ -987,19 +996,11 @@ int as_reader_exception(const as_reader *r, const char **message)
 
 /* ------------------------------------------------------------ reads */
 
-static as_future *failed(as_reader *r, int code, const char *msg)
-{
-    as_future *f = as_future_new(r->loop);
-    if (f)
-        as_future_set_error(f, code, msg);
-    return f;
-}
-
 /* Start a read: a new future, then run the op once, synchronously. */
 static as_future *start(as_reader *r, read_op *op)
 {
-    as_future *f = as_future_new(r->loop);
-    if (!f)
+    as_future *f;
+    if (as_future_new(r->loop, &f) < 0)
         return NULL;
     op->future = f;
     drop_abandoned(r);
@@ -1019,8 +1020,10 @@ as_future *as_reader_read(as_reader *r, ssize_t n)
         return NULL;
     read_op op;
     if (r->exc_code == 0 && n == 0) {
-        as_future *f = as_future_new(r->loop);
-        as_bytes *empty = as_bytes_alloc(0);
+        as_future *f;
+        as_bytes *empty;
+        (void)as_future_new(r->loop, &f); /* each is NULL if it fails */
+        (void)as_bytes_alloc(0, &empty);
         if (f && empty)
             as_future_set_result(f, empty, free);
         else if (f)
@@ -1040,7 +1043,8 @@ as_future *as_reader_readexactly(as_reader *r, ssize_t n)
         return NULL;
     read_op op;
     if (n < 0)
-        return failed(r, AS_EINVAL, "readexactly size can not be less than zero");
+        return as__future_failed(r->loop, AS_EINVAL,
+                                 "readexactly size can not be less than zero");
     op_init(&op, OP_EXACTLY);
     op.n = (size_t)n;
     return start(r, &op);
@@ -1076,7 +1080,7 @@ static as_future *start_search(as_reader *r, enum op_kind kind,
     op_init(&op, kind);
     const char *err = check_seps(seps, nseps, &op.minlen, &op.maxlen);
     if (err)
-        return failed(r, AS_EINVAL, err);
+        return as__future_failed(r->loop, AS_EINVAL, err);
     op.seps = seps;
     op.nseps = nseps;
     op.limit = limit ? limit : r->limit;
@@ -1090,7 +1094,8 @@ as_future *as_reader_readuntil(as_reader *r, const void *separator, size_t seple
         return NULL;
     as_separator s = { separator, seplen };
     if (seplen == 0)
-        return failed(r, AS_EINVAL, "Separator should be at least one-byte string");
+        return as__future_failed(r->loop, AS_EINVAL,
+                                 "Separator should be at least one-byte string");
     return start_search(r, OP_UNTIL, &s, 1, 0);
 }
 
@@ -1183,8 +1188,10 @@ as_future *as_reader_iter_lines(as_reader *r, as_reader_line_fn fn,
     if (!r)
         return NULL;
     if (!fn)
-        return failed(r, AS_EINVAL, "iter_lines needs a line callback");
-    as_future *f = as_future_new(r->loop);
+        return as__future_failed(r->loop, AS_EINVAL,
+                                 "iter_lines needs a line callback");
+    as_future *f;
+    (void)as_future_new(r->loop, &f); /* NULL if it fails */
     lines_start *s = malloc(sizeof *s);
     read_op proto, *op = NULL;
     if (f) {

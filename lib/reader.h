@@ -70,8 +70,9 @@
  *
  * Threads: a reader belongs to its loop's thread.
  *
- * NULL: every call accepts a NULL reader and does nothing: reads return
- * NULL, calls returning int return AS_EINVAL (queries return 0).
+ * Conventions (asyncstreams.h): readers are refcounted, and a NULL reader
+ * gets the NULL answers listed there: reads return NULL, calls returning
+ * int AS_EINVAL (as_reader_exception(NULL) included), queries 0.
  *
  * Differences from CPython, all in CPython's users' favour:
  *   - feed_data() after feed_eof() returns AS_ESTATE instead of asserting.
@@ -142,14 +143,15 @@ typedef struct as_discarded {
  * AS_READER_DEFAULT_LIMIT for CPython's default.
  * Returns 0 and stores the reader in *out; AS_EINVAL if limit <= 0
  * (CPython: ValueError "Limit cannot be <= 0") or loop/out is NULL;
- * AS_ECLOSED if the loop is closed; -ENOMEM.
+ * AS_ECLOSED if the loop is closed; -ENOMEM.  On failure *out is NULL.
  */
 int as_reader_new(as_loop *loop, ssize_t limit, as_reader **out);
 
 /** Add a reference; returns reader. */
 as_reader *as_reader_ref(as_reader *reader);
 
-/** Drop a reference; freed at zero (see lifetime rule 2).  NULL is ignored. */
+/** Drop a reference; freed at zero (lifetime rules 1 and 2).  NULL is
+ *  ignored. */
 void as_reader_unref(as_reader *reader);
 
 /** The reader's loop. */
@@ -200,9 +202,9 @@ int as_reader_at_eof(const as_reader *reader);
 int as_reader_set_exception(as_reader *reader, int code, const char *message);
 
 /**
- * The stored error code, or 0.  If message is not NULL it receives the
- * stored message (valid until the next set_exception or the reader's end),
- * or NULL.
+ * The stored error code, or 0 (AS_EINVAL for a NULL reader).  If message
+ * is not NULL it receives the stored message (valid until the next
+ * set_exception or the reader's end), or NULL.
  */
 int as_reader_exception(const as_reader *reader, const char **message);
 

@@ -42,6 +42,8 @@ struct job {
 
 char *as_gai_message(int gai_code, char *buf, size_t size)
 {
+    if (!buf)
+        return NULL;
     snprintf(buf, size, "[Errno %d] %s", gai_code, gai_strerror(gai_code));
     return buf;
 }
@@ -88,7 +90,7 @@ static void complete(as_future *f, int gai, int sys_errno, struct addrinfo **res
 }
 
 /* On the loop thread: the worker's answer arrived. */
-static void deliver(void *p)
+static void on_answer(void *p)
 {
     struct job *j = p;
     if (j->future && !as_future_done(j->future))
@@ -128,7 +130,7 @@ static void *worker(void *p)
 
     pthread_mutex_lock(&j->lock);
     if (!j->abandoned &&
-        as_loop_call_soon_threadsafe(j->loop, deliver, j, job_unref_cb) == 0)
+        as_loop_call_soon_threadsafe(j->loop, on_answer, j, job_unref_cb) == 0)
         posted = 1; /* our reference now travels with the callback */
     pthread_mutex_unlock(&j->lock);
     if (!posted)
@@ -148,12 +150,6 @@ static int port_is_numeric(const char *port)
     return 1;
 }
 
-static as_future *fail_now(as_future *f, int code, const char *msg)
-{
-    (void)as_future_set_error(f, code, msg);
-    return f;
-}
-
 as_future *as_getaddrinfo(as_loop *loop, const char *host, const char *port,
                           const struct addrinfo *hints)
 {
@@ -165,10 +161,13 @@ as_future *as_getaddrinfo(as_loop *loop, const char *host, const char *port,
     sigset_t all, old;
     int err;
 
-    if (!loop || !(f = as_future_new(loop)))
+    if (!loop)
         return NULL;
     if (!host && !port)
-        return fail_now(f, AS_EINVAL, "host and port cannot both be NULL");
+        return as__future_failed(loop, AS_EINVAL,
+                                 "host and port cannot both be NULL");
+    if (as_future_new(loop, &f) < 0)
+        return NULL;
     memset(&h, 0, sizeof h);
     if (hints) {
         h.ai_flags = hints->ai_flags;
@@ -194,19 +193,19 @@ as_future *as_getaddrinfo(as_loop *loop, const char *host, const char *port,
     }
 
     if (!(j = calloc(1, sizeof *j)))
-        return fail_now(f, -ENOMEM, NULL);
+        return as__future_fail(f, -ENOMEM, NULL);
     j->hints = h;
     if ((host && !(j->host = as__strdup(host))) ||
         (port && !(j->port = as__strdup(port)))) {
         free(j->host);
         free(j);
-        return fail_now(f, -ENOMEM, NULL);
+        return as__future_fail(f, -ENOMEM, NULL);
     }
     if ((err = pthread_mutex_init(&j->lock, NULL)) != 0) {
         free(j->host);
         free(j->port);
         free(j);
-        return fail_now(f, -err, NULL);
+        return as__future_fail(f, -err, NULL);
     }
     j->loop = loop;
     j->future = as_future_ref(f);
@@ -216,7 +215,7 @@ as_future *as_getaddrinfo(as_loop *loop, const char *host, const char *port,
         j->future = NULL;
         j->refs = 1;
         job_unref(j);
-        return fail_now(f, err, NULL);
+        return as__future_fail(f, err, NULL);
     }
 
     /* The worker must not take the program's signals (a SIGINT handler

@@ -34,6 +34,8 @@
  *      alive.  Cancel pending resolutions before closing the loop.
  *
  * Threads: call from the loop's thread.
+ *
+ * Conventions (asyncstreams.h): the NULL answers listed there.
  */
 #ifndef AS_RESOLVE_H
 #define AS_RESOLVE_H
@@ -59,7 +61,7 @@ as_future *as_getaddrinfo(as_loop *loop, const char *host, const char *port,
 
 /**
  * Format the text CPython gives a gaierror, "[Errno N] text", for an EAI_*
- * code, into buf.  Returns buf.
+ * code, into buf.  Returns buf (NULL for a NULL buf).
  */
 char *as_gai_message(int gai_code, char *buf, size_t size);
 

@@ -17,6 +17,7 @@
 #include "sock.h"
 #include "socket_transport.h"
 #include "tls_internal.h"
+#include "waiters.h"
 
 #include <errno.h>
 #include <math.h>
@@ -56,11 +57,6 @@ struct client {
     int refs;
 };
 
-struct waiter {
-    as_future *future;
-    struct waiter *next;
-};
-
 struct as_server {
     as_loop *loop;
     unsigned refs;
@@ -85,7 +81,7 @@ struct as_server {
     int fd_report_done;   /* an fd >= FD_SETSIZE was reported this episode */
 
     as_future *serve_forever;
-    struct waiter *waiters;    /* wait_closed() and shutdown() futures */
+    as__waiters waiters;       /* wait_closed() and shutdown() futures */
     as__tls_config *tls;       /* TLS servers: every connection's configuration */
     as_handle *shutdown_timer;
 };
@@ -357,7 +353,7 @@ static int watch(struct listener *l)
 static void resume_accepting(void *p)
 {
     struct listener *l = p;
-    as_handle_release(l->resume);
+    as_handle_unref(l->resume);
     l->resume = NULL;
     if (l->server->serving)
         watch(l);
@@ -447,28 +443,16 @@ static int start_listening(as_server *s)
 
 /* ------------------------------------------------------------ lifecycle */
 
-static void resolve_waiters(as_server *s)
-{
-    struct waiter *w = s->waiters, *next;
-    s->waiters = NULL;
-    for (; w; w = next) {
-        next = w->next;
-        as_future_set_result(w->future, NULL, NULL);
-        as_future_unref(w->future);
-        free(w);
-    }
-}
-
 static void check_closed(as_server *s)
 {
     if (!s->closed || s->nclients > 0)
         return;
     if (s->shutdown_timer) {
         as_handle_cancel(s->shutdown_timer);
-        as_handle_release(s->shutdown_timer);
+        as_handle_unref(s->shutdown_timer);
         s->shutdown_timer = NULL;
     }
-    resolve_waiters(s);
+    as__waiters_wake_all(&s->waiters, 0, NULL);
 }
 
 void as_server_close(as_server *s)
@@ -484,7 +468,7 @@ void as_server_close(as_server *s)
         as_loop_remove_reader(s->loop, l->fd);
         if (l->resume) {
             as_handle_cancel(l->resume);
-            as_handle_release(l->resume);
+            as_handle_unref(l->resume);
         }
         as__sock_close(l->fd);
     }
@@ -512,32 +496,26 @@ void as_server_close(as_server *s)
 
 as_server *as_server_ref(as_server *s)
 {
-    s->refs++;
+    if (s)
+        s->refs++;
     return s;
 }
 
 void as_server_unref(as_server *s)
 {
     struct client *c;
-    struct waiter *w, *next;
     as_loop *loop;
 
     if (!s || --s->refs > 0)
         return;
     as_server_close(s);
-    for (w = s->waiters; w; w = next) {
-        next = w->next;
-        as_future_cancel(w->future, "server freed");
-        as_future_unref(w->future);
-        free(w);
-    }
-    s->waiters = NULL;
+    as__waiters_free(&s->waiters, "server freed");
     /* Connections go on without us (rule 2), held by their handlers. */
     while ((c = s->clients))
         client_unlink(c, 0);
     if (s->shutdown_timer) {
         as_handle_cancel(s->shutdown_timer);
-        as_handle_release(s->shutdown_timer);
+        as_handle_unref(s->shutdown_timer);
     }
     if (s->destroy)
         s->destroy(s->userdata);
@@ -554,23 +532,23 @@ static void server_destroy(void *p)
 
 as_loop *as_server_loop(const as_server *s)
 {
-    return s->loop;
+    return s ? s->loop : NULL;
 }
 
 size_t as_server_nsockets(const as_server *s)
 {
-    return s->nlisteners;
+    return s ? s->nlisteners : 0;
 }
 
 int as_server_socket_fd(const as_server *s, size_t i)
 {
-    return i < s->nlisteners ? s->listeners[i].fd : AS_EINVAL;
+    return s && i < s->nlisteners ? s->listeners[i].fd : AS_EINVAL;
 }
 
 int as_server_sockname(const as_server *s, size_t i,
                        struct sockaddr_storage *addr, socklen_t *len)
 {
-    if (i >= s->nlisteners || !addr || !len)
+    if (!s || i >= s->nlisteners || !addr || !len)
         return AS_EINVAL;
     *len = sizeof *addr;
     if (getsockname(s->listeners[i].fd, (struct sockaddr *)addr, len) < 0)
@@ -594,25 +572,17 @@ int as_server_port(const as_server *s, size_t i)
 
 int as_server_is_serving(const as_server *s)
 {
-    return s->serving;
+    return s && s->serving;
 }
 
 int as_server_is_closed(const as_server *s)
 {
-    return s->closed;
+    return !s || s->closed;
 }
 
 size_t as_server_active_connections(const as_server *s)
 {
-    return s->nclients;
-}
-
-static as_future *failed(as_loop *loop, int code, const char *message)
-{
-    as_future *f = as_future_new(loop);
-    if (f)
-        as_future_set_error(f, code, message);
-    return f;
+    return s ? s->nclients : 0;
 }
 
 static void finish_now(void *p)
@@ -630,11 +600,13 @@ as_future *as_server_start_serving(as_server *s)
     as_future *f;
     int err;
 
+    if (!s)
+        return NULL;
     if (s->closed)
-        return failed(s->loop, AS_ESTATE, "server is closed");
+        return as__future_failed(s->loop, AS_ESTATE, "server is closed");
     if ((err = start_listening(s)) < 0)
-        return failed(s->loop, err, NULL);
-    if (!(f = as_future_new(s->loop)))
+        return as__future_failed(s->loop, err, NULL);
+    if (as_future_new(s->loop, &f) < 0)
         return NULL;
     /* Finish on the next turn, as CPython's `await sleep(0)`. */
     as_future_ref(f);
@@ -659,14 +631,16 @@ as_future *as_server_serve_forever(as_server *s)
     as_future *f;
     int err;
 
+    if (!s)
+        return NULL;
     if (s->serve_forever)
-        return failed(s->loop, AS_ESTATE,
+        return as__future_failed(s->loop, AS_ESTATE,
                       "server is already being awaited on serve_forever()");
     if (s->closed)
-        return failed(s->loop, AS_ESTATE, "server is closed");
+        return as__future_failed(s->loop, AS_ESTATE, "server is closed");
     if ((err = start_listening(s)) < 0)
-        return failed(s->loop, err, NULL);
-    if (!(f = as_future_new(s->loop)))
+        return as__future_failed(s->loop, err, NULL);
+    if (as_future_new(s->loop, &f) < 0)
         return NULL;
     if (as_future_add_done_callback(f, serve_forever_done, as_server_ref(s),
                                     server_destroy) < 0) {
@@ -678,30 +652,24 @@ as_future *as_server_serve_forever(as_server *s)
     return f;
 }
 
+/* A future that finishes once the server is closed with no connection
+ * left: at once if it is so now. */
 static as_future *add_waiter(as_server *s)
 {
-    as_future *f = as_future_new(s->loop);
-    struct waiter *w;
+    as_future *f;
 
-    if (!f)
-        return NULL;
-    if (s->closed && s->nclients == 0) {
+    if (!s->closed || s->nclients > 0) {
+        f = as__waiters_add(&s->waiters, s->loop);
+        return f ? f : as__future_failed(s->loop, -ENOMEM, NULL);
+    }
+    if (as_future_new(s->loop, &f) == 0)
         as_future_set_result(f, NULL, NULL);
-        return f;
-    }
-    if (!(w = malloc(sizeof *w))) {
-        as_future_set_error(f, -ENOMEM, NULL);
-        return f;
-    }
-    w->future = as_future_ref(f);
-    w->next = s->waiters;
-    s->waiters = w;
     return f;
 }
 
 as_future *as_server_wait_closed(as_server *s)
 {
-    return add_waiter(s);
+    return s ? add_waiter(s) : NULL;
 }
 
 /* Each of these may unlink the client it acts on (a transport that closes
@@ -710,7 +678,7 @@ as_future *as_server_wait_closed(as_server *s)
 void as_server_close_clients(as_server *s)
 {
     struct client *c, *next;
-    for (c = s->clients; c; c = next) {
+    for (c = s ? s->clients : NULL; c; c = next) {
         next = c->next;
         as_transport_close(c->transport);
     }
@@ -719,7 +687,7 @@ void as_server_close_clients(as_server *s)
 void as_server_abort_clients(as_server *s)
 {
     struct client *c, *next;
-    for (c = s->clients; c; c = next) {
+    for (c = s ? s->clients : NULL; c; c = next) {
         next = c->next;
         as_transport_abort(c->transport);
     }
@@ -728,7 +696,7 @@ void as_server_abort_clients(as_server *s)
 static void shutdown_deadline(void *p)
 {
     as_server *s = p;
-    as_handle_release(s->shutdown_timer);
+    as_handle_unref(s->shutdown_timer);
     s->shutdown_timer = NULL;
     as_server_abort_clients(s);
 }
@@ -738,8 +706,10 @@ as_future *as_server_shutdown(as_server *s, double timeout)
     struct client *c, *next;
     as_future *f;
 
+    if (!s)
+        return NULL;
     if (isnan(timeout))
-        return failed(s->loop, AS_EINVAL, "timeout is NaN");
+        return as__future_failed(s->loop, AS_EINVAL, "timeout is NaN");
     as_server_close(s);
     for (c = s->clients; c; c = next) {
         next = c->next;
@@ -760,7 +730,7 @@ as_future *as_server_shutdown(as_server *s, double timeout)
         } else {
             if (s->shutdown_timer) {
                 as_handle_cancel(s->shutdown_timer);
-                as_handle_release(s->shutdown_timer);
+                as_handle_unref(s->shutdown_timer);
             }
             s->shutdown_timer = h;
         }
@@ -852,7 +822,8 @@ static int bind_all(as_server *s, const struct addrinfo *ai,
 }
 
 /* Bound: listen (unless told not to) and deliver the server. */
-static void deliver(as_server *s, const as_server_options *o, as_future *result)
+static void listen_and_deliver(as_server *s, const as_server_options *o,
+                               as_future *result)
 {
     /* With no_start, listen() waits for start_serving(), as in CPython. */
     int err = o && o->no_start ? 0 : start_listening(s);
@@ -897,8 +868,8 @@ static void resolved(as_future *res, void *p)
     }
     if (bind_all(j->server, as_future_result(res), o, j->result) < 0)
         return;
-    deliver(j->server, o, j->result);
-    j->server = NULL; /* delivered, or freed by deliver() on failure */
+    listen_and_deliver(j->server, o, j->result);
+    j->server = NULL; /* delivered, or freed on failure */
 }
 
 static void start_cancelled(as_future *result, void *p)
@@ -926,13 +897,16 @@ as_future *as__start_server_cfg(as_loop *loop, as_client_connected_fn cb,
     as_future *result;
 
     if (!loop || !cb || !port)
-        return failed(loop, AS_EINVAL, "start_server needs a loop, a callback and a port");
+        return as__future_failed(loop, AS_EINVAL,
+                                 "start_server needs a loop, a callback and a port");
     if (o && (o->family != 0 && o->family != AF_INET && o->family != AF_INET6))
-        return failed(loop, AS_EINVAL, "family must be AF_INET, AF_INET6 or 0");
+        return as__future_failed(loop, AS_EINVAL,
+                                 "family must be AF_INET, AF_INET6 or 0");
     /* getaddrinfo() would wrap it; CPython's socket.bind() words it so. */
     if (as__sock_check_port(port) < 0)
-        return failed(loop, AS_EPORT, "bind(): port must be 0-65535.");
-    if (!(result = as_future_new(loop)))
+        return as__future_failed(loop, AS_EPORT,
+                                 "bind(): port must be 0-65535.");
+    if (as_future_new(loop, &result) < 0)
         return NULL;
     if (!(j = calloc(1, sizeof *j))) {
         as_future_unref(result);
@@ -986,10 +960,11 @@ as_future *as__start_unix_server_cfg(as_loop *loop, as_client_connected_fn cb,
     int err;
 
     if (!loop || !cb || !path || !*path)
-        return failed(loop, AS_EINVAL, "start_unix_server needs a loop, a callback and a path");
+        return as__future_failed(loop, AS_EINVAL,
+                                 "start_unix_server needs a loop, a callback and a path");
     if ((err = as__sock_unix_addr(path, &sun, &msg)) < 0)
-        return failed(loop, err, msg);
-    if (!(result = as_future_new(loop)))
+        return as__future_failed(loop, err, msg);
+    if (as_future_new(loop, &result) < 0)
         return NULL;
 
     /* A socket file nobody accepts on is left over from an earlier run:
@@ -1009,6 +984,6 @@ as_future *as__start_unix_server_cfg(as_loop *loop, as_client_connected_fn cb,
         s->unix_dev = st.st_dev;
         s->unix_ino = st.st_ino;
     }
-    deliver(s, o, result);
+    listen_and_deliver(s, o, result);
     return result;
 }

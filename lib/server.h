@@ -60,6 +60,12 @@
  *      loop's memory (loop.h, rule 1).
  *
  * Threads: a server belongs to its loop's thread.
+ *
+ * Conventions (asyncstreams.h): servers are refcounted, and a NULL server
+ * gets the NULL answers listed there (as_server_is_closed(NULL) is 1),
+ * except that as_server_socket_fd(NULL, i) returns AS_EINVAL, as for any
+ * index without a socket.  The start calls return NULL for a NULL loop,
+ * without calling destroy.
  */
 #ifndef AS_SERVER_H
 #define AS_SERVER_H

@@ -18,8 +18,9 @@
  * buffer over instead (write_owned, and as_writer_write_bytes() for a
  * read's result) saves that copy: the queue keeps a pointer and releases
  * the buffer once it is sent, and a queue of several pieces leaves in one
- * sendmsg().  writelines() with an empty queue uses sendmsg() over the
- * caller's buffers, so nothing is copied when the kernel takes everything.
+ * sendmsg().  A write that is sent at once (not coalesced, below) goes to
+ * the kernel straight from the caller's buffers, writelines() in one
+ * sendmsg(), so nothing is copied when the kernel takes everything.
  *
  * Coalescing (the choice measured by bench/bulk_lines): CPython tries send()
  * in every write(), so 16 pipelined replies cost 16 send() calls.  Here a
@@ -27,17 +28,21 @@
  * with as_loop_call_end_of_turn(): it runs once every callback of this turn
  * has had its say, and sends everything written during the turn in one
  * call.  A lone reply leaves in the same turn it was written, so coalescing
- * costs no extra loop turn; writes of 16 KiB or more, and writes that find
- * at least 16 KiB queued, go out at once, because for them the copy costs
- * more than the system call saves.
+ * costs no extra loop turn.  A write of 16 KiB or more into an empty queue
+ * is sent at once, and a write that brings the queue to 16 KiB flushes it
+ * at once, because past that size the copy costs more than the system call
+ * saves; while the socket is known not to be writable, every write just
+ * joins the queue.
  */
 #include "socket_transport.h"
 #include "errors.h"
 #include "internal.h"
 #include "sock.h"
+#include "waiters.h"
 #include "writeq.h"
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -82,13 +87,13 @@ typedef struct socket_transport {
                                      while a coalescing flush is pending */
     unsigned int write_paused : 1;  /* queue went above high water */
     unsigned int coalesce : 1;
-    unsigned int self_ref : 1;    /* lifetime rule 3 */
+    unsigned int self_ref : 1;    /* transport.h, lifetime rule 3 */
     unsigned int dropped : 1;     /* abort() dropped queued bytes */
 
     int err;                      /* the first error, or 0 */
     char *err_msg;                /* its message, or NULL for as_strerror */
 
-    struct as__waiters drain, flushw;
+    as__waiters drain, flushw;    /* waiting drains and flushes (waiters.h) */
     as_future *closed;
     as_future *ready;             /* finished, shared by every drain that need not wait */
     as_handle *close_timer;       /* close_within()'s deadline, while CLOSING */
@@ -132,10 +137,12 @@ static AS__NOINLINE void sock_destroy(as_transport *base)
         (void)as_future_error(t->closed);
     as_future_unref(t->closed);
     as_future_unref(t->ready);
-    as__handle_free(t->flush_handle); /* never queued here: a run holds a ref */
+    /* A queued run holds a reference, so it cannot be queued now. */
+    assert(!t->flush_handle || !as__handle_queued(t->flush_handle));
+    as__handle_free(t->flush_handle);
     as__writeq_clear(&t->queue); /* may recycle into the reader: first */
-    free(t->drain.v);
-    free(t->flushw.v);
+    as__waiters_free(&t->drain, NULL); /* teardown() normally woke them */
+    as__waiters_free(&t->flushw, NULL);
     free(t->err_msg);
     free(t);
 }
@@ -155,15 +162,15 @@ static void unref_cb(void *p)
     unref(p);
 }
 
-static void finish(socket_transport *t, int err, const char *msg, int rst);
+static void teardown(socket_transport *t, int err, const char *msg, int rst);
 
-/* Lifetime rule 4: dropped while open.  Close without flushing; the
- * interface keeps the transport alive while finish() runs. */
+/* transport.h, lifetime rule 4: dropped while open.  Close without
+ * flushing; the interface keeps the transport alive while teardown() runs. */
 static void sock_last_ref(as_transport *base)
 {
     socket_transport *t = sock_of(base);
     if (t->state == OPEN)
-        finish(t, 0, NULL, 0);
+        teardown(t, 0, NULL, 0);
 }
 
 /* ------------------------------------------------------------ closing */
@@ -173,7 +180,7 @@ static void sock_last_ref(as_transport *base)
  * is released here, synchronously.  Idempotent.  No user callback runs:
  * finishing futures only schedules their callbacks.
  */
-static void finish(socket_transport *t, int err, const char *msg, int rst)
+static void teardown(socket_transport *t, int err, const char *msg, int rst)
 {
     int self_ref = t->self_ref;
 
@@ -192,7 +199,7 @@ static void finish(socket_transport *t, int err, const char *msg, int rst)
     t->reading = t->want_write = 0;
     if (t->close_timer) {
         as_handle_cancel(t->close_timer);
-        as_handle_release(t->close_timer);
+        as_handle_unref(t->close_timer);
         t->close_timer = NULL;
     }
     if (rst) {
@@ -223,14 +230,14 @@ static void finish(socket_transport *t, int err, const char *msg, int rst)
     /* CPython wakes blocked drains on connection_lost: normally after a
      * clean close, with the error otherwise. */
     t->write_paused = 0;
-    as__waiters_wake(&t->drain, err, t->err_msg);
+    as__waiters_wake_all(&t->drain, err, t->err_msg);
     if (err)
-        as__waiters_wake(&t->flushw, err, t->err_msg);
+        as__waiters_wake_all(&t->flushw, err, t->err_msg);
     else if (t->dropped)
-        as__waiters_wake(&t->flushw, AS_ECONNLOST,
-                     "Connection lost: queued bytes were dropped by abort()");
+        as__waiters_wake_all(&t->flushw, AS_ECONNLOST,
+                             "Connection lost: queued bytes were dropped by abort()");
     else
-        as__waiters_wake(&t->flushw, 0, NULL);
+        as__waiters_wake_all(&t->flushw, 0, NULL);
 
     if (err)
         (void)as_future_set_error(t->closed, err, t->err_msg);
@@ -246,7 +253,7 @@ static void finish(socket_transport *t, int err, const char *msg, int rst)
 /* The first send/receive error: the connection is lost. */
 static void fatal(socket_transport *t, int err)
 {
-    finish(t, err, NULL, 0);
+    teardown(t, err, NULL, 0);
 }
 
 static void close_flushing(socket_transport *t)
@@ -259,10 +266,10 @@ static void close_flushing(socket_transport *t)
         t->reading = 0;
     }
     if (as__writeq_len(&t->queue) == 0) {
-        finish(t, 0, NULL, 0);
+        teardown(t, 0, NULL, 0);
         return;
     }
-    /* Lifetime rule 3: stay alive until the queue is out. */
+    /* transport.h, lifetime rule 3: stay alive until the queue is out. */
     t->self_ref = 1;
     ref(t);
     if (!t->want_write && !flush_pending(t))
@@ -276,17 +283,17 @@ static void sock_close(as_transport *t)
 
 static void sock_abort(as_transport *t)
 {
-    finish(sock_of(t), 0, NULL, 1);
+    teardown(sock_of(t), 0, NULL, 1);
 }
 
 /* close_within()'s deadline: whatever is still queued is dropped. */
 static void close_deadline(void *p)
 {
     socket_transport *t = p;
-    as_handle_release(t->close_timer);
+    as_handle_unref(t->close_timer);
     t->close_timer = NULL;
     if (t->state == CLOSING)
-        finish(t, 0, NULL, 1);
+        teardown(t, 0, NULL, 1);
 }
 
 static void sock_close_within(as_transport *base, double seconds)
@@ -297,12 +304,12 @@ static void sock_close_within(as_transport *base, double seconds)
     close_flushing(t); /* the flush starts; no-op if already closing */
     if (t->state != CLOSING || isnan(seconds))
         return; /* closed at once (nothing was queued), or NaN: no deadline */
-    /* The timer needs no reference: finish() cancels it, and until then
-     * the flush's own reference keeps us (lifetime rule 3).  If it cannot
+    /* The timer needs no reference: teardown() cancels it, and until then
+     * the flush's own reference keeps us (transport.h rule 3).  If it cannot
      * be armed, the deadline cannot be kept: abort now. */
     if (seconds <= 0 ||
         as_loop_call_later(t->base.loop, seconds, close_deadline, t, NULL, &t->close_timer) < 0)
-        finish(t, 0, NULL, 1);
+        teardown(t, 0, NULL, 1);
 }
 
 static int sock_is_closing(const as_transport *base)
@@ -322,7 +329,7 @@ static int sock_error(const as_transport *base, const char **message)
 
 static void read_once(socket_transport *t);
 
-/* The watcher holds no reference (lifetime: finish() removes it), so hold
+/* The watcher holds no reference (lifetime: teardown() removes it), so hold
  * one while we run: a fatal error may drop the last one. */
 static void on_readable(void *p)
 {
@@ -410,8 +417,10 @@ static int sock_resume_reading(as_transport *base)
          * fail the connection from a callback instead.  If even that
          * cannot be scheduled, nothing more can be done here. */
         ref(t);
-        if (as_loop_call_soon(t->base.loop, deferred_fatal, t, unref_cb, NULL) < 0)
-            t->base.refs--; /* never 0 here: the caller holds a reference */
+        if (as_loop_call_soon(t->base.loop, deferred_fatal, t, unref_cb, NULL) < 0) {
+            assert(t->base.refs > 1); /* the caller holds a reference */
+            t->base.refs--;
+        }
     }
     return 0;
 }
@@ -432,7 +441,7 @@ static void check_watermarks(socket_transport *t)
         t->write_paused = 1;
     else if (t->write_paused && size <= t->low) {
         t->write_paused = 0;
-        as__waiters_wake(&t->drain, 0, NULL);
+        as__waiters_wake_all(&t->drain, 0, NULL);
     }
 }
 
@@ -447,9 +456,9 @@ static void queue_empty(socket_transport *t)
         t->want_write = 0;
     }
     as__writeq_trim(&t->queue, QUEUE_KEEP);
-    as__waiters_wake(&t->flushw, 0, NULL);
+    as__waiters_wake_all(&t->flushw, 0, NULL);
     if (t->state == CLOSING) {
-        finish(t, 0, NULL, 0);
+        teardown(t, 0, NULL, 0);
     } else if (t->eof_wanted && !t->eof_sent) {
         t->eof_sent = 1;
         if (shutdown(t->fd, SHUT_WR) < 0 && errno != ENOTCONN)
@@ -520,7 +529,8 @@ static void coalesced_flush(void *p)
     unref(t);
 }
 
-/* Queue bytes the kernel did not take; then arrange for them to go out. */
+/* Copy bytes the kernel did not take, or was not offered, into the queue;
+ * write_iov() then arranges for them to go out. */
 static int enqueue(socket_transport *t, const void *data, size_t len)
 {
     return as__writeq_copy(&t->queue, data, len);
@@ -537,7 +547,8 @@ static int write_state_error(const socket_transport *t)
     return 0;
 }
 
-/* Bytes were queued and the kernel just refused more: wait for POLLOUT. */
+/* Bytes are queued and the kernel just refused more: wait until the fd is
+ * writable (on_writable sends them). */
 static void watch_writable(socket_transport *t)
 {
     int err;
@@ -734,27 +745,12 @@ static int sock_can_write_eof(const as_transport *t)
 
 /* ------------------------------------------------------------ futures */
 
-static as_future *done_future(as_loop *loop, int code, const char *msg)
+/* A future already finished with no result. */
+static as_future *finished_future(as_loop *loop)
 {
-    as_future *f = as_future_new(loop);
-    if (!f)
-        return NULL;
-    if (code)
-        (void)as_future_set_error(f, code, msg);
-    else
+    as_future *f;
+    if (as_future_new(loop, &f) == 0)
         (void)as_future_set_result(f, NULL, NULL);
-    return f;
-}
-
-static as_future *wait_on(socket_transport *t, struct as__waiters *w)
-{
-    as_future *f = as_future_new(t->base.loop);
-    if (!f)
-        return NULL;
-    if (as__waiters_add(w, f) < 0) {
-        as_future_unref(f);
-        return NULL;
-    }
     return f;
 }
 
@@ -766,10 +762,10 @@ static as_future *sock_wait_writable(as_transport *base)
 {
     socket_transport *t = sock_of(base);
     if (t->err)
-        return done_future(t->base.loop, t->err, t->err_msg);
+        return as__future_failed(t->base.loop, t->err, t->err_msg);
     if (t->write_paused)
-        return wait_on(t, &t->drain);
-    if (!t->ready && !(t->ready = done_future(t->base.loop, 0, NULL)))
+        return as__waiters_add(&t->drain, t->base.loop);
+    if (!t->ready && !(t->ready = finished_future(t->base.loop)))
         return NULL;
     return as_future_ref(t->ready);
 }
@@ -778,13 +774,13 @@ static as_future *sock_flush(as_transport *base)
 {
     socket_transport *t = sock_of(base);
     if (t->err)
-        return done_future(t->base.loop, t->err, t->err_msg);
+        return as__future_failed(t->base.loop, t->err, t->err_msg);
     if (t->dropped)
-        return done_future(t->base.loop, AS_ECONNLOST,
-                           "Connection lost: queued bytes were dropped by abort()");
+        return as__future_failed(t->base.loop, AS_ECONNLOST,
+                                 "Connection lost: queued bytes were dropped by abort()");
     if (as__writeq_len(&t->queue) == 0)
-        return done_future(t->base.loop, 0, NULL);
-    return wait_on(t, &t->flushw);
+        return finished_future(t->base.loop);
+    return as__waiters_add(&t->flushw, t->base.loop);
 }
 
 static as_future *sock_closed(as_transport *t)
@@ -907,7 +903,7 @@ static void recycle_bytes(void *ud, as_bytes *bytes)
 }
 
 /* Nothing was delivered yet: undo quietly (the closed future has no
- * waiter, and finish() would feed the reader an EOF it never saw coming). */
+ * waiter, and teardown() would feed the reader an EOF it never saw coming). */
 static void undo(socket_transport *t)
 {
     (void)close(t->fd);
@@ -921,6 +917,8 @@ int as_socket_transport_new(as_loop *loop, int fd, as_reader *reader,
     socket_transport *t;
     int err;
 
+    if (out)
+        *out = NULL;
     if (fd < 0)
         return AS_EINVAL;
     if (!loop || !reader || !out) {
@@ -946,7 +944,7 @@ int as_socket_transport_new(as_loop *loop, int fd, as_reader *reader,
     }
     t->fd = fd;
     t->state = OPEN;
-    if (!(t->closed = as_future_new(loop))) {
+    if (as_future_new(loop, &t->closed) < 0) {
         undo(t);
         return -ENOMEM;
     }

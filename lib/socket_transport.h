@@ -11,6 +11,9 @@
  * turn are coalesced into one send() at the end of the turn (see
  * as_socket_transport_set_coalescing()).  Closing releases the fd: FIN,
  * or RST (SO_LINGER 0) for abort().
+ *
+ * Conventions (asyncstreams.h): the NULL answers listed there;
+ * as_socket_transport_new() closes its fd whatever it returns.
  */
 #ifndef AS_SOCKET_TRANSPORT_H
 #define AS_SOCKET_TRANSPORT_H
@@ -29,7 +32,7 @@ extern "C" {
  *   AS_EINVAL (NULL loop/reader/out, fd < 0), AS_EFDSETSIZE (fd too large for
  *   the loop's backend), AS_ECLOSED (loop closed), -ENOMEM, or a negated
  *   errno from fcntl/setsockopt.  On every failure the fd is closed
- *   (transport.h, lifetime rule 2).
+ *   (transport.h, lifetime rule 2), and *out is set to NULL.
  */
 int as_socket_transport_new(as_loop *loop, int fd, as_reader *reader,
                             as_transport **out);

@@ -1,5 +1,6 @@
 /*
- * sync.c - sleep, gather, wait_for, Semaphore and Event on futures.
+ * sync.c - sleep, gather and wait_for on futures (Semaphore and Event are
+ * in locks.c).
  *
  * One pattern runs through the file.  Each combinator keeps a small record
  * that is the userdata of the done callbacks it puts on the futures it waits
@@ -9,9 +10,9 @@
  * and when the loop closes and producers drop their futures, everything
  * waiting on them unwinds by itself (task.h rule 2, sync.h rule 1).
  *
- * A record that stands for work (gather, wait_for, a semaphore acquire)
- * is also its future's canceller (future.h), so as_future_cancel() on the
- * future reaches the work.  The record completes its own future with
+ * A record that stands for work (gather, wait_for) is also its future's
+ * canceller (future.h), so as_future_cancel() on the future reaches the
+ * work.  The record completes its own future with
  * as_future_set_cancelled() / as_future_transfer(), never with
  * as_future_cancel(), which would only ask the record again.  A record
  * freed while its future is still pending removes the canceller first.
@@ -25,27 +26,9 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
-
-/* Finish f with a copy of code/message; a failed strdup keeps the code. */
-static void fail(as_future *f, int code, const char *message)
-{
-    if (as_future_set_error(f, code, message) == -ENOMEM)
-        as_future_set_error(f, code, NULL);
-}
-
-/* A future that is already failed: how a call reports bad input when it
- * must return a future. */
-static as_future *failed(as_loop *loop, int code, const char *message)
-{
-    as_future *f = as_future_new(loop);
-    if (f)
-        fail(f, code, message);
-    return f;
-}
 
 /* Complete dst with src's outcome, moving result or error detail
  * (future.h; it cannot fail for want of memory). */
@@ -68,7 +51,7 @@ struct sleep {
 static void sleep_unref(struct sleep *s)
 {
     if (--s->refs == 0) {
-        as_handle_release(s->timer);
+        as_handle_unref(s->timer);
         free(s);
     }
 }
@@ -108,8 +91,8 @@ as_future *as_sleep(as_loop *loop, double delay)
     if (!loop)
         return NULL;
     if (isnan(delay))
-        return failed(loop, AS_EINVAL, "sleep delay is NaN");
-    if (!(f = as_future_new(loop)))
+        return as__future_failed(loop, AS_EINVAL, "sleep delay is NaN");
+    if (as_future_new(loop, &f) < 0)
         return NULL;
     if (!(s = calloc(1, sizeof *s))) {
         as_future_unref(f);
@@ -228,7 +211,8 @@ static void gather_child_done(as_future *future, void *userdata)
             /* A child's cancellation is an error of the gather (asyncio
              * sets CancelledError as its exception): FINISHED, not
              * CANCELLED. */
-            fail(g->outer, AS_ECANCELLED, as_future_error_message(future));
+            as__future_fail(g->outer, AS_ECANCELLED,
+                            as_future_error_message(future));
         else /* the child's error itself, detail and all */
             pass_on(g->outer, future);
         return;
@@ -242,7 +226,7 @@ static void gather_child_done(as_future *future, void *userdata)
         as_gather_result *r = gather_result_new(g->count);
         if (!r) {
             gather_finish(g);
-            fail(g->outer, -ENOMEM, NULL);
+            as__future_fail(g->outer, -ENOMEM, NULL);
             return;
         }
         for (i = 0; i < g->count; i++) {
@@ -310,14 +294,14 @@ as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
     size_t i;
     int err;
 
-    if (!loop || !(outer = as_future_new(loop))) {
+    if (!loop || as_future_new(loop, &outer) < 0) {
         unref_all(futures, 0, count);
         return NULL;
     }
     if (count == 0) {
         as_gather_result *r = gather_result_new(0);
         if (!r)
-            fail(outer, -ENOMEM, NULL);
+            as__future_fail(outer, -ENOMEM, NULL);
         else
             as_future_set_result(outer, r, gather_result_free);
         return outer;
@@ -327,13 +311,14 @@ as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
             break;
     if (!futures || i < count) {
         cancel_all(futures, count);
-        fail(outer, AS_EINVAL, "gather: NULL future or future of another loop");
+        as__future_fail(outer, AS_EINVAL,
+                        "gather: NULL future or future of another loop");
         return outer;
     }
     if (count > (SIZE_MAX - sizeof *g) / sizeof g->child[0] ||
         !(g = calloc(1, sizeof *g + count * sizeof g->child[0]))) {
         unref_all(futures, 0, count);
-        fail(outer, -ENOMEM, NULL);
+        as__future_fail(outer, -ENOMEM, NULL);
         return outer;
     }
     g->refs = 1; /* ours, until the end of this function */
@@ -353,7 +338,7 @@ as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
             c->future = NULL;
             if (!g->finished) {
                 gather_finish(g);
-                fail(outer, err, NULL);
+                as__future_fail(outer, err, NULL);
             }
         }
     }
@@ -382,7 +367,7 @@ static void wf_unref(struct wait_for *w)
         return;
     if (!w->finished)
         as_future_set_canceller(w->outer, NULL, NULL);
-    as_handle_release(w->timer);
+    as_handle_unref(w->timer);
     as_future_unref(w->outer);
     free(w);
 }
@@ -406,7 +391,8 @@ static void wf_inner_done(as_future *inner, void *userdata)
     wf_finish(w);
     if (err == AS_ECANCELLED && as_future_cancelled(inner) && w->timed_out &&
         !w->cancel_requested)
-        fail(w->outer, AS_ETIMEOUT, NULL); /* we cancelled it: a timeout */
+        as__future_fail(w->outer, AS_ETIMEOUT,
+                        NULL); /* we cancelled it: a timeout */
     else
         /* The inner outcome itself: its value (which wins even over a
          * timeout that already fired), its error with the detail, or its
@@ -425,7 +411,7 @@ static void wf_inner_release(void *userdata)
         w->inner = NULL;
         if (!w->finished && w->timed_out) {
             wf_finish(w);
-            fail(w->outer, AS_ETIMEOUT, NULL);
+            as__future_fail(w->outer, AS_ETIMEOUT, NULL);
         }
     }
     wf_unref(w);
@@ -439,7 +425,7 @@ static void wf_timeout(void *userdata)
         return;
     if (!w->inner) { /* the inner future is gone; nothing to wait for */
         wf_finish(w);
-        fail(w->outer, AS_ETIMEOUT, NULL);
+        as__future_fail(w->outer, AS_ETIMEOUT, NULL);
         return;
     }
     /* Completed earlier in this same turn: its callback is on its way and
@@ -486,23 +472,24 @@ as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
     as_future *outer;
     int err;
 
-    if (!loop || !(outer = as_future_new(loop))) {
+    if (!loop || as_future_new(loop, &outer) < 0) {
         as_future_unref(inner);
         return NULL;
     }
     if (!inner) {
-        fail(outer, -ENOMEM, "wait_for: no future to wait for");
+        as__future_fail(outer, -ENOMEM, "wait_for: no future to wait for");
         return outer;
     }
     if (as_future_loop(inner) != loop || isnan(timeout)) {
         as_future_cancel(inner, NULL); /* nobody could see it finish */
         as_future_unref(inner);
-        fail(outer, AS_EINVAL, "wait_for: future of another loop or NaN timeout");
+        as__future_fail(outer, AS_EINVAL,
+                        "wait_for: future of another loop or NaN timeout");
         return outer;
     }
     if (!(w = calloc(1, sizeof *w))) {
         as_future_unref(inner);
-        fail(outer, -ENOMEM, NULL);
+        as__future_fail(outer, -ENOMEM, NULL);
         return outer;
     }
     w->refs = 2; /* ours until the end of this function; the inner callback's */
@@ -514,7 +501,7 @@ as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
         w->inner = NULL;
         w->refs--;
         wf_finish(w);
-        fail(outer, err, NULL);
+        as__future_fail(outer, err, NULL);
         as_future_cancel(inner, NULL);
         as_future_unref(inner);
         wf_unref(w);
@@ -535,7 +522,7 @@ as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
             w->timer = NULL;
             if (!w->finished) {
                 wf_finish(w);
-                fail(outer, err, NULL);
+                as__future_fail(outer, err, NULL);
             }
             as_future_cancel(inner, NULL);
         }
@@ -543,355 +530,4 @@ as_future *as_wait_for(as_loop *loop, as_future *inner, double timeout)
     as_future_unref(inner); /* now weak (rule 1) */
     wf_unref(w);
     return outer;
-}
-
-/* ------------------------------------------------------------ waiter queue */
-
-/*
- * The waiters of a semaphore or an event: a FIFO list of records, each the
- * userdata of a done callback registered on its future *before* the future
- * is handed out, so that callback runs before anyone else's.
- */
-struct waiter {
-    struct waiter *prev, *next;
-    int linked;
-    void *owner;        /* the semaphore or event; a reference */
-    as_future *future;  /* held until the record is freed */
-};
-
-struct waitq {
-    struct waiter *head, *tail;
-    size_t len;
-};
-
-static void waitq_push(struct waitq *q, struct waiter *w)
-{
-    w->prev = q->tail;
-    w->next = NULL;
-    if (q->tail)
-        q->tail->next = w;
-    else
-        q->head = w;
-    q->tail = w;
-    w->linked = 1;
-    q->len++;
-}
-
-static void waitq_unlink(struct waitq *q, struct waiter *w)
-{
-    if (!w->linked)
-        return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        q->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        q->tail = w->prev;
-    w->prev = w->next = NULL;
-    w->linked = 0;
-    q->len--;
-}
-
-/* Cancel every waiting future, as their owner (so no canceller is asked);
- * their callbacks free the records. */
-static void waitq_cancel_all(struct waitq *q)
-{
-    struct waiter *w, *next;
-
-    for (w = q->head; w; w = next) {
-        next = w->next;
-        waitq_unlink(q, w);
-        as_future_set_cancelled(w->future, NULL);
-    }
-}
-
-/* ------------------------------------------------------------ semaphore */
-
-struct as_semaphore {
-    unsigned refs;     /* the creator's + one per waiter record */
-    as_loop *loop;
-    unsigned value;
-    int freed;
-    struct waitq q;
-};
-
-static void sem_unref(as_semaphore *sem)
-{
-    as_loop *loop;
-
-    if (--sem->refs > 0)
-        return;
-    loop = sem->loop;
-    free(sem);
-    as__loop_obj_unref(loop);
-}
-
-/* Grant free permits to the longest waiters.  A waiter whose future is done
- * already (completed behind our back, its callback not yet run) is
- * skipped.  From the grant on, the permit is the awaiter's: a cancel that
- * comes later finds the future done and takes nothing back (a task delivers
- * the grant and takes the cancellation at its next await, task.h). */
-static void sem_wake(as_semaphore *sem)
-{
-    struct waiter *w = sem->q.head, *next;
-
-    while (w && sem->value > 0) {
-        next = w->next;
-        if (!as_future_done(w->future)) {
-            waitq_unlink(&sem->q, w);
-            sem->value--;
-            as_future_set_result(w->future, NULL, NULL);
-        }
-        w = next;
-    }
-}
-
-static void sem_waiter_done(as_future *future, void *userdata)
-{
-    struct waiter *w = userdata;
-    as_semaphore *sem = w->owner;
-
-    (void)future;
-    if (w->linked) { /* completed behind our back: it took no permit */
-        waitq_unlink(&sem->q, w);
-        sem_wake(sem);
-    }
-}
-
-static void sem_waiter_release(void *userdata)
-{
-    struct waiter *w = userdata;
-    as_semaphore *sem = w->owner;
-
-    waitq_unlink(&sem->q, w);
-    as_future_unref(w->future);
-    free(w);
-    sem_unref(sem);
-}
-
-/* The canceller of a waiting acquire (only a pending one has it: future.c
- * drops it on completion).  Pending means queued, holding no permit: leave
- * the queue at once, so the permits go to those behind. */
-static int sem_cancel(as_future *future, const char *message, void *userdata)
-{
-    struct waiter *w = userdata;
-    as_semaphore *sem = w->owner;
-
-    sem->refs++; /* the callbacks may release the record, and with it sem */
-    waitq_unlink(&sem->q, w);
-    as_future_set_cancelled(future, message);
-    sem_wake(sem);
-    sem_unref(sem);
-    return 1;
-}
-
-as_semaphore *as_semaphore_new(as_loop *loop, unsigned value)
-{
-    as_semaphore *sem;
-
-    if (!loop || as_loop_is_closed(loop) || !(sem = calloc(1, sizeof *sem)))
-        return NULL;
-    sem->refs = 1;
-    sem->loop = loop;
-    sem->value = value;
-    as__loop_obj_ref(loop);
-    return sem;
-}
-
-void as_semaphore_free(as_semaphore *sem)
-{
-    if (!sem || sem->freed)
-        return;
-    sem->freed = 1;
-    waitq_cancel_all(&sem->q);
-    sem_unref(sem);
-}
-
-int as_semaphore_locked(const as_semaphore *sem)
-{
-    const struct waiter *w;
-
-    if (sem->value == 0)
-        return 1;
-    for (w = sem->q.head; w; w = w->next)
-        if (!as_future_done(w->future))
-            return 1;
-    return 0;
-}
-
-unsigned as_semaphore_value(const as_semaphore *sem)
-{
-    return sem->value;
-}
-
-size_t as_semaphore_waiting(const as_semaphore *sem)
-{
-    return sem->q.len;
-}
-
-/*
- * A free permit is granted at once: a finished future and nothing else.  A
- * waiting acquire gets a record in the queue (the userdata of its done
- * callback and of its canceller).  Cost: one future, plus one small malloc
- * and one done callback when it has to wait.
- */
-as_future *as_semaphore_acquire(as_semaphore *sem)
-{
-    struct waiter *w;
-    as_future *f;
-
-    if (!sem || sem->freed || !(f = as_future_new(sem->loop)))
-        return NULL;
-    if (!as_semaphore_locked(sem)) {
-        sem->value--;
-        as_future_set_result(f, NULL, NULL);
-        return f;
-    }
-    if (!(w = calloc(1, sizeof *w))) {
-        as_future_unref(f);
-        return NULL;
-    }
-    w->owner = sem;
-    w->future = as_future_ref(f);
-    if (as_future_add_done_callback(f, sem_waiter_done, w,
-                                    sem_waiter_release) < 0) {
-        as_future_unref(f);
-        as_future_unref(f);
-        free(w);
-        return NULL;
-    }
-    as_future_set_canceller(f, sem_cancel, w); /* pending: cannot fail */
-    sem->refs++;
-    waitq_push(&sem->q, w);
-    return f;
-}
-
-int as_semaphore_release(as_semaphore *sem)
-{
-    if (!sem)
-        return AS_EINVAL;
-    if (sem->value == UINT_MAX)
-        return AS_ESTATE;
-    sem->value++;
-    sem->refs++;
-    sem_wake(sem);
-    sem_unref(sem);
-    return 0;
-}
-
-/* ------------------------------------------------------------ event */
-
-struct as_event {
-    unsigned refs;     /* the creator's + one per waiter record */
-    as_loop *loop;
-    int set;
-    int freed;
-    struct waitq q;
-};
-
-static void event_unref(as_event *ev)
-{
-    as_loop *loop;
-
-    if (--ev->refs > 0)
-        return;
-    loop = ev->loop;
-    free(ev);
-    as__loop_obj_unref(loop);
-}
-
-static void event_waiter_done(as_future *future, void *userdata)
-{
-    struct waiter *w = userdata;
-    (void)future;
-    waitq_unlink(&((as_event *)w->owner)->q, w); /* cancelled while waiting */
-}
-
-static void event_waiter_release(void *userdata)
-{
-    struct waiter *w = userdata;
-    as_event *ev = w->owner;
-
-    waitq_unlink(&ev->q, w);
-    as_future_unref(w->future);
-    free(w);
-    event_unref(ev);
-}
-
-as_event *as_event_new(as_loop *loop)
-{
-    as_event *ev;
-
-    if (!loop || as_loop_is_closed(loop) || !(ev = calloc(1, sizeof *ev)))
-        return NULL;
-    ev->refs = 1;
-    ev->loop = loop;
-    as__loop_obj_ref(loop);
-    return ev;
-}
-
-void as_event_free(as_event *ev)
-{
-    if (!ev || ev->freed)
-        return;
-    ev->freed = 1;
-    waitq_cancel_all(&ev->q);
-    event_unref(ev);
-}
-
-as_future *as_event_wait(as_event *ev)
-{
-    struct waiter *w;
-    as_future *f;
-
-    if (!ev || ev->freed || !(f = as_future_new(ev->loop)))
-        return NULL;
-    if (ev->set) {
-        as_future_set_result(f, NULL, NULL);
-        return f;
-    }
-    if (!(w = calloc(1, sizeof *w))) {
-        as_future_unref(f);
-        return NULL;
-    }
-    w->owner = ev;
-    w->future = as_future_ref(f);
-    if (as_future_add_done_callback(f, event_waiter_done, w,
-                                    event_waiter_release) < 0) {
-        as_future_unref(f);
-        as_future_unref(f);
-        free(w);
-        return NULL;
-    }
-    ev->refs++;
-    waitq_push(&ev->q, w);
-    return f;
-}
-
-void as_event_set(as_event *ev)
-{
-    struct waiter *w;
-
-    if (!ev || ev->set)
-        return;
-    ev->set = 1;
-    ev->refs++;
-    while ((w = ev->q.head) != NULL) {
-        waitq_unlink(&ev->q, w);
-        as_future_set_result(w->future, NULL, NULL); /* AS_ESTATE if cancelled */
-    }
-    event_unref(ev);
-}
-
-void as_event_clear(as_event *ev)
-{
-    if (ev)
-        ev->set = 0;
-}
-
-int as_event_is_set(const as_event *ev)
-{
-    return ev && ev->set;
 }

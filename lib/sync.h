@@ -1,19 +1,23 @@
 /*
- * sync.h - the tools around tasks: sleep, gather, wait_for, Semaphore, Event.
+ * sync.h - the tools around tasks: sleep, gather, wait_for.
  *
- * Each one is asyncio's, built from futures and the loop only:
+ * Each one is asyncio's (asyncio/tasks.py), built from futures and the loop
+ * only:
  *
  *   as_sleep(loop, d)          asyncio.sleep(d)
  *   as_gather(loop, fs, n, rx) asyncio.gather(*fs, return_exceptions=rx)
  *   as_wait_for(loop, f, t)    asyncio.wait_for(f, t)  (3.12+: asyncio.timeout)
- *   as_semaphore_*             asyncio.Semaphore
- *   as_event_*                 asyncio.Event
+ *
+ * Semaphore and Event, asyncio/locks.py, are in locks.h.
  *
  * Every call that returns a future returns one the caller owns (one
  * reference), and never completes it synchronously in a way you could
  * observe: its done callbacks run on a later turn (future.h).  The futures
- * of gather, wait_for and a waiting acquire have a canceller (future.h), so
+ * of gather and wait_for have a canceller (future.h), so
  * as_future_cancel() on them reaches the work behind them.
+ *
+ * A NULL loop is refused, never followed: each call here returns NULL (and
+ * still takes over the futures given, lifetime rule 1).
  *
  * Lifetimes:
  *   1. as_gather() and as_wait_for() take over the references you pass them,
@@ -29,11 +33,7 @@
  *      an as_gather_result listing the children, which keep their own
  *      results: children of different types do not fit one C array of
  *      values, and each child's destroy function stays with it.
- *   3. A semaphore or an event is owned by its creator and ended with
- *      _free(), which cancels the futures still waiting on it.  Its memory
- *      lives until the last of them has run its callbacks.  Each holds a
- *      reference to the loop (loop.h rule 1).
- *   4. A sleep's timer is cancelled when its future is, so cancelling a long
+ *   3. A sleep's timer is cancelled when its future is, so cancelling a long
  *      sleep frees its timer at once.
  */
 #ifndef AS_SYNC_H
@@ -111,78 +111,6 @@ as_future *as_gather(as_loop *loop, as_future *const *futures, size_t count,
  * bytes.
  */
 as_future *as_wait_for(as_loop *loop, as_future *future, double timeout);
-
-/* ------------------------------------------------------------ semaphore */
-
-typedef struct as_semaphore as_semaphore;
-
-/** A semaphore with `value` permits.  NULL if memory ran out, the loop is
- *  closed or loop is NULL. */
-as_semaphore *as_semaphore_new(as_loop *loop, unsigned value);
-
-/**
- * End the semaphore (lifetime rule 3): acquires still waiting are cancelled.
- * NULL is ignored.
- */
-void as_semaphore_free(as_semaphore *sem);
-
-/**
- * Acquire a permit.  The returned future finishes with result NULL when the
- * permit is yours; then give it back with as_semaphore_release().
- * Acquisition is FIFO: when permits are free but others are already
- * waiting, you queue behind them.
- *
- * as_future_cancel() on a waiting acquire (which a task does when it is
- * cancelled while awaiting it) takes it out of the queue at once: it takes
- * no permit, and a permit that is free goes to the next waiter.  Once the
- * future is finished the permit is the awaiter's, and cancel does nothing:
- * a task that is cancelled after the grant but before it resumed still
- * gets the permit (task.h: an outcome that has arrived is delivered), and
- * gives it back on its cleanup path.
- * Returns NULL if sem is NULL or freed, or memory ran out.
- */
-as_future *as_semaphore_acquire(as_semaphore *sem);
-
-/**
- * Give a permit back, and grant it to exactly one waiter if any (the
- * longest waiting).  Like asyncio.Semaphore (not BoundedSemaphore), it may
- * raise the count above the initial value.  Returns 0, AS_EINVAL (NULL) or
- * AS_ESTATE (the count would overflow).
- */
-int as_semaphore_release(as_semaphore *sem);
-
-/** True if an acquire would have to wait: no permit, or others waiting. */
-int as_semaphore_locked(const as_semaphore *sem);
-
-/** Permits free right now. */
-unsigned as_semaphore_value(const as_semaphore *sem);
-
-/** Acquires waiting in the queue. */
-size_t as_semaphore_waiting(const as_semaphore *sem);
-
-/* ------------------------------------------------------------ event */
-
-typedef struct as_event as_event;
-
-/** An event, initially clear.  NULL if memory ran out or the loop is closed. */
-as_event *as_event_new(as_loop *loop);
-
-/** End the event (lifetime rule 3).  NULL is ignored. */
-void as_event_free(as_event *ev);
-
-/** A future that finishes with result NULL once the event is set (at once if
- *  it is set now).  NULL if ev is NULL or freed, or memory ran out. */
-as_future *as_event_wait(as_event *ev);
-
-/** Set the event: every waiting future finishes.  Setting it again does
- *  nothing. */
-void as_event_set(as_event *ev);
-
-/** Clear the event: later waits wait. */
-void as_event_clear(as_event *ev);
-
-/** True while the event is set. */
-int as_event_is_set(const as_event *ev);
 
 #ifdef __cplusplus
 }

@@ -2,10 +2,12 @@
  * task.c - a future driven by a step function: the machine `await` makes.
  *
  * The whole module is two loop callbacks and one rule.  step_cb runs the
- * first step (and any step that cannot be tied to a future); await_done runs
- * the step after an awaited future completes.  The rule: a step never runs
+ * first step (and any step that cannot be tied to a future); task_wake runs
+ * the step after an awaited future completes: the task is a waiter on that
+ * future (as__future_add_waiter(), internal.h), which posts the task's own
+ * wake handle when it completes.  The rule: a step never runs
  * synchronously from a public call; it runs from the loop, as asyncio's
- * Task.__step does.
+ * Task.__step does (design rule 1).
  *
  * Cancellation reaches the task through its future's canceller
  * (future.h): as_future_cancel() on as_task_future() is as_task_cancel().
@@ -14,6 +16,7 @@
 #include "errors.h"
 #include "internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -57,7 +60,8 @@ static int task_canceller(as_future *future, const char *message,
 
 as_task *as_task_ref(as_task *t)
 {
-    t->refs++;
+    if (t)
+        t->refs++;
     return t;
 }
 
@@ -114,24 +118,27 @@ static int schedule_step(as_task *t, int error)
     err = as_loop_call_soon(t->loop, step_cb, t, step_release, NULL);
     if (err < 0) {
         t->scheduled = 0;
-        t->refs--; /* never the last: every caller holds one */
+        assert(t->refs > 1); /* every caller holds one */
+        t->refs--;
     }
     return err;
 }
 
-int as_task_new(as_task **out, as_loop *loop, as_task_step_fn step,
-                void *state, as_destroy_fn state_destroy)
+int as_task_new(as_loop *loop, as_task_step_fn step, void *state,
+                as_destroy_fn state_destroy, as_task **out)
 {
     as_task *t;
     int err;
 
+    if (out)
+        *out = NULL;
     if (!loop || !step)
         return AS_EINVAL;
     if (as_loop_is_closed(loop))
         return AS_ECLOSED;
     if (!(t = calloc(1, sizeof *t)))
         return -ENOMEM;
-    if (!(t->done = as_future_new(loop))) {
+    if (as_future_new(loop, &t->done) < 0) {
         free(t);
         return -ENOMEM;
     }
@@ -140,7 +147,8 @@ int as_task_new(as_task **out, as_loop *loop, as_task_step_fn step,
         free(t);
         return -ENOMEM;
     }
-    as_future_set_canceller(t->done, task_canceller, t); /* fresh: cannot fail */
+    err = as_future_set_canceller(t->done, task_canceller, t);
+    assert(err == 0); /* a fresh future is pending */
     t->refs = 1;
     t->loop = loop;
     t->step = step;
@@ -160,37 +168,42 @@ int as_task_new(as_task **out, as_loop *loop, as_task_step_fn step,
 
 as_future *as_task_future(const as_task *t)
 {
-    return t->done;
+    return t ? t->done : NULL;
 }
 
 as_loop *as_task_loop(const as_task *t)
 {
-    return t->loop;
+    return t ? t->loop : NULL;
 }
 
 int as_task_done(const as_task *t)
 {
-    return as_future_done(t->done);
+    return t && as_future_done(t->done);
 }
 
 /* ------------------------------------------------------------ finishing */
 
 /* The outcome is decided; the future completes right after, which drops
  * its canceller.  Until then `finished` makes a cancel a no-op. */
-static void finish(as_task *t)
+static void mark_finished(as_task *t)
 {
     t->finished = 1;
 }
 
 static void finish_cancelled(as_task *t, const char *message)
 {
-    finish(t);
+    mark_finished(t);
     /* Not as_future_cancel(): that would ask our own canceller. */
     as_future_set_cancelled(t->done, message);
 }
 
 as_step as_task_return(as_task *t, void *result, as_destroy_fn destroy)
 {
+    if (!t) {
+        if (result && destroy)
+            destroy(result); /* taken over whatever happens */
+        return AS_STEP_DONE;
+    }
     if (t->finished || t->must_cancel) {
         /* asyncio: a task cancelled during its last step ends CANCELLED
          * even though the coroutine returned. */
@@ -200,7 +213,7 @@ as_step as_task_return(as_task *t, void *result, as_destroy_fn destroy)
             destroy(result);
         return AS_STEP_DONE;
     }
-    finish(t);
+    mark_finished(t);
     if (as_future_set_result(t->done, result, destroy) < 0 && result && destroy)
         destroy(result); /* the future was cancelled from outside */
     return AS_STEP_DONE;
@@ -208,7 +221,7 @@ as_step as_task_return(as_task *t, void *result, as_destroy_fn destroy)
 
 as_step as_task_fail(as_task *t, int code, const char *message)
 {
-    if (t->finished)
+    if (!t || t->finished)
         return AS_STEP_DONE;
     if (code >= 0) {
         code = AS_EINVAL;
@@ -218,18 +231,18 @@ as_step as_task_fail(as_task *t, int code, const char *message)
         finish_cancelled(t, message);
         return AS_STEP_DONE;
     }
-    finish(t);
-    /* Only a failed strdup of the message can make this fail while the
-     * future is pending: then keep the code and drop the text. */
-    if (as_future_set_error(t->done, code, message) == -ENOMEM)
-        as_future_set_error(t->done, code, NULL);
+    mark_finished(t);
+    as__future_fail(t->done, code, message); /* keeps the code without memory */
     return AS_STEP_DONE;
 }
 
 as_step as_task_propagate(as_task *t)
 {
-    as_future *from = t->awaited;
+    as_future *from;
 
+    if (!t)
+        return AS_STEP_DONE;
+    from = t->awaited;
     if (t->error == 0)
         return as_task_fail(t, AS_ESTATE,
                             "as_task_propagate() with nothing to propagate");
@@ -240,8 +253,11 @@ as_step as_task_propagate(as_task *t)
         return as_task_fail(t, t->error, t->error_message);
     /* The awaited future's own error: move it whole, detail included (the
      * partial bytes of an incomplete read survive the trip). */
-    finish(t);
-    (void)as_future_transfer(t->done, from); /* cannot fail: t->done is pending */
+    mark_finished(t);
+    /* AS_ESTATE, moving nothing, if the step completed t->done itself
+     * (set_result bypasses the canceller): that is user code, so it is
+     * not an assert.  The error then stays with `from`. */
+    (void)as_future_transfer(t->done, from);
     return AS_STEP_DONE;
 }
 
@@ -249,6 +265,10 @@ as_step as_task_propagate(as_task *t)
 
 as_step as_task_await(as_task *t, as_future *future)
 {
+    if (!t) {
+        as_future_unref(future); /* taken over whatever happens */
+        return AS_STEP_DONE;
+    }
     if (!t->running || t->finished) {
         /* Not in a step: nobody will look at this await.  Drop it. */
         as_future_unref(future);
@@ -415,27 +435,27 @@ again:
 
 int as_task_error(const as_task *t)
 {
-    return t->error;
+    return t ? t->error : AS_EINVAL;
 }
 
 const char *as_task_error_message(const as_task *t)
 {
-    return t->error ? t->error_message : NULL;
+    return t && t->error ? t->error_message : NULL;
 }
 
 as_future *as_task_awaited(const as_task *t)
 {
-    return t->awaited;
+    return t ? t->awaited : NULL;
 }
 
 void *as_task_result(const as_task *t)
 {
-    return t->awaited ? as_future_result(t->awaited) : NULL;
+    return t ? as_future_result(t->awaited) : NULL;
 }
 
 void *as_task_take_result(as_task *t)
 {
-    return t->awaited ? as_future_take_result(t->awaited) : NULL;
+    return t ? as_future_take_result(t->awaited) : NULL;
 }
 
 /* ------------------------------------------------------------ cancelling */

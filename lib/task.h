@@ -79,6 +79,11 @@
  *      (as_task_take_result()) to keep it; otherwise it is freed with the
  *      future.
  *
+ * Conventions (asyncstreams.h): tasks are refcounted, and a NULL task gets
+ * the NULL answers listed there; as_task_error(NULL) is AS_EINVAL.  The
+ * calls returning an as_step return AS_STEP_DONE for a NULL task, and
+ * as_task_await() and as_task_return() still free what they were handed.
+ *
  * Awaiting a future that is already done does not suspend: the next step
  * runs at once with its outcome, as `await` on a finished future does not
  * yield in Python (a read the buffer can answer returns a finished future,
@@ -122,12 +127,14 @@ typedef as_step (*as_task_step_fn)(as_task *task, void *state);
 /**
  * Create a task on loop and schedule its first step with
  * as_loop_call_soon(): it never runs synchronously.  On success returns 0 and
- * stores a reference in *out if out is not NULL (lifetime rule 1).  Returns
- * AS_EINVAL (no loop or no step), AS_ECLOSED or -ENOMEM; on failure the
- * state stays the caller's and state_destroy is not called.
+ * stores a reference in *out (lifetime rule 1); out may be NULL, unlike
+ * other constructors' (fire and forget: the task holds itself).  Returns
+ * AS_EINVAL (no loop or no step), AS_ECLOSED or -ENOMEM, with *out set to
+ * NULL; on failure the state stays the caller's and state_destroy is not
+ * called.
  */
-int as_task_new(as_task **out, as_loop *loop, as_task_step_fn step,
-                void *state, as_destroy_fn state_destroy);
+int as_task_new(as_loop *loop, as_task_step_fn step, void *state,
+                as_destroy_fn state_destroy, as_task **out);
 
 /** Add a reference; returns task. */
 as_task *as_task_ref(as_task *task);

@@ -43,7 +43,9 @@
 #include "tls_internal.h"
 #include "errors.h"
 #include "internal.h"
+#include "waiters.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -62,48 +64,44 @@ enum how { LOWER_CLOSE, LOWER_ABORT };
 
 /* ------------------------------------------------------------ futures */
 
-/* Every future this file makes comes from these two. */
-static as_future *new_future(as_loop *loop)
+/* A future already finished with no result. */
+static as_future *finished_future(as_loop *loop)
 {
-    return as_future_new(loop);
-}
-
-static as_future *done_future(as_loop *loop, int code, const char *msg)
-{
-    as_future *f = new_future(loop);
-    if (!f)
-        return NULL;
-    if (code)
-        (void)as_future_set_error(f, code, msg);
-    else
+    as_future *f;
+    if (as_future_new(loop, &f) == 0)
         (void)as_future_set_result(f, NULL, NULL);
     return f;
 }
 
-static void future_unref_cb(void *p)
+/* Flushes asked for while plaintext waits in the backlog (during the
+ * handshake): one batch, handed to the lower transport's flush once the
+ * backlog is encrypted.  So each completes when the records holding what
+ * was written before it are in the kernel, and not before, even if the
+ * backlog fills again meanwhile. */
+typedef struct flush_batch {
+    as__waiters waiters;
+} flush_batch;
+
+static flush_batch *batch_new(void)
 {
-    as_future_unref(p);
+    flush_batch *b = malloc(sizeof *b);
+    if (b)
+        as__waiters_init(&b->waiters, NULL, NULL);
+    return b;
 }
 
-/* dst gets src's outcome (a done callback on src, dst in userdata). */
-static void pass_on(as_future *src, void *dst)
+static void batch_free(void *p)
 {
-    (void)as_future_transfer(dst, src);
+    flush_batch *b = p;
+    as__waiters_free(&b->waiters, NULL); /* empty unless the loop closed */
+    free(b);
 }
 
-/* dst will get src's outcome; -ENOMEM fails dst at once.  Takes the
- * caller's reference to src (NULL: allocation failed). */
-static void chain(as_future *src, as_future *dst)
+static void batch_done(as_future *lower_flush, void *p)
 {
-    if (!src) {
-        (void)as_future_set_error(dst, -ENOMEM, NULL);
-        return;
-    }
-    if (as_future_add_done_callback(src, pass_on, as_future_ref(dst), future_unref_cb) < 0) {
-        as_future_unref(dst);
-        (void)as_future_set_error(dst, -ENOMEM, NULL);
-    }
-    as_future_unref(src);
+    flush_batch *b = p;
+    as__waiters_wake_all(&b->waiters, as_future_error(lower_flush),
+                         as_future_error_message(lower_flush));
 }
 
 /* ------------------------------------------------------------ the transport */
@@ -136,7 +134,7 @@ typedef struct tls_transport {
     unsigned int read_paused : 1;   /* the application's reader is full */
     unsigned int write_paused : 1;  /* above high water: drain() waits */
     unsigned int lower_eof : 1;     /* the cipher reader was fed EOF */
-    unsigned int self_ref : 1;      /* lifetime rule 3, while shutting down */
+    unsigned int self_ref : 1;      /* transport.h rule 3, while shutting down */
     unsigned int pumping : 1;
     unsigned int again : 1;         /* pump() was asked while it ran */
     unsigned int watching : 1;      /* a lower wait_writable is subscribed */
@@ -152,7 +150,8 @@ typedef struct tls_transport {
 
     int err;
     char *err_msg;
-    struct as__waiters drain, flushw;
+    as__waiters drain;              /* waiting drains (waiters.h) */
+    flush_batch *flushes;           /* flushes waiting for the backlog, or NULL */
     as_future *ready;               /* finished; every drain that need not wait */
     as_future *closed;
     as_future *handshake;
@@ -200,6 +199,7 @@ static tls_link *link_ref(tls_link *l)
 static void link_unref(void *p)
 {
     tls_link *l = p;
+    assert(l->refs > 0);
     if (--l->refs == 0)
         free(l);
 }
@@ -211,7 +211,7 @@ static void cancel_timer(as_handle **h)
 {
     if (*h) {
         as_handle_cancel(*h);
-        as_handle_release(*h);
+        as_handle_unref(*h);
         *h = NULL;
     }
 }
@@ -329,7 +329,10 @@ static void check_watermarks(tls_transport *t)
         t->write_paused = 1;
     } else if (t->write_paused && size <= t->low) {
         t->write_paused = 0;
-        as__waiters_wake(&t->drain, 0, NULL);
+        /* Nothing after this touches t: on a closed loop a woken drain's
+         * callbacks are released at once, and may drop t (waiters.h). */
+        as__waiters_wake_all(&t->drain, 0, NULL);
+        return;
     }
     if (t->write_paused)
         watch_lower(t);
@@ -354,7 +357,26 @@ static int encrypt(tls_transport *t, const unsigned char *p, size_t len, size_t 
     return rc < 0 ? rc : 0;
 }
 
-/* Plaintext kept while the engine could not take it (the handshake). */
+/* The backlog is encrypted: the flushes that waited for it now wait for
+ * the lower transport's flush, which covers every record made so far. */
+static void hand_flushes_down(tls_transport *t)
+{
+    flush_batch *b = t->flushes;
+    as_future *f;
+
+    if (!b)
+        return;
+    t->flushes = NULL;
+    f = as_transport_flush(t->lower);
+    if (!f || as_future_add_done_callback(f, batch_done, b, batch_free) < 0) {
+        as__waiters_wake_all(&b->waiters, -ENOMEM, NULL);
+        batch_free(b);
+    }
+    as_future_unref(f);
+}
+
+/* Plaintext kept while the engine could not take it: written during the
+ * handshake, or refused by the engine until the peer says more. */
 static int write_backlog(tls_transport *t)
 {
     size_t taken;
@@ -365,6 +387,8 @@ static int write_backlog(tls_transport *t)
     as_buffer_consume(&t->backlog, taken);
     if (err < 0)
         finish(t, err, engine_message(t), LOWER_CLOSE);
+    else if (as_buffer_len(&t->backlog) == 0)
+        hand_flushes_down(t);
     return err;
 }
 
@@ -574,9 +598,6 @@ static void check_lower(tls_transport *t)
 
 static void handshake_done(tls_transport *t)
 {
-    size_t i, n = t->flushw.n;
-    as_future **v = t->flushw.v;
-
     t->state = OPEN;
     cancel_timer(&t->hs_timer);
     (void)as_future_set_result(t->handshake, NULL, NULL);
@@ -584,15 +605,6 @@ static void handshake_done(tls_transport *t)
         (void)as_transport_pause_reading(t->lower);
     if (write_backlog(t) < 0)
         return;
-    /* Flushes waiting for the backlog now wait for the lower transport. */
-    t->flushw.v = NULL;
-    t->flushw.n = t->flushw.cap = 0;
-    for (i = 0; i < n; i++) {
-        if (!as_future_done(v[i]))
-            chain(as_transport_flush(t->lower), v[i]);
-        as_future_unref(v[i]);
-    }
-    free(v);
     check_watermarks(t);
 }
 
@@ -637,6 +649,12 @@ static void step(tls_transport *t)
     if (t->state == OPEN) {
         read_plaintext(t);
         send_output(t); /* a key update or a ticket may want an answer */
+    }
+    if (t->state == OPEN && as_buffer_len(&t->backlog) > 0) {
+        /* The engine refused plaintext until the peer spoke (a TLS 1.2
+         * renegotiation); it may take it now. */
+        if (write_backlog(t) == 0)
+            check_watermarks(t);
     }
     if (t->state == SHUTTING_DOWN)
         shutdown_step(t);
@@ -697,7 +715,7 @@ static void closed_chain(as_future *lower_closed, void *p)
     tls_transport *t = p;
     if (t->err) {
         (void)as_future_error(lower_closed);
-        (void)as_future_set_error(t->closed, t->err, t->err_msg);
+        as__future_fail(t->closed, t->err, t->err_msg);
     } else {
         (void)as_future_transfer(t->closed, lower_closed);
     }
@@ -732,27 +750,28 @@ static void finish(tls_transport *t, int err, const char *msg, enum how how)
     if (err == 0 || as_reader_set_exception(t->base.reader, err, t->err_msg) < 0)
         as_reader_feed_eof(t->base.reader);
     if (!as_future_done(t->handshake))
-        (void)as_future_set_error(t->handshake, err ? err : AS_ECONNLOST,
-                                  err ? t->err_msg
-                                      : "Connection closed during the TLS handshake");
+        as__future_fail(t->handshake, err ? err : AS_ECONNLOST,
+                        err ? t->err_msg : "Connection closed during the TLS handshake");
 
     if (as_buffer_len(&t->backlog) > 0)
         t->dropped = 1;
     as_buffer_destroy(&t->backlog);
     t->write_paused = 0;
-    as__waiters_wake(&t->drain, err, t->err_msg);
-    if (err)
-        as__waiters_wake(&t->flushw, err, t->err_msg);
-    else
-        as__waiters_wake(&t->flushw, AS_ECONNLOST,
-                         "Connection lost: written bytes were dropped");
+    as__waiters_wake_all(&t->drain, err, t->err_msg);
+    if (t->flushes) { /* their plaintext is gone with the backlog */
+        as__waiters_wake_all(&t->flushes->waiters, err ? err : AS_ECONNLOST,
+                             err ? t->err_msg
+                                 : "Connection lost: written bytes were dropped");
+        batch_free(t->flushes);
+        t->flushes = NULL;
+    }
 
     ref(t); /* the closed future's chain */
     lower_closed = as_transport_closed(t->lower);
     if (!lower_closed ||
         as_future_add_done_callback(lower_closed, closed_chain, t, unref_cb) < 0) {
         unref(t);
-        (void)as_future_set_error(t->closed, err ? err : -ENOMEM, t->err_msg);
+        as__future_fail(t->closed, err ? err : -ENOMEM, t->err_msg);
     }
     as_future_unref(lower_closed);
     if (how == LOWER_CLOSE) {
@@ -770,7 +789,7 @@ static void finish(tls_transport *t, int err, const char *msg, enum how how)
 static void shutdown_expired(void *p)
 {
     tls_transport *t = p;
-    as_handle_release(t->sd_timer);
+    as_handle_unref(t->sd_timer);
     t->sd_timer = NULL;
     finish(t, AS_ETIMEOUT, "SSL shutdown timed out", LOWER_ABORT);
 }
@@ -813,7 +832,7 @@ static void tls_abort(as_transport *base)
 static void close_deadline(void *p)
 {
     tls_transport *t = p;
-    as_handle_release(t->close_timer);
+    as_handle_unref(t->close_timer);
     t->close_timer = NULL;
     finish(t, 0, NULL, LOWER_ABORT);
 }
@@ -880,24 +899,14 @@ static int tls_is_reading_paused(const as_transport *t)
 
 /* ------------------------------------------------------------ futures */
 
-static as_future *wait_on(tls_transport *t, struct as__waiters *w)
-{
-    as_future *f = new_future(t->base.loop);
-    if (f && as__waiters_add(w, f) < 0) {
-        as_future_unref(f);
-        return NULL;
-    }
-    return f;
-}
-
 static as_future *tls_wait_writable(as_transport *base)
 {
     tls_transport *t = tls_of(base);
     if (t->err)
-        return done_future(t->base.loop, t->err, t->err_msg);
+        return as__future_failed(t->base.loop, t->err, t->err_msg);
     if (t->write_paused)
-        return wait_on(t, &t->drain);
-    if (!t->ready && !(t->ready = done_future(t->base.loop, 0, NULL)))
+        return as__waiters_add(&t->drain, t->base.loop);
+    if (!t->ready && !(t->ready = finished_future(t->base.loop)))
         return NULL;
     return as_future_ref(t->ready);
 }
@@ -908,18 +917,17 @@ static as_future *tls_wait_writable(as_transport *base)
 static as_future *tls_flush(as_transport *base)
 {
     tls_transport *t = tls_of(base);
-    as_future *f;
 
     if (t->err)
-        return done_future(t->base.loop, t->err, t->err_msg);
+        return as__future_failed(t->base.loop, t->err, t->err_msg);
     if (t->dropped)
-        return done_future(t->base.loop, AS_ECONNLOST,
-                           "Connection lost: written bytes were dropped");
-    if (as_buffer_len(&t->backlog) > 0)
-        return wait_on(t, &t->flushw);
-    if ((f = new_future(t->base.loop)) != NULL)
-        chain(as_transport_flush(t->lower), f);
-    return f;
+        return as__future_failed(t->base.loop, AS_ECONNLOST,
+                                 "Connection lost: written bytes were dropped");
+    if (as_buffer_len(&t->backlog) == 0)
+        return as_transport_flush(t->lower);
+    if (!t->flushes && !(t->flushes = batch_new()))
+        return NULL;
+    return as__waiters_add(&t->flushes->waiters, t->base.loop);
 }
 
 static as_future *tls_closed(as_transport *t)
@@ -981,7 +989,7 @@ static int tls_get_extra_info(const as_transport *base, const char *key,
 
 /* ------------------------------------------------------------ lifetime */
 
-/* Lifetime rule 4 of transport.h: dropped while open, reset. */
+/* transport.h rule 4: dropped while open, reset. */
 static void tls_last_ref(as_transport *base)
 {
     tls_transport *t = tls_of(base);
@@ -997,7 +1005,9 @@ static void tls_destroy(as_transport *base)
     cancel_timer(&t->hs_timer);
     cancel_timer(&t->sd_timer);
     cancel_timer(&t->close_timer);
-    as__handle_free(t->pump_handle); /* never queued here: a run holds a ref */
+    /* A posted run holds a reference, so none is queued now. */
+    assert(!t->pump_handle || !as__handle_queued(t->pump_handle));
+    as__handle_free(t->pump_handle);
     if (t->cfg_wait) {
         (void)as_future_cancel(t->cfg_wait, NULL); /* abandon the worker */
         as_future_unref(t->cfg_wait);
@@ -1012,8 +1022,9 @@ static void tls_destroy(as_transport *base)
     if (t->eng)
         t->eng->destroy(t->engine);
     as_buffer_destroy(&t->backlog);
-    free(t->drain.v);
-    free(t->flushw.v);
+    as__waiters_free(&t->drain, NULL); /* finish() woke them */
+    if (t->flushes)
+        batch_free(t->flushes);
     free(t->marks);
     free(t->err_msg);
     t->link->t = NULL;
@@ -1062,7 +1073,7 @@ static void handshake_expired(void *p)
 {
     tls_transport *t = p;
     char msg[128];
-    as_handle_release(t->hs_timer);
+    as_handle_unref(t->hs_timer);
     t->hs_timer = NULL;
     snprintf(msg, sizeof msg, "SSL handshake is taking longer than %.1f seconds: "
              "aborting the connection", t->hs_timeout);
@@ -1119,9 +1130,9 @@ static int tls_new(as_transport *lower, as_reader *reader, const as_tls_options 
     (void)as_transport_set_write_buffer_limits(lower, (long long)t->high, (long long)t->low);
     t->created = as_loop_time(loop);
     set_timeouts(t, o);
-    t->closed = new_future(loop);
-    t->handshake = new_future(loop);
-    if (!t->closed || !t->handshake || arm_handshake_timer(t) < 0) {
+    as__waiters_init(&t->drain, NULL, NULL);
+    if (as_future_new(loop, &t->closed) < 0 || as_future_new(loop, &t->handshake) < 0 ||
+        arm_handshake_timer(t) < 0) {
         finish(t, -ENOMEM, NULL, LOWER_ABORT);
         unref(t);
         return -ENOMEM;
@@ -1190,6 +1201,7 @@ int as__tls_wrap(as_transport *lower, as_reader *reader, as__tls_config *cfg,
     tls_transport *t;
     int err;
 
+    *out = NULL;
     if ((err = tls_new(lower, reader, cfg ? &cfg->o : NULL, &t)) < 0)
         return err;
     if (cfg) {
@@ -1213,6 +1225,8 @@ int as_tls_transport_new_engine(as_transport *lower, as_reader *reader,
     tls_transport *t;
     int err;
 
+    if (out)
+        *out = NULL;
     if (!lower || !reader || !ops || !out) {
         if (ops)
             ops->destroy(engine);
@@ -1234,7 +1248,7 @@ int as_tls_transport_new_engine(as_transport *lower, as_reader *reader,
 as_future *as_tls_handshake(as_transport *t)
 {
     if (!as_is_tls_transport(t))
-        return t ? done_future(t->loop, AS_EINVAL, "not a TLS transport") : NULL;
+        return t ? as__future_failed(t->loop, AS_EINVAL, "not a TLS transport") : NULL;
     return as_future_ref(tls_of(t)->handshake);
 }
 

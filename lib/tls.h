@@ -55,7 +55,8 @@
  *   - AS_ETIMEOUT "SSL shutdown timed out": the peer did not answer our
  *     close_notify within the shutdown timeout; the connection is aborted.
  *   - AS_ENOTSUP "TLS is not supported in this build": every call below
- *     in a build without OpenSSL (configure --without-openssl).
+ *     in a build without OpenSSL (configure --without-openssl), except
+ *     as_tls_transport_new_engine(), which needs no OpenSSL.
  *   - AS_EINVAL: bad options (an unknown version, a server without a
  *     certificate...), with a message saying which.
  * An error is stored as the socket transport stores one (transport.h):
@@ -94,7 +95,7 @@
  *      taps the lower transport's reader: nothing else may read from it.
  *   2. Options and their strings are copied: they need only live for the
  *      call.  Certificates and trust stores are read on a worker thread
- *      (DESIGN rule 6), so a TLS transport may wait for its configuration
+ *      (design rule 9), so a TLS transport may wait for its configuration
  *      before the handshake starts; that wait counts towards the handshake
  *      timeout.
  *   3. An engine given to as_tls_transport_new_engine() belongs to the
@@ -102,6 +103,16 @@
  *      transport is freed, or at once if the call fails.
  *
  * Threads: a TLS transport belongs to its loop's thread.
+ *
+ * Conventions (asyncstreams.h): a TLS transport is a transport, with
+ * transport.h's conventions.  The calls here give the NULL answers listed
+ * in asyncstreams.h: the open and start calls return NULL for a NULL loop
+ * (the start calls without calling destroy), as_writer_start_tls() and
+ * as_tls_handshake() NULL for a NULL writer or transport,
+ * as_is_tls_transport(NULL) 0.  The two constructors have the one
+ * constructor shape (*out NULL on failure) and take over what they are
+ * given whatever they return (rules 1 and 3): a NULL reader gets
+ * AS_EINVAL, and the lower transport is aborted and released.
  */
 #ifndef AS_TLS_H
 #define AS_TLS_H
@@ -221,10 +232,11 @@ as_future *as_start_unix_server_tls(as_loop *loop, as_client_connected_fn cb,
  * the handshake is done.  A read that was waiting goes on waiting, for
  * plaintext.  Returns a future that finishes (NULL) when the handshake is
  * done, or fails with its error (the connection is then closed).  Fails
- * at once with AS_EINVAL (NULL writer, or a writer without a reader),
+ * at once, leaving the connection as it was, with AS_EINVAL (a writer
+ * without a reader),
  * AS_ESTATE (already TLS; or the reader is at EOF), AS_ECLOSED (closing),
- * the reader's stored exception, AS_ENOTSUP.  NULL only on allocation
- * failure.
+ * the reader's stored exception, AS_ENOTSUP.  NULL for a NULL writer, or
+ * if memory ran out.
  */
 as_future *as_writer_start_tls(as_writer *w, const as_tls_options *tls);
 
@@ -235,7 +247,8 @@ as_future *as_writer_start_tls(as_writer *w, const as_tls_options *tls);
  * what it holds already).  The handshake starts at once, or once the
  * configuration is loaded.  Returns 0 and stores the transport in *out
  * (one reference, the caller's); AS_EINVAL (NULL arguments, bad options),
- * AS_ENOTSUP, -ENOMEM.  On failure lower is aborted and released.
+ * AS_ENOTSUP, -ENOMEM, with *out set to NULL.  On failure lower (if not
+ * NULL) is aborted and released.
  */
 int as_tls_transport_new(as_transport *lower, as_reader *reader,
                          const as_tls_options *tls, as_transport **out);
@@ -245,8 +258,9 @@ int as_is_tls_transport(const as_transport *t);
 
 /**
  * A future that finishes (NULL) when t's handshake is done, at once if it
- * already is, or fails with the handshake's error.  New reference; NULL on
- * allocation failure, or a future failed with AS_EINVAL if t is not TLS.
+ * already is, or fails with the handshake's error.  New reference; NULL
+ * for a NULL t or on allocation failure, a future failed with AS_EINVAL
+ * "not a TLS transport" if t is not TLS.
  */
 as_future *as_tls_handshake(as_transport *t);
 
@@ -293,7 +307,9 @@ typedef struct as_tls_engine_ops {
 
 /**
  * as_tls_transport_new() with an engine of your own (rule 3).  Only the
- * timeouts of tls are used (tls may be NULL: the defaults).
+ * timeouts of tls are used (tls may be NULL: the defaults).  Works in a
+ * build without OpenSSL.  AS_EINVAL for a NULL lower, reader, ops or out
+ * (engine destroyed, lower released), -ENOMEM; *out NULL on failure.
  */
 int as_tls_transport_new_engine(as_transport *lower, as_reader *reader,
                                 const as_tls_engine_ops *ops, void *engine,

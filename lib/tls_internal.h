@@ -5,7 +5,7 @@
  * A configuration is the options, copied, plus the engine's context (an
  * SSL_CTX for OpenSSL) once it has been built.  Building it reads files
  * (certificates, the trust store), so as__tls_config_load() does it on a
- * worker thread (DESIGN rule 6) and delivers the configuration as a
+ * worker thread (design rule 9) and delivers the configuration as a
  * future's result.  A server builds one and shares it with every
  * connection; a client builds one per connection, as asyncio's ssl=True
  * makes a default context per call.

@@ -17,9 +17,9 @@
  * reason a TLS connection meets), and a verification failure gets the
  * verifier's own text, as CPython's SSLCertVerificationError does.
  *
- * Without OpenSSL (configure --without-openssl, or AS_TLS_WITHOUT_OPENSSL,
- * which tests/check_tls_none builds with), only the stubs at the end are
- * compiled, and each says AS_ENOTSUP.
+ * Without OpenSSL (configure --without-openssl) only the stubs at the end
+ * are compiled, and each says AS_ENOTSUP (tests/check_tls_api.c checks
+ * what a user then sees).
  */
 #include "config.h"
 #include "tls_internal.h"
@@ -29,7 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#if defined(HAVE_OPENSSL) && !defined(AS_TLS_WITHOUT_OPENSSL)
+#ifdef HAVE_OPENSSL
 
 #include <arpa/inet.h>
 #include <ctype.h>

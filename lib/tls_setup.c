@@ -19,20 +19,12 @@
 #include "socket_transport.h"
 #include "sock.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Every failed future this file makes comes from here. */
-static as_future *failed(as_loop *loop, int code, const char *msg)
-{
-    as_future *f = as_future_new(loop);
-    if (f)
-        (void)as_future_set_error(f, code, msg);
-    return f;
-}
 
 /* ------------------------------------------------------------ configuration */
 
@@ -45,7 +37,10 @@ as__tls_config *as__tls_config_ref(as__tls_config *c)
 void as__tls_config_unref(void *p)
 {
     as__tls_config *c = p;
-    if (!c || --c->refs > 0)
+    if (!c)
+        return;
+    assert(c->refs > 0);
+    if (--c->refs > 0)
         return;
     if (c->ctx)
         as__tls_openssl_free(c->ctx);
@@ -148,14 +143,14 @@ as_future *as__tls_config_load(as_loop *loop, const as_tls_options *o,
     if (!loop)
         return NULL;
     if (!as__tls_openssl_available())
-        return failed(loop, AS_ENOTSUP, NULL);
+        return as__future_failed(loop, AS_ENOTSUP, NULL);
     if (!o)
         o = &defaults;
     hostname = o->server_hostname ? o->server_hostname : default_hostname;
     if ((bad = check_options(o, hostname, buf, sizeof buf)) != NULL)
-        return failed(loop, AS_EINVAL, bad);
+        return as__future_failed(loop, AS_EINVAL, bad);
     if (!(c = config_copy(o, o->server_side ? NULL : hostname)))
-        return failed(loop, -ENOMEM, NULL);
+        return as__future_failed(loop, -ENOMEM, NULL);
     return as__run_blocking(loop, build, c, as__tls_config_unref);
 }
 
@@ -167,6 +162,8 @@ int as_tls_transport_new(as_transport *lower, as_reader *reader,
     as_future *cfg;
     int err;
 
+    if (out)
+        *out = NULL;
     if (!lower || !reader || !out) {
         if (lower) {
             as_transport_abort(lower);
@@ -191,7 +188,7 @@ int as_tls_transport_new(as_transport *lower, as_reader *reader,
 
 static as_future *start_tls_failed(as_writer *w, int code, const char *msg)
 {
-    return failed(as_writer_loop(w), code, msg);
+    return as__future_failed(as_writer_loop(w), code, msg);
 }
 
 as_future *as_writer_start_tls(as_writer *w, const as_tls_options *tls)
@@ -284,7 +281,7 @@ static void client_hs_done(as_future *hs, void *p)
     if (as_future_done(j->result))
         return; /* cancelled: client_hs_free() aborts */
     if (err) {
-        (void)as_future_set_error(j->result, err, as_future_error_message(hs));
+        as__future_fail(j->result, err, as_future_error_message(hs));
         return;
     }
     if (as_future_set_result(j->result, j->conn, connection_free_cb) == 0)
@@ -328,18 +325,18 @@ void as__tls_client_connected(as_loop *loop, int fd, ssize_t limit,
     int err;
 
     if ((err = lower_for(loop, fd, (size_t)limit, &lower)) < 0) {
-        (void)as_future_set_error(result, err, NULL);
+        as__future_fail(result, err, NULL);
         return;
     }
     if ((err = as_reader_new(loop, limit, &app)) < 0) {
         as_transport_abort(lower);
         as_transport_unref(lower);
-        (void)as_future_set_error(result, err, NULL);
+        as__future_fail(result, err, NULL);
         return;
     }
     if ((err = as__tls_wrap(lower, app, NULL, cfg_wait, &t)) < 0) {
         as_reader_unref(app);
-        (void)as_future_set_error(result, err, NULL);
+        as__future_fail(result, err, NULL);
         return;
     }
     j = calloc(1, sizeof *j);
@@ -350,7 +347,7 @@ void as__tls_client_connected(as_loop *loop, int fd, ssize_t limit,
         as_transport_abort(t);
         as_transport_unref(t);
         as_reader_unref(app);
-        (void)as_future_set_error(result, err < 0 ? err : -ENOMEM, NULL);
+        as__future_fail(result, err < 0 ? err : -ENOMEM, NULL);
         return;
     }
     j->conn->reader = app;
@@ -359,7 +356,7 @@ void as__tls_client_connected(as_loop *loop, int fd, ssize_t limit,
     hs = as_tls_handshake(t);
     if (!hs || as_future_add_done_callback(hs, client_hs_done, j, client_hs_free) < 0) {
         client_hs_free(j);
-        (void)as_future_set_error(result, -ENOMEM, NULL);
+        as__future_fail(result, -ENOMEM, NULL);
     } else if (as_future_add_done_callback(result, client_result_done, as_transport_ref(t),
                                            transport_unref_cb) < 0) {
         as_transport_unref(t);
@@ -438,7 +435,7 @@ static void server_config_loaded(as_future *f, void *p)
     if (err) {
         if (destroy)
             destroy(j->userdata); /* before the failure, as server.h says */
-        (void)as_future_set_error(j->result, err, as_future_error_message(f));
+        as__future_fail(j->result, err, as_future_error_message(f));
         return;
     }
     /* The userdata is the server's from here, whatever happens. */
@@ -447,7 +444,7 @@ static void server_config_loaded(as_future *f, void *p)
                    : as__start_server_cfg(j->loop, j->cb, j->userdata, destroy, j->host,
                                           j->port, o, as_future_result(f));
     if (!next) {
-        (void)as_future_set_error(j->result, -ENOMEM, NULL);
+        as__future_fail(j->result, -ENOMEM, NULL);
         return;
     }
     as_future_unref(j->step);
@@ -455,7 +452,7 @@ static void server_config_loaded(as_future *f, void *p)
     if (as_future_add_done_callback(next, server_started, server_start_ref(j),
                                     server_start_unref) < 0) {
         server_start_unref(j);
-        (void)as_future_set_error(j->result, -ENOMEM, NULL);
+        as__future_fail(j->result, -ENOMEM, NULL);
     }
 }
 
@@ -476,7 +473,7 @@ static as_future *start_tls_server(as_loop *loop, as_client_connected_fn cb,
     as_future *result;
 
     server.server_side = 1;
-    if (!(result = as_future_new(loop)))
+    if (as_future_new(loop, &result) < 0)
         return NULL;
     if (!(j = calloc(1, sizeof *j)) || (host && !(j->host = as__strdup(host))) ||
         (port && !(j->port = as__strdup(port))) || (path && !(j->path = as__strdup(path)))) {
@@ -485,7 +482,7 @@ static as_future *start_tls_server(as_loop *loop, as_client_connected_fn cb,
             free(j->port);
             free(j);
         }
-        (void)as_future_set_error(result, -ENOMEM, NULL);
+        as__future_fail(result, -ENOMEM, NULL);
         return result;
     }
     j->refs = 1; /* this call's */
@@ -506,7 +503,7 @@ static as_future *start_tls_server(as_loop *loop, as_client_connected_fn cb,
             j->refs--;
         j->destroy = NULL;
         server_start_unref(j);
-        (void)as_future_set_error(result, -ENOMEM, NULL);
+        as__future_fail(result, -ENOMEM, NULL);
         return result;
     }
     if (as_future_add_done_callback(result, server_start_result_done, server_start_ref(j),

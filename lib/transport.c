@@ -10,7 +10,6 @@
 #include "errors.h"
 #include "internal.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,51 +95,6 @@ as_reader *as_transport_reader(const as_transport *t)
 const char *as_transport_kind(const as_transport *t)
 {
     return t ? t->ops->name : NULL;
-}
-
-/* ------------------------------------------------------------ waiters */
-
-int as__waiters_add(struct as__waiters *w, as_future *f)
-{
-    size_t i, j;
-    /* Drop waiters that finished already (cancelled drains), so a long
-     * pause with many cancelled drains cannot grow the list for ever. */
-    for (i = j = 0; i < w->n; i++) {
-        if (as_future_done(w->v[i]))
-            as_future_unref(w->v[i]);
-        else
-            w->v[j++] = w->v[i];
-    }
-    w->n = j;
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? 2 * w->cap : 4;
-        as_future **v = realloc(w->v, cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        w->v = v;
-        w->cap = cap;
-    }
-    w->v[w->n++] = as_future_ref(f);
-    return 0;
-}
-
-/* A waiter that was cancelled meanwhile just refuses (AS_ESTATE): fine. */
-void as__waiters_wake(struct as__waiters *w, int code, const char *msg)
-{
-    size_t i, n = w->n;
-    as_future **v = w->v;
-    if (n == 0)
-        return; /* the usual case: keep the array for the next waiters */
-    w->v = NULL;
-    w->n = w->cap = 0;
-    for (i = 0; i < n; i++) {
-        if (code)
-            (void)as_future_set_error(v[i], code, msg);
-        else
-            (void)as_future_set_result(v[i], NULL, NULL);
-        as_future_unref(v[i]);
-    }
-    free(v);
 }
 
 /* ------------------------------------------------------------ writing */

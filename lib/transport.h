@@ -33,16 +33,22 @@
  * a write loop against a dead peer produces no flood of reports.
  *
  * What each call returns in each state (one documented answer per method x
- * state; writer.h adds drain() and flush() to the same table):
+ * state; writer.h adds the row of its own drain()):
  *
  *   call          OPEN        EOF written    CLOSING/CLOSED   LOST (error e)
  *   write         0           AS_ESTATE      AS_ECLOSED       e
  *   writelines    0           AS_ESTATE      AS_ECLOSED       e
  *   write_eof     0           0 (no-op)      AS_ECLOSED       e
  *   close/abort   0           0              0 (no-op)        0 (no-op)
+ *   flush         0/waits     0/waits        waits / 0 *      e
+ *   (flush: 0 at once when nothing is queued; * AS_ECONNLOST once CLOSED if
+ *   abort() or close_within() dropped queued bytes.)
  *
- * NULL: every call here given a NULL transport does nothing and returns
- * AS_EINVAL, 0, NULL or -1, as its contract says (never a crash).
+ * Conventions (asyncstreams.h): transports are refcounted, and a NULL
+ * transport gets the NULL answers listed there: AS_EINVAL, 0 or NULL,
+ * is_closing 1 and fd -1 (it looks closed); as_transport_write_bytes()
+ * frees its bytes.  as_transport_init() is for implementations and
+ * refuses NULL arguments with AS_EINVAL.
  *
  * Lifetimes:
  *   1. A constructor (as_socket_transport_new()...) returns a transport with
@@ -111,8 +117,10 @@ as_reader *as_transport_reader(const as_transport *t);
 int as_transport_write(as_transport *t, const void *data, size_t len);
 
 /**
- * Write several buffers as one (CPython's writelines()).  When the queue is
- * empty they go out in one sendmsg().  Returns as as_transport_write().  If
+ * Write several buffers as one (CPython's writelines()), without joining
+ * them first: a socket transport that sends at once hands them to the
+ * kernel in one sendmsg() (socket_transport.h says when it waits for the
+ * end of the turn instead).  Returns as as_transport_write().  If
  * the queue cannot grow after some bytes were already sent, the stream is no
  * longer consistent: the transport is aborted with -ENOMEM as its error.
  */

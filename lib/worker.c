@@ -1,7 +1,7 @@
 /*
  * worker.c - one piece of blocking work on a thread of its own, its
  * outcome handed back to the loop as a future (internal.h,
- * as__run_blocking()).  DESIGN rule 6: the loop thread never blocks, and
+ * as__run_blocking()).  Design rule 9: the loop thread never blocks, and
  * reading a file (a TLS certificate, a trust store) is blocking work.
  *
  * One thread per job, detached: jobs are rare (one per TLS configuration),
@@ -63,7 +63,7 @@ static void deliver(void *p)
         if (as_future_set_result(j->future, j->arg, j->free_arg) == 0)
             j->arg = NULL; /* the future's now */
     } else {
-        (void)as_future_set_error(j->future, j->code, j->msg[0] ? j->msg : NULL);
+        as__future_fail(j->future, j->code, j->msg[0] ? j->msg : NULL);
     }
 }
 
@@ -112,15 +112,14 @@ as_future *as__run_blocking(as_loop *loop, as__work_fn work, void *arg,
     struct job *j;
     int err;
 
-    if (!(f = as_future_new(loop))) {
+    if (as_future_new(loop, &f) < 0) {
         free_arg(arg);
         return NULL;
     }
     if (!(j = calloc(1, sizeof *j)) || pthread_mutex_init(&j->lock, NULL) != 0) {
         free(j);
         free_arg(arg);
-        (void)as_future_set_error(f, -ENOMEM, NULL);
-        return f;
+        return as__future_fail(f, -ENOMEM, NULL);
     }
     j->loop = loop;
     j->work = work;
@@ -133,8 +132,7 @@ as_future *as__run_blocking(as_loop *loop, as__work_fn work, void *arg,
         j->future = NULL;
         j->refs = 1;
         job_unref(j);
-        (void)as_future_set_error(f, err, NULL);
-        return f;
+        return as__future_fail(f, err, NULL);
     }
     /* The thread must not take the program's signals: a SIGINT handler
      * expects to run on the loop thread. */
@@ -148,7 +146,7 @@ as_future *as__run_blocking(as_loop *loop, as__work_fn work, void *arg,
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err != 0) {
         job_unref(j); /* the thread's; failing the future drops the rest */
-        (void)as_future_set_error(f, -err, "could not start a worker thread");
+        as__future_fail(f, -err, "could not start a worker thread");
     }
     return f;
 }

@@ -3,6 +3,7 @@
  */
 #include "writeq.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -45,16 +46,20 @@ static int reserve_piece(as__writeq *q)
     return as__ring_reserve(&q->pieces, sizeof(struct as__writeq_piece));
 }
 
-/* After reserve_piece(), so it cannot fail. */
-static void push_piece(as__writeq *q, const unsigned char *data, size_t len,
+/* After reserve_piece(), which made the room.  Inline: it is most of what
+ * queueing a write does. */
+static inline void push_piece(as__writeq *q, const unsigned char *data, size_t len,
                        void *owner, as_destroy_fn release)
 {
     struct as__writeq_piece p;
+    int rc;
     p.data = data;
     p.len = len;
     p.owner = owner;
     p.release = release;
-    (void)as__ring_push(&q->pieces, &p, sizeof p);
+    rc = as__ring_push(&q->pieces, &p, sizeof p);
+    assert(rc == 0);
+    (void)rc;
 }
 
 int as__writeq_copy(as__writeq *q, const void *data, size_t len)

@@ -15,9 +15,19 @@ struct as_writer {
     as_reader *reader;
 };
 
+/* The transport, or NULL for a NULL writer: every transport call answers a
+ * NULL transport as the NULL rule says, so the delegations below need no
+ * check of their own. */
+static as_transport *tr(const as_writer *w)
+{
+    return w ? w->transport : NULL;
+}
+
 int as_writer_new(as_transport *transport, as_reader *reader, as_writer **out)
 {
     as_writer *w;
+    if (out)
+        *out = NULL;
     if (!transport || !out)
         return AS_EINVAL;
     if (!(w = malloc(sizeof *w)))
@@ -31,7 +41,8 @@ int as_writer_new(as_transport *transport, as_reader *reader, as_writer **out)
 
 as_writer *as_writer_ref(as_writer *w)
 {
-    w->refs++;
+    if (w)
+        w->refs++;
     return w;
 }
 
@@ -59,22 +70,22 @@ void as__writer_set_transport(as_writer *w, as_transport *t)
 
 as_transport *as_writer_transport(const as_writer *w)
 {
-    return w->transport;
+    return tr(w);
 }
 
 as_reader *as_writer_reader(const as_writer *w)
 {
-    return w->reader;
+    return w ? w->reader : NULL;
 }
 
 as_loop *as_writer_loop(const as_writer *w)
 {
-    return as_transport_loop(w->transport);
+    return as_transport_loop(tr(w));
 }
 
 int as_writer_write(as_writer *w, const void *data, size_t len)
 {
-    return as_transport_write(w->transport, data, len);
+    return as_transport_write(tr(w), data, len);
 }
 
 int as_writer_write_bytes(as_writer *w, as_bytes *bytes)
@@ -83,56 +94,48 @@ int as_writer_write_bytes(as_writer *w, as_bytes *bytes)
         free(bytes); /* the writer takes it, whatever the outcome */
         return AS_EINVAL;
     }
-    return as_transport_write_bytes(w->transport, bytes);
+    return as_transport_write_bytes(tr(w), bytes);
 }
 
 int as_writer_write_owned(as_writer *w, const void *data, size_t len,
                           void *owner, as_destroy_fn release)
 {
-    return as_transport_write_owned(w->transport, data, len, owner, release);
+    return as_transport_write_owned(tr(w), data, len, owner, release);
 }
 
 int as_writer_writelines(as_writer *w, const struct iovec *iov, int iovcnt)
 {
-    return as_transport_writelines(w->transport, iov, iovcnt);
+    return as_transport_writelines(tr(w), iov, iovcnt);
 }
 
 int as_writer_write_eof(as_writer *w)
 {
-    return as_transport_write_eof(w->transport);
+    return as_transport_write_eof(tr(w));
 }
 
 int as_writer_can_write_eof(const as_writer *w)
 {
-    return as_transport_can_write_eof(w->transport);
+    return as_transport_can_write_eof(tr(w));
 }
 
 void as_writer_close(as_writer *w)
 {
-    as_transport_close(w->transport);
+    as_transport_close(tr(w));
 }
 
 void as_writer_close_within(as_writer *w, double seconds)
 {
-    as_transport_close_within(w->transport, seconds);
+    as_transport_close_within(tr(w), seconds);
 }
 
 void as_writer_abort(as_writer *w)
 {
-    as_transport_abort(w->transport);
+    as_transport_abort(tr(w));
 }
 
 int as_writer_is_closing(const as_writer *w)
 {
-    return as_transport_is_closing(w->transport);
-}
-
-static as_future *failed(as_writer *w, int code, const char *msg)
-{
-    as_future *f = as_future_new(as_writer_loop(w));
-    if (f)
-        (void)as_future_set_error(f, code, msg);
-    return f;
+    return as_transport_is_closing(tr(w));
 }
 
 /* The checks drain() and flush() share: steps 1-2 of writer.h. */
@@ -147,62 +150,69 @@ static int stored_error(as_writer *w, const char **msg)
 as_future *as_writer_drain(as_writer *w)
 {
     const char *msg = NULL;
-    int code = stored_error(w, &msg);
+    int code;
+    if (!w)
+        return NULL;
+    code = stored_error(w, &msg);
     if (code)
-        return failed(w, code, msg);
+        return as__future_failed(as_writer_loop(w), code, msg);
     if (as_transport_is_closing(w->transport))
-        return failed(w, AS_ECONNLOST, "Connection lost");
+        return as__future_failed(as_writer_loop(w), AS_ECONNLOST,
+                                 "Connection lost");
     return as_transport_wait_writable(w->transport);
 }
 
 as_future *as_writer_flush(as_writer *w)
 {
     const char *msg = NULL;
-    int code = stored_error(w, &msg);
+    int code;
+    if (!w)
+        return NULL;
+    code = stored_error(w, &msg);
     if (code)
-        return failed(w, code, msg);
+        return as__future_failed(as_writer_loop(w), code, msg);
     return as_transport_flush(w->transport);
 }
 
 as_future *as_writer_wait_closed(as_writer *w)
 {
-    return as_transport_closed(w->transport);
+    return as_transport_closed(tr(w));
 }
 
 int as_writer_peername(const as_writer *w, struct sockaddr_storage *addr,
                        socklen_t *len)
 {
-    return as_transport_peername(w->transport, addr, len);
+    return as_transport_peername(tr(w), addr, len);
 }
 
 int as_writer_sockname(const as_writer *w, struct sockaddr_storage *addr,
                        socklen_t *len)
 {
-    return as_transport_sockname(w->transport, addr, len);
+    return as_transport_sockname(tr(w), addr, len);
 }
 
 int as_writer_fd(const as_writer *w)
 {
-    return as_transport_fd(w->transport);
+    return as_transport_fd(tr(w));
 }
 
 size_t as_writer_get_write_buffer_size(const as_writer *w)
 {
-    return as_transport_get_write_buffer_size(w->transport);
+    return as_transport_get_write_buffer_size(tr(w));
 }
 
 void as_writer_get_write_buffer_limits(const as_writer *w, size_t *high,
                                        size_t *low)
 {
-    as_transport_get_write_buffer_limits(w->transport, high, low);
+    as_transport_get_write_buffer_limits(tr(w), high, low);
 }
 
 int as_writer_set_write_buffer_limits(as_writer *w, long long high, long long low)
 {
-    return as_transport_set_write_buffer_limits(w->transport, high, low);
+    return as_transport_set_write_buffer_limits(tr(w), high, low);
 }
 
 unsigned long long as_writer_bytes_sent(const as_writer *w)
 {
-    return as_transport_bytes_sent(w->transport);
+    return as_transport_bytes_sent(tr(w));
 }

@@ -30,12 +30,12 @@
  * normally on a clean close, with the error otherwise).  Any number of
  * drains may wait at once; all are woken.
  *
- * Method x state: write, writelines, write_eof and close answer as the
- * transport's table says (transport.h); the writer adds two rows:
+ * Method x state: write, writelines, write_eof, close and flush answer as
+ * the transport's table says (transport.h; flush and drain first fail with
+ * the reader's exception, as above); the writer adds one row:
  *
  *   call         OPEN      EOF written  CLOSING/CLOSED  LOST (error e)
  *   drain        0/waits   0/waits      AS_ECONNLOST    e
- *   flush        waits     waits        waits / 0       e
  * (CPython silently drops a write after close(); here the caller is told.)
  *
  * Lifetimes:
@@ -50,6 +50,11 @@
  *      references, the caller's; their result is NULL.
  *
  * Threads: a writer belongs to its loop's thread.
+ *
+ * Conventions (asyncstreams.h): writers are refcounted, and a NULL writer
+ * gets the answers a NULL transport gets (transport.h): is_closing 1, fd
+ * -1, drain/flush/wait_closed NULL, and as_writer_write_bytes() frees its
+ * bytes.
  */
 #ifndef AS_WRITER_H
 #define AS_WRITER_H
@@ -72,7 +77,7 @@ typedef struct as_writer as_writer;
 /**
  * Make a writer for transport, whose reader is reader (may be NULL: drain
  * then skips the reader check).  Returns 0 and stores it in *out;
- * AS_EINVAL (NULL transport/out), -ENOMEM.
+ * AS_EINVAL (NULL transport/out), -ENOMEM, with *out set to NULL.
  */
 int as_writer_new(as_transport *transport, as_reader *reader, as_writer **out);
 

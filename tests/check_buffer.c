@@ -11,6 +11,65 @@ static void assert_live(const as_buffer *b, const char *s)
         ck_assert_int_eq(memcmp(as_buffer_data(b), s, strlen(s)), 0);
 }
 
+/* The two constructors: the usual shape, and *out NULL on every failure. */
+START_TEST(bytes_constructors)
+{
+    as_bytes *x = NULL;
+
+    ck_assert_int_eq(as_bytes_new("abc", 3, &x), 0);
+    ck_assert_uint_eq(x->len, 3);
+    ck_assert_int_eq(memcmp(x->data, "abc", 3), 0);
+    free(x);
+    ck_assert_int_eq(as_bytes_new(NULL, 0, &x), 0); /* b"" */
+    ck_assert_uint_eq(x->len, 0);
+    free(x);
+    ck_assert_int_eq(as_bytes_alloc(7, &x), 0);
+    ck_assert_uint_eq(x->len, 7);
+    free(x);
+
+    x = tu_poison();
+    ck_assert_int_eq(as_bytes_new(NULL, 3, &x), AS_EINVAL); /* no bytes to copy */
+    ck_assert_ptr_null(x);
+    x = tu_poison();
+    ck_assert_int_eq(as_bytes_alloc((size_t)-1, &x), -ENOMEM); /* absurd length */
+    ck_assert_ptr_null(x);
+    ck_assert_int_eq(as_bytes_new("abc", 3, NULL), AS_EINVAL);
+    ck_assert_int_eq(as_bytes_alloc(1, NULL), AS_EINVAL);
+}
+END_TEST
+
+/* Every call of buffer.h given a NULL buffer: the answer asyncstreams.h's
+ * NULL rule promises (an empty buffer's), and the block offered to adopt
+ * stays ours. */
+START_TEST(every_call_accepts_a_null_buffer)
+{
+    as_bytes *block = tu_bytes("abc", 3);
+    size_t avail = 7;
+    tu_null_call calls[] = {
+        TU_NULL_VOID(as_buffer_init(NULL)),
+        TU_NULL_VOID(as_buffer_destroy(NULL)),
+        TU_NULL_INT(as_buffer_len(NULL), 0),
+        TU_NULL_PTR(as_buffer_data(NULL)),
+        TU_NULL_INT(as_buffer_capacity(NULL), 0),
+        TU_NULL_INT(as_buffer_append(NULL, "a", 1), AS_EINVAL),
+        TU_NULL_PTR(as_buffer_reserve(NULL, 1, &avail)),
+        TU_NULL_VOID(as_buffer_commit(NULL, 1)),
+        TU_NULL_VOID(as_buffer_consume(NULL, 1)),
+        TU_NULL_VOID(as_buffer_clear(NULL)),
+        TU_NULL_VOID(as_buffer_trim(NULL, 0)),
+        TU_NULL_INT(as_buffer_fit(NULL), AS_EINVAL),
+        TU_NULL_PTR(as_buffer_detach(NULL)),
+        TU_NULL_INT(as_buffer_adopt(NULL, block, block->len), AS_EINVAL),
+        TU_NULL_PTR(as_buffer_take(NULL, 1)),
+        TU_NULL_INT(as_buffer_find(NULL, "a", 1, 0, 1), AS_BUFFER_NPOS),
+    };
+
+    tu_check_null(calls);
+    ck_assert_uint_eq(avail, 7);
+    free(block);
+}
+END_TEST
+
 /* The storage handed over as an as_bytes, and a block taken back. */
 START_TEST(detach_and_adopt)
 {
@@ -35,12 +94,12 @@ START_TEST(detach_and_adopt)
     ck_assert_uint_eq(as_buffer_len(&b), 0);  /* empty, with no storage */
     ck_assert_uint_eq(as_buffer_capacity(&b), 0);
     /* Taken back as storage for at most its length. */
-    ck_assert_int_eq(as_buffer_adopt(&b, NULL, 5), -EINVAL);
+    ck_assert_int_eq(as_buffer_adopt(&b, NULL, 5), AS_EINVAL);
     ck_assert_int_eq(as_buffer_adopt(&b, x, x->len), 0);
     ck_assert_uint_eq(as_buffer_capacity(&b), 5);
     ck_assert_int_eq(as_buffer_append(&b, "12345", 5), 0);
     ck_assert_ptr_eq(as_buffer_data(&b), where);
-    ck_assert_int_eq(as_buffer_adopt(&b, x, 5), -EINVAL); /* has storage */
+    ck_assert_int_eq(as_buffer_adopt(&b, x, 5), AS_EINVAL); /* has storage */
     ck_assert_int_eq(as_buffer_append(&b, "6", 1), 0);    /* grows: a new block */
     assert_live(&b, "123456");
     as_buffer_destroy(&b);
@@ -181,6 +240,8 @@ int main(void)
     Suite *s = suite_create("buffer");
     TCase *tc = tcase_create("buffer");
     tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, bytes_constructors);
+    tcase_add_test(tc, every_call_accepts_a_null_buffer);
     tcase_add_test(tc, append_consume_take);
     tcase_add_test(tc, detach_and_adopt);
     tcase_add_test(tc, compaction_is_lazy);

@@ -44,10 +44,57 @@ static void stop_cb(void *p)
     as_loop_stop(p);
 }
 
+/* Every call of future.h given a NULL future: the answer asyncstreams.h's
+ * NULL rule promises; nothing handed over is adopted or destroyed. */
+START_TEST(every_call_accepts_a_null_future)
+{
+    as_loop *loop = tu_loop();
+    as_future *f = tu_future(loop), *out = tu_poison();
+    struct seen seen = {0, {0}, 0, 0, 0};
+    struct cbarg a = {&seen, 1};
+    int freed = freed_results;
+    tu_null_call calls[] = {
+        TU_NULL_INT(as_future_new(NULL, &out), AS_EINVAL),
+        TU_NULL_INT(as_future_new(loop, NULL), AS_EINVAL),
+        TU_NULL_PTR(as_future_ref(NULL)),
+        TU_NULL_VOID(as_future_unref(NULL)),
+        TU_NULL_PTR(as_future_loop(NULL)),
+        TU_NULL_INT(as_future_state_of(NULL), AS_FUTURE_PENDING),
+        TU_NULL_INT(as_future_done(NULL), 0),
+        TU_NULL_INT(as_future_cancelled(NULL), 0),
+        TU_NULL_INT(as_future_set_result(NULL, &a, free_result), AS_EINVAL),
+        TU_NULL_INT(as_future_set_error(NULL, -EIO, "x"), AS_EINVAL),
+        TU_NULL_INT(as_future_set_error_detail(NULL, -EIO, "x", &a, on_destroy), AS_EINVAL),
+        TU_NULL_INT(as_future_cancel(NULL, "x"), 0),
+        TU_NULL_INT(as_future_set_canceller(NULL, NULL, NULL), AS_EINVAL),
+        TU_NULL_INT(as_future_set_cancelled(NULL, "x"), AS_EINVAL),
+        TU_NULL_INT(as_future_transfer(NULL, f), AS_EINVAL),
+        TU_NULL_INT(as_future_transfer(f, NULL), AS_EINVAL),
+        TU_NULL_INT(as_future_error(NULL), AS_EINVAL),
+        TU_NULL_PTR(as_future_error_message(NULL)),
+        TU_NULL_PTR(as_future_error_detail(NULL)),
+        TU_NULL_PTR(as_future_result(NULL)),
+        TU_NULL_PTR(as_future_take_result(NULL)),
+        TU_NULL_INT(as_future_add_done_callback(NULL, on_done, &a, on_destroy), AS_EINVAL),
+        TU_NULL_INT(as_future_remove_done_callback(NULL, on_done, &a), 0),
+        TU_NULL_INT(as_loop_run_until_complete(NULL, f), AS_EINVAL),
+        TU_NULL_INT(as_loop_run_until_complete(loop, NULL), AS_EINVAL),
+    };
+
+    tu_check_null(calls);
+    ck_assert_ptr_null(out);
+    ck_assert_int_eq(freed_results, freed);
+    ck_assert_int_eq(seen.destroyed, 0);
+    ck_assert(!as_future_done(f));
+    as_future_unref(f);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(done_callbacks_never_run_synchronously)
 {
     as_loop *loop = tu_loop();
-    as_future *f = as_future_new(loop);
+    as_future *f = tu_future(loop);
     struct seen seen = {0, {0}, 0, 0, 0};
     struct cbarg a = {&seen, 1}, b = {&seen, 2};
 
@@ -75,7 +122,7 @@ END_TEST
 START_TEST(callbacks_run_in_registration_order)
 {
     as_loop *loop = tu_loop();
-    as_future *f = as_future_new(loop);
+    as_future *f = tu_future(loop);
     struct seen seen = {0, {0}, 0, 0, 0};
     struct cbarg args[8];
     int i;
@@ -97,7 +144,7 @@ END_TEST
 START_TEST(a_result_is_owned_and_freed_once)
 {
     as_loop *loop = tu_loop();
-    as_future *f = as_future_new(loop);
+    as_future *f = tu_future(loop);
     int *v = malloc(sizeof *v), *other = malloc(sizeof *other), *taken;
 
     freed_results = 0;
@@ -113,7 +160,7 @@ START_TEST(a_result_is_owned_and_freed_once)
     as_future_unref(f);
     ck_assert_int_eq(freed_results, 1);
 
-    f = as_future_new(loop);
+    f = tu_future(loop);
     v = malloc(sizeof *v);
     as_future_set_result(f, v, free_result);
     taken = as_future_take_result(f);
@@ -136,7 +183,7 @@ static void free_detail(void *p)
 START_TEST(errors_carry_code_message_and_detail)
 {
     as_loop *loop = tu_loop();
-    as_future *f = as_future_new(loop);
+    as_future *f = tu_future(loop);
     char *detail = malloc(4);
 
     details_freed = 0;
@@ -154,7 +201,7 @@ START_TEST(errors_carry_code_message_and_detail)
     ck_assert_int_eq(details_freed, 1);
 
     /* Without a message, the code's own text is used. */
-    f = as_future_new(loop);
+    f = tu_future(loop);
     as_future_set_error(f, -ECONNRESET, NULL);
     ck_assert_int_eq(as_future_error(f), -ECONNRESET);
     ck_assert_str_eq(as_future_error_message(f), "connection reset by peer");
@@ -166,7 +213,7 @@ END_TEST
 START_TEST(cancel_moves_a_pending_future_to_cancelled)
 {
     as_loop *loop = tu_loop();
-    as_future *f = as_future_new(loop);
+    as_future *f = tu_future(loop);
     struct seen seen = {0, {0}, 0, 0, 0};
     struct cbarg a = {&seen, 1};
 
@@ -190,7 +237,7 @@ END_TEST
 START_TEST(removed_callbacks_do_not_run)
 {
     as_loop *loop = tu_loop();
-    as_future *f = as_future_new(loop);
+    as_future *f = tu_future(loop);
     struct seen seen = {0, {0}, 0, 0, 0};
     struct cbarg a = {&seen, 1}, b = {&seen, 2}, c = {&seen, 3};
 
@@ -224,7 +271,7 @@ static void check_alive(as_future *f, void *p)
 START_TEST(a_scheduled_callback_keeps_its_future_alive)
 {
     as_loop *loop = tu_loop();
-    as_future *f = as_future_new(loop);
+    as_future *f = tu_future(loop);
     int called = 0;
 
     as_future_add_done_callback(f, check_alive, &called, NULL);
@@ -261,7 +308,7 @@ START_TEST(an_error_nobody_retrieved_is_reported_once)
     memset(&rep, 0, sizeof rep);
     as_loop_set_exception_handler(loop, record, &rep, NULL);
 
-    f = as_future_new(loop);
+    f = tu_future(loop);
     as_future_set_error(f, -ECONNRESET, NULL);
     as_future_unref(f);
     ck_assert_int_eq(rep.count, 1);
@@ -269,15 +316,15 @@ START_TEST(an_error_nobody_retrieved_is_reported_once)
     ck_assert_str_eq(rep.message, "Future exception was never retrieved");
 
     /* Retrieved: silent. */
-    f = as_future_new(loop);
+    f = tu_future(loop);
     as_future_set_error(f, -ECONNRESET, NULL);
     ck_assert_int_eq(as_future_error(f), -ECONNRESET);
     as_future_unref(f);
     /* Cancelled, or never completed: silent. */
-    f = as_future_new(loop);
+    f = tu_future(loop);
     as_future_cancel(f, NULL);
     as_future_unref(f);
-    f = as_future_new(loop);
+    f = tu_future(loop);
     as_future_unref(f);
     ck_assert_int_eq(rep.count, 1);
     tu_close(loop);
@@ -300,7 +347,7 @@ static void fail_later(void *p)
 START_TEST(run_until_complete_returns_the_outcome)
 {
     as_loop *loop = tu_loop();
-    as_future *f = as_future_new(loop), *g = as_future_new(loop);
+    as_future *f = tu_future(loop), *g = tu_future(loop);
 
     ck_assert_int_eq(as_loop_call_later(loop, 0.01, finish_later, f, NULL, NULL), 0);
     ck_assert_int_eq(as_loop_run_until_complete(loop, f), 0);
@@ -319,7 +366,7 @@ END_TEST
 START_TEST(run_until_complete_reports_a_stop_before_completion)
 {
     as_loop *loop = tu_loop(), *other = tu_loop();
-    as_future *f = as_future_new(loop), *elsewhere = as_future_new(other);
+    as_future *f = tu_future(loop), *elsewhere = tu_future(other);
 
     as_loop_call_soon(loop, stop_cb, loop, NULL, NULL);
     ck_assert_int_eq(as_loop_run_until_complete(loop, f), AS_ESTATE);
@@ -335,7 +382,7 @@ END_TEST
 START_TEST(closing_the_loop_releases_scheduled_callbacks)
 {
     as_loop *loop = tu_loop();
-    as_future *f = as_future_new(loop);
+    as_future *f = tu_future(loop);
     struct seen seen = {0, {0}, 0, 0, 0};
     struct cbarg a = {&seen, 1}, b = {&seen, 2};
 
@@ -351,7 +398,7 @@ START_TEST(closing_the_loop_releases_scheduled_callbacks)
     /* A future that outlives its closed loop refuses new callbacks cleanly
      * once done, and frees the loop when it goes. */
     loop = tu_loop();
-    f = as_future_new(loop);
+    f = tu_future(loop);
     ck_assert_int_eq(as_future_add_done_callback(f, on_done, &b, on_destroy), 0);
     ck_assert_int_eq(as_loop_close(loop), 1);
     as_future_set_result(f, NULL, NULL); /* cannot schedule: destroy runs */
@@ -381,7 +428,7 @@ static int stop_work(as_future *f, const char *message, void *p)
 START_TEST(a_canceller_is_asked_instead_of_cancelling_at_once)
 {
     as_loop *loop = tu_loop();
-    as_future *f = as_future_new(loop);
+    as_future *f = tu_future(loop);
     struct work w = {0, "", 0};
 
     ck_assert_int_eq(as_future_set_canceller(NULL, stop_work, &w), AS_EINVAL);
@@ -405,7 +452,7 @@ START_TEST(a_canceller_is_asked_instead_of_cancelling_at_once)
     as_future_unref(f);
 
     /* Removing the canceller restores plain cancellation. */
-    f = as_future_new(loop);
+    f = tu_future(loop);
     as_future_set_canceller(f, stop_work, &w);
     ck_assert_int_eq(as_future_set_canceller(f, NULL, NULL), 0);
     ck_assert_int_eq(as_future_cancel(f, NULL), 1);
@@ -419,7 +466,7 @@ END_TEST
 START_TEST(transfer_moves_a_result_an_error_or_a_cancellation)
 {
     as_loop *loop = tu_loop();
-    as_future *src = as_future_new(loop), *dst = as_future_new(loop);
+    as_future *src = tu_future(loop), *dst = tu_future(loop);
     int *v = malloc(sizeof *v);
     char *detail = malloc(8);
 
@@ -438,8 +485,8 @@ START_TEST(transfer_moves_a_result_an_error_or_a_cancellation)
     as_future_unref(dst);
     ck_assert_int_eq(freed_results, 1); /* freed once, by its new owner */
 
-    src = as_future_new(loop);
-    dst = as_future_new(loop);
+    src = tu_future(loop);
+    dst = tu_future(loop);
     as_future_set_error_detail(src, AS_EINCOMPLETE, "2 bytes read", detail, free_detail);
     ck_assert_int_eq(as_future_transfer(dst, src), 0);
     ck_assert_int_eq(as_future_error(dst), AS_EINCOMPLETE);
@@ -450,8 +497,8 @@ START_TEST(transfer_moves_a_result_an_error_or_a_cancellation)
     as_future_unref(dst);
     ck_assert_int_eq(details_freed, 1);
 
-    src = as_future_new(loop);
-    dst = as_future_new(loop);
+    src = tu_future(loop);
+    dst = tu_future(loop);
     as_future_cancel(src, "gone");
     ck_assert_int_eq(as_future_transfer(dst, src), 0);
     ck_assert(as_future_cancelled(dst));
@@ -465,6 +512,7 @@ int main(void)
 {
     Suite *s = suite_create("future");
     TCase *tc = tcase_create("future");
+    tcase_add_test(tc, every_call_accepts_a_null_future);
     tcase_add_test(tc, done_callbacks_never_run_synchronously);
     tcase_add_test(tc, callbacks_run_in_registration_order);
     tcase_add_test(tc, a_result_is_owned_and_freed_once);

@@ -117,7 +117,7 @@ START_TEST(a_callback_can_cancel_a_later_callback_of_the_same_turn)
     ck_assert_int_eq(log.n, 0);          /* the victim never ran */
     ck_assert_int_eq(log.destroyed, 1);  /* but its userdata came back once */
     ck_assert(as_handle_cancelled(c.victim));
-    as_handle_release(c.victim);
+    as_handle_unref(c.victim);
     tu_close(loop);
 }
 END_TEST
@@ -136,7 +136,7 @@ START_TEST(cancel_after_run_does_nothing)
     ck_assert(!as_handle_cancelled(h));
     ck_assert_int_eq(log.n, 1);
     ck_assert_int_eq(log.destroyed, 1);
-    as_handle_release(h);
+    as_handle_unref(h);
     tu_close(loop);
 }
 END_TEST
@@ -160,12 +160,61 @@ START_TEST(bad_arguments_are_refused)
 }
 END_TEST
 
+/* Every call of loop.h given a NULL loop or handle: the answer
+ * asyncstreams.h's NULL rule promises, and no destroy hook runs. */
+START_TEST(every_call_accepts_a_null_loop_or_handle)
+{
+    struct log log = {{0}, 0, 0};
+    struct tagged t = {&log, 1};
+    as_error_context ctx = {"never reported", 0, NULL, NULL};
+    as_handle *h = tu_poison();
+    tu_null_call calls[] = {
+        TU_NULL_INT(as_loop_new(NULL), AS_EINVAL),
+        TU_NULL_INT(as_loop_new_with_backend("select", NULL), AS_EINVAL),
+        TU_NULL_PTR(as_loop_backend_name(NULL)),
+        TU_NULL_INT(as_loop_max_fd(NULL), 0),
+        TU_NULL_INT(as_loop_close(NULL), AS_EINVAL),
+        TU_NULL_INT(as_loop_is_closed(NULL), 1),
+        TU_NULL_INT(as_loop_is_running(NULL), 0),
+        TU_NULL_INT(as_loop_time(NULL) > 0, 1), /* the clock needs no loop */
+        TU_NULL_INT(as_loop_call_soon(NULL, append, &t, count_destroy, &h), AS_EINVAL),
+        TU_NULL_INT(as_loop_call_end_of_turn(NULL, append, &t, count_destroy, &h), AS_EINVAL),
+        TU_NULL_INT(as_loop_call_later(NULL, 1, append, &t, count_destroy, &h), AS_EINVAL),
+        TU_NULL_INT(as_loop_call_at(NULL, 1, append, &t, count_destroy, &h), AS_EINVAL),
+        TU_NULL_INT(as_loop_call_soon_threadsafe(NULL, append, &t, count_destroy), AS_EINVAL),
+        TU_NULL_VOID(as_handle_cancel(NULL)),
+        TU_NULL_INT(as_handle_cancelled(NULL), 0),
+        TU_NULL_INT(as_handle_when(NULL), 0),
+        TU_NULL_VOID(as_handle_unref(NULL)),
+        TU_NULL_INT(as_loop_add_reader(NULL, 0, append, &t, count_destroy), AS_EINVAL),
+        TU_NULL_INT(as_loop_remove_reader(NULL, 0), 0),
+        TU_NULL_INT(as_loop_add_writer(NULL, 0, append, &t, count_destroy), AS_EINVAL),
+        TU_NULL_INT(as_loop_remove_writer(NULL, 0), 0),
+        TU_NULL_INT(as_loop_run_forever(NULL), AS_EINVAL),
+        TU_NULL_INT(as_loop_run_once(NULL), AS_EINVAL),
+        TU_NULL_VOID(as_loop_stop(NULL)),
+        TU_NULL_INT(as_loop_set_poll_hooks(NULL, append, append, &t, count_destroy), AS_EINVAL),
+        TU_NULL_INT(as_loop_pending(NULL), 0),
+        TU_NULL_INT(as_loop_objects(NULL), 0),
+        TU_NULL_INT(as_loop_set_exception_handler(NULL, NULL, &t, count_destroy), AS_EINVAL),
+        TU_NULL_VOID(as_loop_call_exception_handler(NULL, &ctx)),
+        TU_NULL_VOID(as_loop_default_exception_handler(NULL, &ctx)),
+    };
+
+    tu_check_null(calls);
+    ck_assert_ptr_eq(h, tu_poison()); /* no handle was made */
+    ck_assert_int_eq(log.n, 0);
+    ck_assert_int_eq(log.destroyed, 0);
+}
+END_TEST
+
 START_TEST(backend_is_chosen_by_name)
 {
-    as_loop *loop = NULL;
-    ck_assert_int_eq(as_loop_new_with_backend(&loop, "no-such-backend"), AS_EINVAL);
+    as_loop *loop = tu_poison();
+    ck_assert_int_eq(as_loop_new_with_backend("no-such-backend", &loop), AS_EINVAL);
     ck_assert_ptr_null(loop);
-    ck_assert_int_eq(as_loop_new_with_backend(&loop, "select"), 0);
+    ck_assert_int_eq(as_loop_new_with_backend("select", NULL), AS_EINVAL);
+    ck_assert_int_eq(as_loop_new_with_backend("select", &loop), 0);
     ck_assert_str_eq(as_loop_backend_name(loop), "select");
     ck_assert_int_eq(as_loop_max_fd(loop), FD_SETSIZE);
     tu_close(loop);
@@ -188,13 +237,14 @@ START_TEST(asyncstreams_backend_names_the_default_backend)
 
     /* An unknown name is an error, not a silent fall-back: a run meant to
      * test another backend must not quietly test select() instead. */
-    loop = NULL;
+    loop = tu_poison();
     setenv("ASYNCSTREAMS_BACKEND", "no-such-backend", 1);
     ck_assert_int_eq(as_loop_new(&loop), AS_EINVAL);
-    ck_assert_int_eq(as_loop_new_with_backend(&loop, NULL), AS_EINVAL);
+    ck_assert_ptr_null(loop);
+    ck_assert_int_eq(as_loop_new_with_backend(NULL, &loop), AS_EINVAL);
     ck_assert_ptr_null(loop);
     /* A name given in the call wins over the variable. */
-    ck_assert_int_eq(as_loop_new_with_backend(&loop, "select"), 0);
+    ck_assert_int_eq(as_loop_new_with_backend("select", &loop), 0);
     ck_assert_str_eq(as_loop_backend_name(loop), "select");
     tu_close(loop);
 
@@ -293,7 +343,7 @@ START_TEST(cancelling_a_timer_removes_it_at_once)
     ck_assert_uint_eq(as_loop_pending(loop), 0);
     as_handle_cancel(h); /* idempotent */
     ck_assert_int_eq(log.destroyed, 1);
-    as_handle_release(h);
+    as_handle_unref(h);
     /* With nothing scheduled, a turn with stop set returns at once. */
     as_loop_stop(loop);
     ck_assert_int_eq(as_loop_run_forever(loop), 0);
@@ -346,7 +396,7 @@ START_TEST(timer_heap_keeps_order_under_random_cancellation)
     for (i = 0; i < N; i++) {
         if (!cancelled[i])
             ck_assert(!as_handle_cancelled(h[i]));
-        as_handle_release(h[i]);
+        as_handle_unref(h[i]);
     }
     {
         int expected = 0;
@@ -383,8 +433,8 @@ START_TEST(a_timer_can_cancel_another_due_in_the_same_turn)
     /* The first one ran and cancelled the second, which was already in the
      * ready queue: exactly one ran. */
     ck_assert_int_eq(a.ran + b.ran, 1);
-    as_handle_release(a.other);
-    as_handle_release(b.other);
+    as_handle_unref(a.other);
+    as_handle_unref(b.other);
     tu_close(loop);
 }
 END_TEST
@@ -657,7 +707,7 @@ START_TEST(end_of_turn_scheduled_outside_the_loop_runs_without_waiting)
     ck_assert_int_eq(as_loop_run_once(loop), 0);
     ck_assert_int_eq(log.n, 3);
     as_handle_cancel(far);
-    as_handle_release(far);
+    as_handle_unref(far);
     tu_close(loop);
 }
 END_TEST
@@ -690,7 +740,7 @@ START_TEST(end_of_turn_handles_cancel_and_close_like_the_others)
     ck_assert_int_eq(as_loop_call_end_of_turn(loop, append, &a, count_destroy, &h), 0);
     as_handle_cancel(h);
     ck_assert_int_eq(log.destroyed, 1);
-    as_handle_release(h);
+    as_handle_unref(h);
     tu_turn(loop);
     ck_assert_int_eq(log.n, 0);
     ck_assert_int_eq(as_loop_call_end_of_turn(loop, append, &b, count_destroy, NULL), 0);
@@ -733,7 +783,7 @@ START_TEST(call_soon_threadsafe_wakes_a_sleeping_loop)
     pthread_join(th, NULL);
     ck_assert_double_lt(as_loop_time(loop) - start, 2.0);
     as_handle_cancel(far);
-    as_handle_release(far);
+    as_handle_unref(far);
     tu_close(loop);
 }
 END_TEST
@@ -887,7 +937,7 @@ START_TEST(scheduling_on_a_closed_loop_fails)
 {
     /* The loop's memory is kept alive by an object so we may still call it. */
     as_loop *loop = tu_loop();
-    as_future *keep = as_future_new(loop);
+    as_future *keep = tu_future(loop), *f;
     struct log log = {{0}, 0, 0};
     struct tagged t = {&log, 1};
 
@@ -899,7 +949,9 @@ START_TEST(scheduling_on_a_closed_loop_fails)
     ck_assert_int_eq(as_loop_call_soon_threadsafe(loop, append, &t, count_destroy), AS_ECLOSED);
     ck_assert_int_eq(as_loop_add_reader(loop, 0, append, &t, count_destroy), AS_ECLOSED);
     ck_assert_int_eq(as_loop_run_once(loop), AS_ECLOSED);
-    ck_assert_ptr_null(as_future_new(loop));
+    f = tu_poison();
+    ck_assert_int_eq(as_future_new(loop, &f), AS_ECLOSED);
+    ck_assert_ptr_null(f);
     ck_assert_int_eq(log.destroyed, 0);
     as_future_unref(keep); /* frees the loop too; valgrind/ASan check it */
 }
@@ -1091,7 +1143,7 @@ START_TEST(poll_hooks_on_a_closed_loop_are_refused)
     int err;
 
     /* Keep the loop's memory alive after close with one object. */
-    as_future *f = as_future_new(loop);
+    as_future *f = tu_future(loop);
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(as_loop_close(loop), 1);
     err = as_loop_set_poll_hooks(loop, hook_before, hook_after, &h, hook_destroy);
@@ -1112,6 +1164,7 @@ int main(void)
     tcase_add_test(tc, a_callback_can_cancel_a_later_callback_of_the_same_turn);
     tcase_add_test(tc, cancel_after_run_does_nothing);
     tcase_add_test(tc, bad_arguments_are_refused);
+    tcase_add_test(tc, every_call_accepts_a_null_loop_or_handle);
     tcase_add_test(tc, backend_is_chosen_by_name);
     tcase_add_test(tc, asyncstreams_backend_names_the_default_backend);
     suite_add_tcase(s, tc);

@@ -253,7 +253,7 @@ END_TEST
 START_TEST(test_invalid_limit)
 {
     as_loop *loop = tu_loop();
-    as_reader *r = NULL;
+    as_reader *r = tu_poison();
     ck_assert_int_eq(as_reader_new(loop, 0, &r), AS_EINVAL);
     ck_assert_int_eq(as_reader_new(loop, -1, &r), AS_EINVAL);
     ck_assert_ptr_null(r);
@@ -944,8 +944,9 @@ START_TEST(second_waiting_read_is_busy)
 }
 END_TEST
 
-/* Pain point 7: a cancelled read consumed nothing, and the next read needs
- * no loop turn in between. */
+/* A cancelled read (as a timeout cancels it) consumed nothing, and the next read needs
+ * no loop turn in between: a retry after a timeout loses no bytes and does
+ * not find the reader still busy. */
 START_TEST(cancel_consumes_nothing_and_frees_the_waiter_at_once)
 {
     as_loop *loop = tu_loop();
@@ -1173,7 +1174,9 @@ END_TEST
 
 /* ---------------------------------------------------------- extra calls */
 
-/* Pain point 1: 200 KiB without a newline, then "\n", then "ok\n". */
+/* Recovering from an overrun: 200 KiB without a newline, then "\n", then
+ * "ok\n".  The overrun consumes nothing, discard_until() drops up to the
+ * next newline, and the stream is back in step. */
 static void discard_scenario(size_t chunk)
 {
     as_loop *loop = tu_loop();
@@ -1665,6 +1668,57 @@ START_TEST(eof_and_error_give_back_storage_but_keep_unread_bytes)
 }
 END_TEST
 
+/* Every call of reader.h given a NULL reader: the answer asyncstreams.h's
+ * NULL rule promises, and neither destroy hook runs. */
+START_TEST(every_call_accepts_a_null_reader)
+{
+    as_reader *out = tu_poison();
+    as_separator sep = { "\n", 1 };
+    struct flow fl = { 0, 0, 0, 0 };
+    struct lines l;
+    const char *msg = "x";
+    const unsigned char *data = (const unsigned char *)"x";
+    size_t avail = 7;
+    memset(&l, 0, sizeof l);
+    tu_null_call calls[] = {
+        TU_NULL_INT(as_reader_new(NULL, 1, &out), AS_EINVAL),
+        TU_NULL_PTR(as_reader_ref(NULL)),
+        TU_NULL_VOID(as_reader_unref(NULL)),
+        TU_NULL_PTR(as_reader_loop(NULL)),
+        TU_NULL_INT(as_reader_limit(NULL), 0),
+        TU_NULL_INT(as_reader_feed_data(NULL, "a", 1), AS_EINVAL),
+        TU_NULL_PTR(as_reader_feed_reserve(NULL, 1, &avail)),
+        TU_NULL_INT(as_reader_feed_commit(NULL, 1), AS_EINVAL),
+        TU_NULL_VOID(as_reader_feed_eof(NULL)),
+        TU_NULL_INT(as_reader_at_eof(NULL), 0),
+        TU_NULL_INT(as_reader_set_exception(NULL, -EIO, "x"), AS_EINVAL),
+        TU_NULL_INT(as_reader_exception(NULL, &msg), AS_EINVAL),
+        TU_NULL_PTR(as_reader_read(NULL, 1)),
+        TU_NULL_PTR(as_reader_readexactly(NULL, 1)),
+        TU_NULL_PTR(as_reader_readuntil(NULL, "\n", 1)),
+        TU_NULL_PTR(as_reader_readuntil_any(NULL, &sep, 1)),
+        TU_NULL_PTR(as_reader_readline(NULL)),
+        TU_NULL_PTR(as_reader_readline_limit(NULL, 1)),
+        TU_NULL_PTR(as_reader_readuntil_ex(NULL, &sep, 1, 1)),
+        TU_NULL_PTR(as_reader_discard_until(NULL, &sep, 1)),
+        TU_NULL_INT(as_reader_peek(NULL, &data), 0),
+        TU_NULL_INT(as_reader_buffered(NULL), 0),
+        TU_NULL_INT(as_reader_memory(NULL), 0),
+        TU_NULL_PTR(as_reader_iter_lines(NULL, on_line, &l, on_lines_destroy)),
+        TU_NULL_INT(as_reader_set_flow_control(NULL, on_pause, on_resume, &fl,
+                                               on_flow_destroy), AS_EINVAL),
+        TU_NULL_INT(as_reader_paused(NULL), 0),
+    };
+
+    tu_check_null(calls);
+    ck_assert_ptr_null(out);
+    ck_assert_ptr_null(msg);
+    ck_assert_ptr_null(data);
+    ck_assert_int_eq(l.destroyed, 0);
+    ck_assert_int_eq(fl.destroyed, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reader");
@@ -1673,6 +1727,7 @@ int main(void)
     TCase *prop = tcase_create("property");
 
     tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, every_call_accepts_a_null_reader);
     tcase_add_test(tc, test_feed_empty_data);
     tcase_add_test(tc, test_feed_nonempty_data);
     tcase_add_test(tc, test_read);

@@ -110,7 +110,7 @@ static as_future *echo_handler(as_reader *r, as_writer *w, void *p)
     e->w = w;
     e->stats = p;
     e->stats->connections++;
-    e->done = as_future_new(as_reader_loop(r));
+    e->done = tu_future(as_reader_loop(r));
     echo_next(e);
     return as_future_ref(e->done);
 }
@@ -288,7 +288,7 @@ START_TEST(two_hundred_clients_each_echo_a_thousand_lines)
 
     ws.stats = &stats;
     ws.target = CLIENTS;
-    ws.all_done = as_future_new(loop);
+    ws.all_done = tu_future(loop);
     as_loop_call_soon(loop, check_all_finished, &ws, NULL, NULL);
     run_until(loop, ws.all_done);
     pthread_join(th, NULL);
@@ -354,7 +354,7 @@ static void short_turn(as_loop *loop)
     ck_assert_int_eq(as_loop_call_later(loop, 0.02, tu_noop, NULL, NULL, &h), 0);
     ck_assert_int_eq(as_loop_run_once(loop), 0);
     as_handle_cancel(h);
-    as_handle_release(h);
+    as_handle_unref(h);
 }
 
 static void wait_for_connections(as_loop *loop, as_server *s, size_t n)
@@ -365,13 +365,34 @@ static void wait_for_connections(as_loop *loop, as_server *s, size_t n)
     ck_assert_uint_eq(as_server_active_connections(s), n);
 }
 
+/* A done callback that notes the order in which futures finished. */
+struct finish_order {
+    int ids[4];
+    int n;
+};
+
+struct finish_note {
+    struct finish_order *order;
+    int id;
+};
+
+static void note_finished(as_future *f, void *p)
+{
+    struct finish_note *note = p;
+    (void)f;
+    if (note->order->n < 4)
+        note->order->ids[note->order->n++] = note->id;
+}
+
 START_TEST(close_stops_listening_and_wait_closed_waits_for_clients)
 {
     as_loop *loop = tu_loop();
     struct echo_stats stats = {0, 0, 0};
     struct idle idle = {0, 3, 0.3, {0}, 0};
     as_server *s = start_tcp(loop, "127.0.0.1", echo_handler, &stats, NULL);
-    as_future *wc, *wc2;
+    as_future *wc, *wc2, *wx, *wc3;
+    struct finish_order order = {{0}, 0};
+    struct finish_note first = {&order, 1}, last = {&order, 3};
     pthread_t th;
     double t0;
 
@@ -390,7 +411,19 @@ START_TEST(close_stops_listening_and_wait_closed_waits_for_clients)
     ck_assert_uint_eq(as_server_active_connections(s), 3);
     wc = as_server_wait_closed(s);
     ck_assert(!as_future_done(wc));
-    ck_assert_int_eq(as_loop_run_until_complete(loop, wc), 0);
+    /* A wait that is cancelled leaves the others waiting; those finish in
+     * the order they asked, as asyncio's do. */
+    wx = as_server_wait_closed(s);
+    wc3 = as_server_wait_closed(s);
+    ck_assert_int_eq(as_future_cancel(wx, NULL), 1);
+    ck_assert_int_eq(as_future_add_done_callback(wc, note_finished, &first, NULL), 0);
+    ck_assert_int_eq(as_future_add_done_callback(wc3, note_finished, &last, NULL), 0);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, wc3), 0);
+    ck_assert_int_eq(as_future_error(wc), 0);
+    ck_assert(as_future_cancelled(wx));
+    ck_assert_int_eq(order.n, 2);
+    ck_assert_int_eq(order.ids[0], 1);
+    ck_assert_int_eq(order.ids[1], 3);
     ck_assert_double_ge(now() - t0, 0.2);
     ck_assert_uint_eq(as_server_active_connections(s), 0);
     /* Afterwards it is immediate. */
@@ -399,6 +432,8 @@ START_TEST(close_stops_listening_and_wait_closed_waits_for_clients)
     pthread_join(th, NULL);
     as_future_unref(wc);
     as_future_unref(wc2);
+    as_future_unref(wx);
+    as_future_unref(wc3);
     as_server_unref(s);
     tu_close(loop);
 }
@@ -529,7 +564,7 @@ static void release_held(void *p)
  * connection ends before that, the server closed it. */
 static as_future *failing_handler(as_reader *r, as_writer *w, void *p)
 {
-    as_future *f = as_future_new(as_reader_loop(r));
+    as_future *f = tu_future(as_reader_loop(r));
     struct held *h = malloc(sizeof *h);
     int *calls = p;
     (*calls)++;
@@ -629,7 +664,7 @@ static as_future *stop_on_connect(as_reader *r, as_writer *w, void *p)
         fc->w = NULL;
     }
     if (fc->order == PENDING_HANDLER_LOOP_CLOSED_THEN_SERVER) {
-        fc->handler = as_future_new(as_reader_loop(r));
+        fc->handler = tu_future(as_reader_loop(r));
         return as_future_ref(fc->handler);
     }
     return NULL;
@@ -1436,6 +1471,47 @@ START_TEST(a_child_process_inherits_none_of_the_servers_fds)
 }
 END_TEST
 
+static void count_destroy(void *p)
+{
+    ++*(int *)p;
+}
+
+/* Every call of server.h given a NULL server or loop: the answer
+ * asyncstreams.h's NULL rule promises, and no destroy hook runs. */
+START_TEST(every_call_accepts_a_null_server)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int destroyed = 0;
+    tu_null_call calls[] = {
+        TU_NULL_PTR(as_start_server(NULL, echo_handler, &destroyed, count_destroy,
+                                    "127.0.0.1", "0", NULL)),
+        TU_NULL_PTR(as_start_unix_server(NULL, echo_handler, &destroyed, count_destroy,
+                                         "/nonexistent", NULL)),
+        TU_NULL_PTR(as_server_ref(NULL)),
+        TU_NULL_VOID(as_server_unref(NULL)),
+        TU_NULL_PTR(as_server_loop(NULL)),
+        TU_NULL_INT(as_server_nsockets(NULL), 0),
+        TU_NULL_INT(as_server_socket_fd(NULL, 0), AS_EINVAL),
+        TU_NULL_INT(as_server_sockname(NULL, 0, &ss, &len), AS_EINVAL),
+        TU_NULL_INT(as_server_port(NULL, 0), AS_EINVAL),
+        TU_NULL_INT(as_server_is_serving(NULL), 0),
+        TU_NULL_INT(as_server_is_closed(NULL), 1),
+        TU_NULL_INT(as_server_active_connections(NULL), 0),
+        TU_NULL_PTR(as_server_start_serving(NULL)),
+        TU_NULL_PTR(as_server_serve_forever(NULL)),
+        TU_NULL_VOID(as_server_close(NULL)),
+        TU_NULL_PTR(as_server_wait_closed(NULL)),
+        TU_NULL_VOID(as_server_close_clients(NULL)),
+        TU_NULL_VOID(as_server_abort_clients(NULL)),
+        TU_NULL_PTR(as_server_shutdown(NULL, 1)),
+    };
+
+    tu_check_null(calls);
+    ck_assert_int_eq(destroyed, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("server");
@@ -1445,6 +1521,7 @@ int main(void)
 
     tc = tcase_create("serving");
     tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, every_call_accepts_a_null_server);
     tcase_add_test(tc, two_hundred_clients_each_echo_a_thousand_lines);
     tcase_add_test(tc, start_serving_later_and_idempotently);
     tcase_add_test(tc, serve_forever_refuses_twice_and_its_cancel_closes_the_server);

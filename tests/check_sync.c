@@ -1,5 +1,6 @@
 /*
- * check_sync.c - sleep, gather, wait_for, Semaphore, Event.
+ * check_sync.c - sleep, gather, wait_for (sync.h); Semaphore, Event
+ * (locks.h).
  */
 #include <errno.h>
 #include <math.h>
@@ -94,7 +95,7 @@ START_TEST(test_gather_results_in_order)
     int i;
 
     for (i = 0; i < 3; i++)
-        kids[i] = as_future_new(loop);
+        kids[i] = tu_future(loop);
     for (i = 0; i < 3; i++)
         as_future_ref(kids[i]); /* keep ours; gather takes these */
     g = as_gather(loop, kids, 3, 0);
@@ -119,8 +120,8 @@ START_TEST(test_gather_first_error_wins)
     int freed = 0;
     tu_detail *d = tu_detail_new(&freed);
 
-    a = kids[0] = as_future_new(loop);
-    b = kids[1] = as_future_new(loop);
+    a = kids[0] = tu_future(loop);
+    b = kids[1] = tu_future(loop);
     c = kids[2] = as_sleep(loop, 0.01);
     as_future_ref(a);
     as_future_ref(b);
@@ -153,9 +154,9 @@ START_TEST(test_gather_return_exceptions)
     as_future *kids[3], *g;
     as_gather_result *r;
 
-    kids[0] = as_future_new(loop);
-    kids[1] = as_future_new(loop);
-    kids[2] = as_future_new(loop);
+    kids[0] = tu_future(loop);
+    kids[1] = tu_future(loop);
+    kids[2] = tu_future(loop);
     as_future_ref(kids[0]);
     as_future_ref(kids[1]);
     as_future_ref(kids[2]);
@@ -184,7 +185,7 @@ START_TEST(test_gather_child_cancelled_is_an_error)
     as_future *kids[2], *g;
 
     kids[0] = as_sleep(loop, 10);
-    kids[1] = as_future_new(loop);
+    kids[1] = tu_future(loop);
     as_future_ref(kids[0]);
     g = as_gather(loop, kids, 2, 0); /* kids[1]: only the gather held it... */
     ck_assert_int_eq(as_future_cancel(kids[0], NULL), 1);
@@ -234,7 +235,7 @@ START_TEST(test_gather_edge_cases)
     ck_assert_uint_eq(((as_gather_result *)as_future_result(g))->count, 0);
     as_future_unref(g);
 
-    kids[0] = as_future_new(loop);
+    kids[0] = tu_future(loop);
     kids[1] = NULL;
     g = as_gather(loop, kids, 2, 0); /* takes kids[0] even so */
     ck_assert_int_eq(as_future_error(g), AS_EINVAL);
@@ -244,7 +245,7 @@ START_TEST(test_gather_edge_cases)
     as_future_unref(g);
 
     /* The same future twice: it appears twice in the result. */
-    kids[0] = as_future_new(loop);
+    kids[0] = tu_future(loop);
     kids[1] = as_future_ref(kids[0]);
     as_future_ref(kids[0]);
     g = as_gather(loop, kids, 2, 0);
@@ -262,14 +263,15 @@ END_TEST
 START_TEST(test_wait_for_in_time)
 {
     as_loop *loop = tu_loop();
-    as_future *inner = as_future_new(loop), *w;
+    as_future *inner = tu_future(loop), *w;
 
     int *v = int_new(8);
 
     w = as_wait_for(loop, as_future_ref(inner), 5);
     as_future_set_result(inner, v, free);
     ck_assert_int_eq(as_loop_run_until_complete(loop, w), 0);
-    /* Rule 2: the value itself, moved (not copied) from the inner future. */
+    /* sync.h rule 2: the value itself, moved (not copied) from the inner
+     * future. */
     ck_assert_ptr_eq(as_future_result(w), v);
     ck_assert_int_eq(*(int *)as_future_result(w), 8);
     ck_assert_ptr_null(as_future_result(inner));
@@ -300,7 +302,7 @@ END_TEST
 START_TEST(test_wait_for_error_and_outside_cancel)
 {
     as_loop *loop = tu_loop();
-    as_future *inner = as_future_new(loop), *w;
+    as_future *inner = tu_future(loop), *w;
 
     int freed = 0;
     tu_detail *d = tu_detail_new(&freed);
@@ -316,7 +318,7 @@ START_TEST(test_wait_for_error_and_outside_cancel)
     ck_assert_int_eq(freed, 1);
 
     /* Someone else cancels the inner future: the wait_for is cancelled. */
-    inner = as_future_new(loop);
+    inner = tu_future(loop);
     w = as_wait_for(loop, as_future_ref(inner), 5);
     as_future_cancel(inner, NULL);
     ck_assert_int_eq(as_loop_run_until_complete(loop, w), AS_ECANCELLED);
@@ -350,7 +352,7 @@ START_TEST(test_wait_for_zero_and_infinite)
     as_loop *loop = tu_loop();
     as_future *inner, *w;
 
-    inner = as_future_new(loop); /* done: its result wins even at 0 */
+    inner = tu_future(loop); /* done: its result wins even at 0 */
     as_future_set_result(inner, NULL, NULL);
     w = as_wait_for(loop, inner, 0);
     ck_assert_int_eq(as_loop_run_until_complete(loop, w), 0);
@@ -399,7 +401,7 @@ static void complete_inner_late(void *p)
 START_TEST(test_wait_for_race_completion_first)
 {
     as_loop *loop = tu_loop();
-    as_future *inner = as_future_new(loop), *w;
+    as_future *inner = tu_future(loop), *w;
 
     ck_assert_int_eq(as_loop_call_later(loop, 0.02, complete_inner, inner, NULL, NULL), 0);
     w = as_wait_for(loop, as_future_ref(inner), 0.02);
@@ -417,7 +419,7 @@ END_TEST
 START_TEST(test_wait_for_race_timeout_first)
 {
     as_loop *loop = tu_loop();
-    as_future *inner = as_future_new(loop), *w;
+    as_future *inner = tu_future(loop), *w;
 
     w = as_wait_for(loop, as_future_ref(inner), 0.02);
     ck_assert_int_eq(as_loop_call_later(loop, 0.02, complete_inner_late, inner, NULL, NULL), 0);
@@ -462,7 +464,7 @@ static void run_slow(int return_value)
     as_future *w;
 
     s->return_value = return_value;
-    ck_assert_int_eq(as_task_new(&t, loop, slow_step, s, free), 0);
+    ck_assert_int_eq(as_task_new(loop, slow_step, s, free, &t), 0);
     w = as_wait_for(loop, as_future_ref(as_task_future(t)), 0.01);
     while (!as_future_done(w)) {
         ck_assert_int_eq(as_loop_run_once(loop), 0);
@@ -504,7 +506,7 @@ START_TEST(test_wait_for_cancel_cancels_inner_task)
     as_task *t = NULL;
     as_future *w;
 
-    ck_assert_int_eq(as_task_new(&t, loop, slow_step, s, free), 0);
+    ck_assert_int_eq(as_task_new(loop, slow_step, s, free, &t), 0);
     w = as_wait_for(loop, as_future_ref(as_task_future(t)), 5);
     tu_turn(loop); /* the task awaits its 10 s sleep */
     ck_assert_int_eq(as_future_cancel(w, "stop"), 1);
@@ -533,7 +535,7 @@ START_TEST(test_gather_cancel_cancels_child_tasks)
 
     for (i = 0; i < 2; i++) {
         s[i] = calloc(1, sizeof *s[i]);
-        ck_assert_int_eq(as_task_new(&t[i], loop, slow_step, s[i], free), 0);
+        ck_assert_int_eq(as_task_new(loop, slow_step, s[i], free, &t[i]), 0);
         kids[i] = as_future_ref(as_task_future(t[i]));
     }
     g = as_gather(loop, kids, 2, 0);
@@ -554,6 +556,14 @@ START_TEST(test_gather_cancel_cancels_child_tasks)
 END_TEST
 
 /* ------------------------------------------------------------ semaphore */
+
+static as_semaphore *sem_new(as_loop *loop, unsigned value)
+{
+    as_semaphore *sem = NULL;
+    ck_assert_int_eq(as_semaphore_new(loop, value, &sem), 0);
+    ck_assert_ptr_nonnull(sem);
+    return sem;
+}
 
 struct worker {
     int pc;
@@ -584,7 +594,7 @@ static as_step worker_step(as_task *t, void *p)
 static void run_workers(unsigned permits, int n_workers)
 {
     as_loop *loop = tu_loop();
-    as_semaphore *sem = as_semaphore_new(loop, permits);
+    as_semaphore *sem = sem_new(loop, permits);
     as_future **futs = calloc((size_t)n_workers, sizeof *futs);
     int *order = calloc((size_t)n_workers, sizeof *order);
     int n = 0, inside = 0, max_inside = 0, i;
@@ -599,7 +609,7 @@ static void run_workers(unsigned permits, int n_workers)
         w->n = &n;
         w->inside = &inside;
         w->max_inside = &max_inside;
-        ck_assert_int_eq(as_task_new(&t, loop, worker_step, w, free), 0);
+        ck_assert_int_eq(as_task_new(loop, worker_step, w, free, &t), 0);
         futs[i] = as_future_ref(as_task_future(t));
         as_task_unref(t);
     }
@@ -633,7 +643,7 @@ END_TEST
 START_TEST(test_semaphore_release_wakes_exactly_one)
 {
     as_loop *loop = tu_loop();
-    as_semaphore *sem = as_semaphore_new(loop, 0);
+    as_semaphore *sem = sem_new(loop, 0);
     as_future *f[3];
     int i;
 
@@ -668,7 +678,7 @@ END_TEST
 START_TEST(test_semaphore_cancelled_waiter_takes_no_permit)
 {
     as_loop *loop = tu_loop();
-    as_semaphore *sem = as_semaphore_new(loop, 0);
+    as_semaphore *sem = sem_new(loop, 0);
     as_future *a = as_semaphore_acquire(sem), *b = as_semaphore_acquire(sem);
 
     ck_assert_uint_eq(as_semaphore_waiting(sem), 2);
@@ -738,10 +748,10 @@ START_TEST(test_semaphore_grant_then_cancel_returns_permit)
     struct holder *h = calloc(1, sizeof *h), *h2 = calloc(1, sizeof *h2);
     as_task *t2 = NULL;
 
-    race_sem = as_semaphore_new(loop, 0);
+    race_sem = sem_new(loop, 0);
     h->sem = h2->sem = race_sem;
-    ck_assert_int_eq(as_task_new(&race_task, loop, holder_step, h, free), 0);
-    ck_assert_int_eq(as_task_new(&t2, loop, holder_step, h2, free), 0);
+    ck_assert_int_eq(as_task_new(loop, holder_step, h, free, &race_task), 0);
+    ck_assert_int_eq(as_task_new(loop, holder_step, h2, free, &t2), 0);
     tu_turn(loop); /* both wait, race_task first */
     ck_assert_uint_eq(as_semaphore_waiting(race_sem), 2);
     ck_assert_int_eq(as_loop_call_soon(loop, release_then_cancel, NULL, NULL, NULL), 0);
@@ -769,9 +779,9 @@ START_TEST(test_semaphore_immediate_grant_does_not_suspend)
     struct holder *h = calloc(1, sizeof *h);
     as_task *t = NULL;
 
-    race_sem = as_semaphore_new(loop, 1);
+    race_sem = sem_new(loop, 1);
     h->sem = race_sem;
-    ck_assert_int_eq(as_task_new(&t, loop, holder_step, h, free), 0);
+    ck_assert_int_eq(as_task_new(loop, holder_step, h, free, &t), 0);
     tu_turn(loop); /* acquired, used and released in its first turn */
     ck_assert(as_task_done(t));
     ck_assert(h->got);
@@ -788,10 +798,9 @@ END_TEST
 START_TEST(test_semaphore_free_cancels_waiters)
 {
     as_loop *loop = tu_loop();
-    as_semaphore *sem = as_semaphore_new(loop, 0);
+    as_semaphore *sem = sem_new(loop, 0);
     as_future *a = as_semaphore_acquire(sem);
 
-    ck_assert_ptr_null(as_semaphore_new(NULL, 1));
     as_semaphore_free(sem);
     ck_assert(as_future_cancelled(a));
     tu_turn(loop);
@@ -802,10 +811,18 @@ END_TEST
 
 /* ------------------------------------------------------------ event */
 
+static as_event *event_new(as_loop *loop)
+{
+    as_event *ev = NULL;
+    ck_assert_int_eq(as_event_new(loop, &ev), 0);
+    ck_assert_ptr_nonnull(ev);
+    return ev;
+}
+
 START_TEST(test_event_wakes_all)
 {
     as_loop *loop = tu_loop();
-    as_event *ev = as_event_new(loop);
+    as_event *ev = event_new(loop);
     as_future *a = as_event_wait(ev), *b = as_event_wait(ev), *c = as_event_wait(ev), *d;
 
     ck_assert(!as_event_is_set(ev));
@@ -835,13 +852,71 @@ START_TEST(test_event_wakes_all)
 }
 END_TEST
 
+/* ------------------------------------------------------------ bad input */
+
+/* The constructors report why they made nothing, and leave *out NULL. */
+START_TEST(test_lock_constructors_refuse_bad_input)
+{
+    as_loop *loop = tu_loop();
+    as_semaphore *sem = (as_semaphore *)&sem;
+    as_event *ev = (as_event *)&ev;
+    as_future *keep = tu_future(loop); /* keeps the closed loop's memory */
+
+    ck_assert_int_eq(as_semaphore_new(NULL, 1, &sem), AS_EINVAL);
+    ck_assert_ptr_null(sem);
+    ck_assert_int_eq(as_semaphore_new(loop, 1, NULL), AS_EINVAL);
+    ck_assert_int_eq(as_event_new(NULL, &ev), AS_EINVAL);
+    ck_assert_ptr_null(ev);
+    ck_assert_int_eq(as_event_new(loop, NULL), AS_EINVAL);
+    ck_assert_int_eq(as_loop_close(loop), 1);
+    sem = (as_semaphore *)&sem;
+    ev = (as_event *)&ev;
+    ck_assert_int_eq(as_semaphore_new(loop, 1, &sem), AS_ECLOSED);
+    ck_assert_ptr_null(sem);
+    ck_assert_int_eq(as_event_new(loop, &ev), AS_ECLOSED);
+    ck_assert_ptr_null(ev);
+    as_future_unref(keep);
+}
+END_TEST
+
+/* Every public call of sync.h and locks.h, given NULL for its object:
+ * void calls do nothing, int calls say AS_EINVAL, counts are 0, pointer
+ * calls give NULL.  sync.h's calls still take over the futures given. */
+START_TEST(test_every_call_refuses_null)
+{
+    as_loop *loop = tu_loop();
+    as_future *kids[1];
+
+    ck_assert_ptr_null(as_sleep(NULL, 1));
+    ck_assert_ptr_null(as_gather(NULL, NULL, 0, 0));
+    kids[0] = tu_future(loop);
+    ck_assert_ptr_null(as_gather(NULL, kids, 1, 0)); /* kids[0] is freed */
+    ck_assert_ptr_null(as_wait_for(NULL, tu_future(loop), 1));
+    ck_assert_ptr_null(as_wait_for(NULL, NULL, 1));
+
+    as_semaphore_free(NULL);
+    ck_assert_ptr_null(as_semaphore_acquire(NULL));
+    ck_assert_int_eq(as_semaphore_release(NULL), AS_EINVAL);
+    ck_assert_int_eq(as_semaphore_locked(NULL), 0);
+    ck_assert_uint_eq(as_semaphore_value(NULL), 0);
+    ck_assert_uint_eq(as_semaphore_waiting(NULL), 0);
+
+    as_event_free(NULL);
+    ck_assert_ptr_null(as_event_wait(NULL));
+    as_event_set(NULL);
+    as_event_clear(NULL);
+    ck_assert_int_eq(as_event_is_set(NULL), 0);
+    tu_close(loop);
+}
+END_TEST
+
 /* ------------------------------------------------------------ leaks */
 
 START_TEST(test_abandoned_on_close)
 {
     as_loop *loop = tu_loop();
-    as_semaphore *sem = as_semaphore_new(loop, 0);
-    as_event *ev = as_event_new(loop);
+    as_semaphore *sem = sem_new(loop, 0);
+    as_event *ev = event_new(loop);
     as_future *kids[3];
 
     kids[0] = as_sleep(loop, 100);
@@ -860,7 +935,8 @@ END_TEST
 
 /* wait_for around a read that times out consumes nothing: the bytes fed
  * before and after the timeout are all read by the next call, with no
- * loop turn in between (pain point 7).  One read kind per `kind`. */
+ * loop turn in between, so a retry after a timeout loses nothing (tutorial
+ * chapter 11).  One read kind per `kind`. */
 static as_future *start_read(as_reader *r, int kind)
 {
     switch (kind) {
@@ -950,6 +1026,11 @@ static Suite *sync_suite(void)
     tcase_set_timeout(tc, 10);
     tcase_add_test(tc, test_event_wakes_all);
     tcase_add_test(tc, test_abandoned_on_close);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("bad input");
+    tcase_add_test(tc, test_lock_constructors_refuse_bad_input);
+    tcase_add_test(tc, test_every_call_refuses_null);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("reader");

@@ -91,6 +91,37 @@ static void reset(void)
 
 /* ------------------------------------------------------------ basics */
 
+/* Every call of task.h given a NULL task: the answer asyncstreams.h's NULL
+ * rule promises; what await and return take over is freed all the same
+ * (tu_close() finds nothing alive, and the result was destroyed). */
+START_TEST(every_call_accepts_a_null_task)
+{
+    as_loop *loop = tu_loop();
+    reset();
+    tu_null_call calls[] = {
+        TU_NULL_PTR(as_task_ref(NULL)),
+        TU_NULL_VOID(as_task_unref(NULL)),
+        TU_NULL_PTR(as_task_future(NULL)),
+        TU_NULL_PTR(as_task_loop(NULL)),
+        TU_NULL_INT(as_task_done(NULL), 0),
+        TU_NULL_INT(as_task_cancel(NULL, "x"), 0),
+        TU_NULL_INT(as_task_await(NULL, tu_future(loop)), AS_STEP_DONE),
+        TU_NULL_INT(as_task_error(NULL), AS_EINVAL),
+        TU_NULL_PTR(as_task_error_message(NULL)),
+        TU_NULL_PTR(as_task_awaited(NULL)),
+        TU_NULL_PTR(as_task_result(NULL)),
+        TU_NULL_PTR(as_task_take_result(NULL)),
+        TU_NULL_INT(as_task_return(NULL, int_new(1), count_destroy), AS_STEP_DONE),
+        TU_NULL_INT(as_task_fail(NULL, -EIO, "x"), AS_STEP_DONE),
+        TU_NULL_INT(as_task_propagate(NULL), AS_STEP_DONE),
+    };
+
+    tu_check_null(calls);
+    ck_assert_int_eq(destroyed, 1);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(test_first_step_is_not_synchronous)
 {
     as_loop *loop = tu_loop();
@@ -98,7 +129,7 @@ START_TEST(test_first_step_is_not_synchronous)
     struct st *s = st_new();
 
     reset();
-    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &t), 0);
     ck_assert_int_eq(steps, 0);
     ck_assert(!as_task_done(t));
     ck_assert_ptr_eq(as_task_loop(t), loop);
@@ -118,13 +149,13 @@ START_TEST(test_await_results_in_order)
     as_loop *loop = tu_loop();
     as_task *t = NULL;
     struct st *s = st_new();
-    as_future *a = as_future_new(loop), *b = as_future_new(loop);
+    as_future *a = tu_future(loop), *b = tu_future(loop);
 
     reset();
     s->await_on[0] = as_future_ref(a);
     s->await_on[1] = as_sleep(loop, 0.01);
     s->await_on[2] = as_future_ref(b);
-    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &t), 0);
     tu_turn(loop);
     ck_assert_int_eq(steps, 1); /* waiting on a */
     tu_turn(loop);
@@ -178,8 +209,8 @@ START_TEST(test_raw_state_machine_takes_result)
     as_task *t = NULL;
 
     reset();
-    r->f = as_future_new(loop);
-    ck_assert_int_eq(as_task_new(&t, loop, raw_step, r, count_destroy), 0);
+    r->f = tu_future(loop);
+    ck_assert_int_eq(as_task_new(loop, raw_step, r, count_destroy, &t), 0);
     tu_turn(loop);
     as_future_set_result(r->f, int_new(5), free);
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)), 0);
@@ -196,11 +227,11 @@ START_TEST(test_error_propagates_with_message)
     as_loop *loop = tu_loop();
     as_task *t = NULL;
     struct st *s = st_new();
-    as_future *a = as_future_new(loop);
+    as_future *a = tu_future(loop);
 
     reset();
     s->await_on[0] = as_future_ref(a);
-    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &t), 0);
     tu_turn(loop);
     as_future_set_error(a, -ECONNRESET, "peer went away");
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)),
@@ -215,6 +246,47 @@ START_TEST(test_error_propagates_with_message)
 }
 END_TEST
 
+/* A step that completes its own task's future from outside (set_result
+ * bypasses the canceller) and then propagates the error it resumed with:
+ * nothing can move into the future, so the error stays with the awaited
+ * future, and nothing aborts. */
+struct behind {
+    int pc;
+    as_future *a;
+};
+
+static as_step behind_step(as_task *t, void *p)
+{
+    struct behind *b = p;
+    AS_TASK_BEGIN(b);
+    AS_AWAIT(t, b, as_future_ref(b->a));
+    ck_assert_int_eq(as_future_set_result(as_task_future(t), NULL, NULL), 0);
+    AS_TASK_CHECK(t);
+    AS_TASK_END(t);
+}
+
+START_TEST(test_propagate_into_a_future_completed_behind_the_task)
+{
+    as_loop *loop = tu_loop();
+    as_task *t = NULL;
+    struct behind b = { 0, tu_future(loop) };
+    int freed = 0;
+    tu_detail *d = tu_detail_new(&freed);
+
+    ck_assert_int_eq(as_task_new(loop, behind_step, &b, NULL, &t), 0);
+    tu_turn(loop); /* the task waits on a */
+    ck_assert_int_eq(as_future_set_error_detail(b.a, AS_EINCOMPLETE, "2 of 5",
+                                                d, tu_detail_free), 0);
+    ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)), 0);
+    ck_assert(as_task_done(t));
+    ck_assert_ptr_eq(as_future_error_detail(b.a), d); /* not moved */
+    as_future_unref(b.a);
+    ck_assert_int_eq(freed, 1);
+    as_task_unref(t);
+    tu_close(loop);
+}
+END_TEST
+
 /* An uncaught error moves to the task's future whole: the detail too (an
  * incomplete read's partial bytes survive being propagated). */
 START_TEST(test_propagate_keeps_detail)
@@ -222,13 +294,13 @@ START_TEST(test_propagate_keeps_detail)
     as_loop *loop = tu_loop();
     as_task *t = NULL;
     struct st *s = st_new();
-    as_future *a = as_future_new(loop);
+    as_future *a = tu_future(loop);
     int freed = 0;
     tu_detail *d = tu_detail_new(&freed);
 
     reset();
     s->await_on[0] = as_future_ref(a);
-    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &t), 0);
     tu_turn(loop);
     ck_assert_int_eq(as_future_set_error_detail(a, AS_EINCOMPLETE, "2 of 5",
                                                 d, tu_detail_free), 0);
@@ -259,7 +331,7 @@ START_TEST(test_fail_with_positive_code_is_einval)
     as_task *t = NULL;
 
     reset();
-    ck_assert_int_eq(as_task_new(&t, loop, fail_step, NULL, NULL), 0);
+    ck_assert_int_eq(as_task_new(loop, fail_step, NULL, NULL, &t), 0);
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)), AS_EINVAL);
     as_task_unref(t);
     tu_close(loop);
@@ -278,7 +350,7 @@ START_TEST(test_await_misuse_is_reported)
     as_loop *loop = tu_loop();
     as_task *t = NULL;
 
-    ck_assert_int_eq(as_task_new(&t, loop, await_nothing_step, NULL, NULL), 0);
+    ck_assert_int_eq(as_task_new(loop, await_nothing_step, NULL, NULL, &t), 0);
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)), AS_ESTATE);
     as_task_unref(t);
     tu_close(loop);
@@ -313,7 +385,7 @@ START_TEST(test_await_null_self_twice)
     struct misuse *m = calloc(1, sizeof *m);
     as_task *t = NULL;
 
-    ck_assert_int_eq(as_task_new(&t, loop, misuse_step, m, free), 0);
+    ck_assert_int_eq(as_task_new(loop, misuse_step, m, free, &t), 0);
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)), 0);
     ck_assert_int_eq(m->e1, -ENOMEM);
     ck_assert_int_eq(m->e2, AS_EINVAL);
@@ -326,18 +398,22 @@ END_TEST
 START_TEST(test_new_bad_arguments)
 {
     as_loop *loop = tu_loop();
-    as_task *t = NULL;
+    as_task *t = tu_poison();
     as_future *keep;
     struct st *s = st_new();
 
     reset();
-    ck_assert_int_eq(as_task_new(&t, NULL, awaiter, s, st_destroy), AS_EINVAL);
-    ck_assert_int_eq(as_task_new(&t, loop, NULL, s, st_destroy), AS_EINVAL);
+    ck_assert_int_eq(as_task_new(NULL, awaiter, s, st_destroy, &t), AS_EINVAL);
+    ck_assert_ptr_null(t);
+    t = tu_poison();
+    ck_assert_int_eq(as_task_new(loop, NULL, s, st_destroy, &t), AS_EINVAL);
     ck_assert_ptr_null(t);
     /* A closed loop: an object keeps its memory alive. */
-    keep = as_future_new(loop);
+    keep = tu_future(loop);
     ck_assert_int_eq(as_loop_close(loop), 1);
-    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), AS_ECLOSED);
+    t = tu_poison();
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &t), AS_ECLOSED);
+    ck_assert_ptr_null(t);
     ck_assert_int_eq(destroyed, 0); /* the state stays ours on failure */
     st_destroy(s);
     as_future_unref(keep); /* frees the loop */
@@ -352,7 +428,7 @@ START_TEST(test_fire_and_forget)
     reset();
     s->await_on[0] = as_sleep(loop, 0.001);
     s->await_on[1] = as_sleep(loop, 0.001);
-    ck_assert_int_eq(as_task_new(NULL, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, NULL), 0);
     while (destroyed == 0)
         ck_assert_int_eq(as_loop_run_once(loop), 0);
     ck_assert_int_eq(steps, 3);
@@ -373,7 +449,7 @@ static as_step many_step(as_task *t, void *p)
     struct many *m = p;
     AS_TASK_BEGIN(m);
     for (m->n = 0; m->n < 1000; m->n++) {
-        as_future *f = as_future_new(as_task_loop(t));
+        as_future *f = tu_future(as_task_loop(t));
         as_future_set_result(f, NULL, NULL);
         AS_AWAIT(t, m, f);
         AS_TASK_CHECK(t);
@@ -387,7 +463,7 @@ START_TEST(test_many_awaits)
     struct many *m = calloc(1, sizeof *m);
     as_task *t = NULL;
 
-    ck_assert_int_eq(as_task_new(&t, loop, many_step, m, free), 0);
+    ck_assert_int_eq(as_task_new(loop, many_step, m, free, &t), 0);
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)), 0);
     ck_assert_int_eq(m->n, 1000);
     ck_assert_ptr_null(as_future_result(as_task_future(t))); /* fell off the end */
@@ -403,11 +479,11 @@ START_TEST(test_cancel_while_waiting)
     as_loop *loop = tu_loop();
     as_task *t = NULL;
     struct st *s = st_new();
-    as_future *a = as_future_new(loop);
+    as_future *a = tu_future(loop);
 
     reset();
     s->await_on[0] = as_future_ref(a);
-    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &t), 0);
     tu_turn(loop);
     ck_assert_int_eq(as_task_cancel(t, "stop now"), 1);
     ck_assert(as_future_cancelled(a)); /* the awaited future, at once */
@@ -436,7 +512,7 @@ START_TEST(test_cancel_caught)
     reset();
     s->catch_cancel = 1;
     s->await_on[0] = as_sleep(loop, 10);
-    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &t), 0);
     tu_turn(loop);
     ck_assert_int_eq(as_future_cancel(as_task_future(t), NULL), 1); /* through the future */
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)), 0);
@@ -455,7 +531,7 @@ START_TEST(test_cancel_finished_task_has_no_effect)
     struct st *s = st_new();
 
     reset();
-    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &t), 0);
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)), 0);
     ck_assert_int_eq(as_task_cancel(t, NULL), 0);
     ck_assert_int_eq(as_future_cancel(as_task_future(t), NULL), 0);
@@ -475,7 +551,7 @@ START_TEST(test_cancel_before_first_step)
     struct st *s = st_new();
 
     reset();
-    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &t), 0);
     ck_assert_int_eq(as_task_cancel(t, "never mind"), 1);
     ck_assert_int_eq(as_task_cancel(t, "again"), 1); /* still pending */
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)),
@@ -505,11 +581,11 @@ START_TEST(test_cancel_after_awaited_completed)
 {
     as_loop *loop = tu_loop();
     struct st *s = st_new();
-    as_future *a = as_future_new(loop);
+    as_future *a = tu_future(loop);
 
     reset();
     s->await_on[0] = as_future_ref(a);
-    ck_assert_int_eq(as_task_new(&victim, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &victim), 0);
     tu_turn(loop);
     ck_assert_int_eq(as_loop_call_soon(loop, complete_then_cancel, a, NULL, NULL), 0);
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(victim)),
@@ -529,12 +605,12 @@ START_TEST(test_cancel_after_awaited_completed_hits_next_await)
 {
     as_loop *loop = tu_loop();
     struct st *s = st_new();
-    as_future *a = as_future_new(loop);
+    as_future *a = tu_future(loop);
 
     reset();
     s->await_on[0] = as_future_ref(a);
     s->await_on[1] = as_sleep(loop, 10);
-    ck_assert_int_eq(as_task_new(&victim, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &victim), 0);
     tu_turn(loop);
     ck_assert_int_eq(as_loop_call_soon(loop, complete_then_cancel, a, NULL, NULL), 0);
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(victim)),
@@ -562,7 +638,7 @@ START_TEST(test_self_cancel_then_return)
     as_loop *loop = tu_loop();
     as_task *t = NULL;
 
-    ck_assert_int_eq(as_task_new(&t, loop, self_cancel_step, NULL, NULL), 0);
+    ck_assert_int_eq(as_task_new(loop, self_cancel_step, NULL, NULL, &t), 0);
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)),
                      AS_ECANCELLED);
     as_task_unref(t);
@@ -589,7 +665,7 @@ START_TEST(test_self_cancel_then_await)
     struct st *s = st_new();
 
     reset();
-    ck_assert_int_eq(as_task_new(&t, loop, self_cancel_await_step, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, self_cancel_await_step, s, st_destroy, &t), 0);
     ck_assert_int_eq(as_loop_run_until_complete(loop, as_task_future(t)),
                      AS_ECANCELLED);
     ck_assert_int_eq(s->seen[0], AS_ECANCELLED);
@@ -659,8 +735,8 @@ static void run_outer_inner(int catch_it)
 
     is->catch_it = catch_it;
     os->is = is;
-    ck_assert_int_eq(as_task_new(&os->inner, loop, inner_step, is, free), 0);
-    ck_assert_int_eq(as_task_new(&outer, loop, outer_step, os, outer_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, inner_step, is, free, &os->inner), 0);
+    ck_assert_int_eq(as_task_new(loop, outer_step, os, outer_destroy, &outer), 0);
     tu_turn(loop);
     ck_assert_int_eq(as_task_cancel(outer, NULL), 1);
     if (catch_it) {
@@ -698,11 +774,11 @@ START_TEST(test_future_cancel_on_task_future_cancels_task)
     as_loop *loop = tu_loop();
     as_task *t = NULL;
     struct st *s = st_new();
-    as_future *a = as_future_new(loop);
+    as_future *a = tu_future(loop);
 
     reset();
     s->await_on[0] = as_future_ref(a);
-    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &t), 0);
     tu_turn(loop);
     ck_assert_int_eq(as_future_cancel(as_task_future(t), "via future"), 1);
     ck_assert(as_future_cancelled(a));          /* reached the work */
@@ -730,12 +806,12 @@ START_TEST(test_task_future_completed_behind_its_back)
     as_loop *loop = tu_loop();
     as_task *t = NULL;
     struct st *s = st_new();
-    as_future *a = as_future_new(loop);
+    as_future *a = tu_future(loop);
 
     reset();
     s->await_on[0] = as_future_ref(a);
     s->catch_cancel = 1;
-    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &t), 0);
     tu_turn(loop);
     ck_assert_int_eq(as_future_set_cancelled(as_task_future(t), NULL), 0);
     ck_assert_int_eq(as_task_cancel(t, NULL), 0);
@@ -760,8 +836,8 @@ START_TEST(test_cancel_revives_abandoned_task)
     struct st *s = st_new();
 
     reset();
-    s->await_on[0] = as_future_new(loop); /* only the await holds it */
-    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    s->await_on[0] = tu_future(loop); /* only the await holds it */
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &t), 0);
     tu_turn(loop);
     tu_turn(loop);
     ck_assert_int_eq(steps, 1);
@@ -792,13 +868,13 @@ START_TEST(test_unretrieved_error_reaches_handler)
 {
     as_loop *loop = tu_loop();
     struct st *s = st_new();
-    as_future *a = as_future_new(loop);
+    as_future *a = tu_future(loop);
 
     reset();
     handler_calls = 0;
     ck_assert_int_eq(as_loop_set_exception_handler(loop, handler, NULL, NULL), 0);
     s->await_on[0] = as_future_ref(a);
-    ck_assert_int_eq(as_task_new(NULL, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, NULL), 0);
     tu_turn(loop);
     as_future_set_error(a, -EPIPE, NULL);
     tu_turn(loop);
@@ -820,7 +896,7 @@ START_TEST(test_cancelled_task_is_not_reported)
     handler_calls = 0;
     ck_assert_int_eq(as_loop_set_exception_handler(loop, handler, NULL, NULL), 0);
     s->await_on[0] = as_sleep(loop, 10);
-    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &t), 0);
     tu_turn(loop);
     as_task_cancel(t, NULL);
     as_task_unref(t);
@@ -847,20 +923,20 @@ START_TEST(test_abandoned_tasks_leak_nothing)
     for (i = 0; i < 5; i++)
         s[i] = st_new();
     s[0]->await_on[0] = as_sleep(loop, 100);
-    ck_assert_int_eq(as_task_new(&t[0], loop, awaiter, s[0], st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s[0], st_destroy, &t[0]), 0);
     s[1]->await_on[0] = as_future_ref(as_task_future(t[0]));
-    ck_assert_int_eq(as_task_new(&t[1], loop, awaiter, s[1], st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s[1], st_destroy, &t[1]), 0);
     kids[0] = as_future_ref(as_task_future(t[1]));
     kids[1] = as_sleep(loop, 100);
     s[2]->await_on[0] = as_gather(loop, kids, 2, 0);
-    ck_assert_int_eq(as_task_new(&t[2], loop, awaiter, s[2], st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s[2], st_destroy, &t[2]), 0);
     s[3]->await_on[0] = as_wait_for(loop, as_sleep(loop, 100), 50);
-    ck_assert_int_eq(as_task_new(&t[3], loop, awaiter, s[3], st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s[3], st_destroy, &t[3]), 0);
     tu_turn(loop);
     tu_turn(loop);
     ck_assert_int_eq(steps, 4);
     s[4]->await_on[0] = as_sleep(loop, 1);
-    ck_assert_int_eq(as_task_new(&t[4], loop, awaiter, s[4], st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s[4], st_destroy, &t[4]), 0);
     for (i = 0; i < 5; i++)
         as_task_unref(t[i]); /* abandon them all */
     ck_assert_int_eq(destroyed, 0);
@@ -878,7 +954,7 @@ START_TEST(test_close_with_tasks_still_held)
 
     reset();
     s->await_on[0] = as_sleep(loop, 100);
-    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &t), 0);
     tu_turn(loop);
     ck_assert_int_eq(as_loop_close(loop), 2); /* the task and its future */
     ck_assert(!as_task_done(t));
@@ -895,12 +971,12 @@ START_TEST(test_close_with_the_wake_posted)
 {
     as_loop *loop = tu_loop();
     struct st *s = st_new();
-    as_future *f = as_future_new(loop);
+    as_future *f = tu_future(loop);
     as_task *t = NULL;
 
     reset();
     s->await_on[0] = as_future_ref(f);
-    ck_assert_int_eq(as_task_new(&t, loop, awaiter, s, st_destroy), 0);
+    ck_assert_int_eq(as_task_new(loop, awaiter, s, st_destroy, &t), 0);
     tu_turn(loop);
     ck_assert_int_eq(steps, 1);           /* waiting on f */
     ck_assert_int_eq(as_future_set_result(f, NULL, NULL), 0);
@@ -926,7 +1002,7 @@ struct ready_state {
 
 static as_future *done_future(as_loop *loop, int i)
 {
-    as_future *f = as_future_new(loop);
+    as_future *f = tu_future(loop);
     int *v = malloc(sizeof *v);
     *v = i;
     as_future_set_result(f, v, free);
@@ -961,14 +1037,14 @@ START_TEST(test_awaiting_a_done_future_does_not_yield_but_cannot_starve)
     int flag = 0, turns = 0;
 
     a->n = 50;
-    ck_assert_int_eq(as_task_new(&ta, loop, ready_step, a, free), 0);
+    ck_assert_int_eq(as_task_new(loop, ready_step, a, free, &ta), 0);
     tu_turn(loop);
     ck_assert(as_task_done(ta));
     ck_assert_int_eq(as_future_error(as_task_future(ta)), 0);
 
     b->n = -1;
     b->flag = &flag;
-    ck_assert_int_eq(as_task_new(&tb, loop, ready_step, b, free), 0);
+    ck_assert_int_eq(as_task_new(loop, ready_step, b, free, &tb), 0);
     ck_assert_int_eq(as_loop_call_soon(loop, set_flag, &flag, NULL, NULL), 0);
     while (!as_task_done(tb) && turns < 10) {
         tu_turn(loop);
@@ -987,11 +1063,13 @@ static Suite *task_suite(void)
     Suite *s = suite_create("task");
     TCase *tc = tcase_create("basics");
     tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, every_call_accepts_a_null_task);
     tcase_add_test(tc, test_first_step_is_not_synchronous);
     tcase_add_test(tc, test_await_results_in_order);
     tcase_add_test(tc, test_raw_state_machine_takes_result);
     tcase_add_test(tc, test_error_propagates_with_message);
     tcase_add_test(tc, test_propagate_keeps_detail);
+    tcase_add_test(tc, test_propagate_into_a_future_completed_behind_the_task);
     tcase_add_test(tc, test_fail_with_positive_code_is_einval);
     tcase_add_test(tc, test_await_misuse_is_reported);
     tcase_add_test(tc, test_await_null_self_twice);

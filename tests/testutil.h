@@ -17,6 +17,32 @@ static inline as_loop *tu_loop(void)
     return loop;
 }
 
+/* A fresh pending future on loop; fails the test if it cannot. */
+static inline as_future *tu_future(as_loop *loop)
+{
+    as_future *f = NULL;
+    ck_assert_int_eq(as_future_new(loop, &f), 0);
+    ck_assert_ptr_nonnull(f);
+    return f;
+}
+
+/* A new as_bytes holding a copy of data[0..len); fails the test if it
+ * cannot. */
+static inline as_bytes *tu_bytes(const void *data, size_t len)
+{
+    as_bytes *b = NULL;
+    ck_assert_int_eq(as_bytes_new(data, len, &b), 0);
+    return b;
+}
+
+/* A pointer no constructor returns: put it in *out before a call that must
+ * fail, to see the call set *out to NULL. */
+static inline void *tu_poison(void)
+{
+    static char byte;
+    return &byte;
+}
+
 static inline void tu_noop(void *p)
 {
     (void)p;
@@ -73,6 +99,32 @@ static inline void tu_detail_free(void *p)
     ++*d->freed;
     free(d);
 }
+
+/*
+ * A table of calls given NULL objects and the answer each one's header
+ * promises (asyncstreams.h, "NULL"): the calls run as the table is built,
+ * then tu_check_null() compares.  A call returning a pointer records
+ * whether it was non-NULL, a void call records 0.
+ */
+typedef struct tu_null_call {
+    const char *call;
+    long long got, want;
+} tu_null_call;
+
+#define TU_NULL_INT(call, want) { #call, (long long)(call), (long long)(want) }
+#define TU_NULL_PTR(call) { #call, (call) != NULL, 0 }
+#define TU_NULL_VOID(call) { #call, ((void)(call), 0), 0 }
+
+static inline void tu_check_null_calls(const tu_null_call *c, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        ck_assert_msg(c[i].got == c[i].want, "%s gave %lld, not %lld",
+                      c[i].call, c[i].got, c[i].want);
+}
+
+#define tu_check_null(table)                                                   \
+    tu_check_null_calls((table), sizeof(table) / sizeof((table)[0]))
 
 /* Run a suite in fork mode (CK_FORK=no overrides, e.g. under valgrind). */
 static inline int tu_run(Suite *s)

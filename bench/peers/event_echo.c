@@ -11,7 +11,8 @@
  * evbuffer to the output one (bufferevent_write_buffer, no copy of the bytes).
  * The single read/write limits are raised from libevent's default 16 KiB to
  * 256 KiB, the read size every peer uses, otherwise large messages take many
- * more system calls (performance.md saw 2.4k req/s at 100 KiB with defaults).
+ * more system calls (a calibration run saw 2.4k req/s at 100 KiB with the
+ * defaults).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <event2/buffer.h>

@@ -155,7 +155,7 @@ struct as_handle {};
     int cancelled_() { return as_handle_cancelled($self); }
     /** For a timer: when it is due, on the loop's clock. */
     double when_() { return as_handle_when($self); }
-    ~as_handle() { as_handle_release($self); }
+    ~as_handle() { as_handle_unref($self); }
 }
 
 %include "../swig/asyncstreams.i"

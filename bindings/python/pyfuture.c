@@ -391,7 +391,7 @@ static PyObject *future_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return NULL;
     }
-    if (!(f = as_future_new(loop->loop)))
+    if (as_future_new(loop->loop, &f) < 0) /* the loop is open: -ENOMEM */
         return PyErr_NoMemory();
     return (PyObject *)future_alloc(type, loop, f, ASP_KIND_PY, NULL);
 }
@@ -724,7 +724,7 @@ static PyObject *task_new_on(LoopObject *loop, PyObject *coro, PyObject *name,
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return NULL;
     }
-    if (!(f = as_future_new(loop->loop)))
+    if (as_future_new(loop->loop, &f) < 0) /* the loop is open: -ENOMEM */
         return PyErr_NoMemory();
     t = (TaskObject *)future_alloc(&TaskType, loop, f, ASP_KIND_PY, NULL);
     if (!t)

@@ -252,7 +252,7 @@ static int loop_init(LoopObject *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_RuntimeError, "Loop already initialised");
         return -1;
     }
-    if ((err = as_loop_new_with_backend(&loop, backend)) < 0) {
+    if ((err = as_loop_new_with_backend(backend, &loop)) < 0) {
         asp_set_error(err, NULL);
         return -1;
     }
@@ -331,7 +331,7 @@ static PyObject *loop_create_future(LoopObject *self, PyObject *unused)
     (void)unused;
     if (loop_check(self) < 0)
         return NULL;
-    if (!(f = as_future_new(self->loop)))
+    if (as_future_new(self->loop, &f) < 0) /* the loop is open: -ENOMEM */
         return PyErr_NoMemory();
     return (PyObject *)asp_future_wrap(self, f, ASP_KIND_PY, NULL);
 }

@@ -26,7 +26,8 @@
  *      dealloc.  A Loop owns its as_loop and closes it in close() or dealloc.
  *   2. Every callback handed to C owns a strong reference to the Python
  *      object in its userdata; the destroy hook (asp_decref) releases it, so
- *      the C rule "destroy runs exactly once" is what prevents leaks.
+ *      the C rule "destroy runs exactly once" (design rule 4) is what
+ *      prevents leaks.
  *   3. A pending Task is kept alive by C: by the scheduled step (call_soon
  *      userdata) or by the done callback on the future it awaits.  Such a
  *      cycle through C memory is invisible to the garbage collector, and is

@@ -12,7 +12,7 @@
  *      it, destroy drops the reference: the loop calls destroy exactly once
  *      (loop.h), so no callback object can leak or be freed too early.
  *   2. as_handle **out: an extra result, a handle object whose destructor is
- *      as_handle_release().
+ *      as_handle_unref().
  *   3. as_future *: the language's awaitable (or callback-taking) object,
  *      owning the reference the C call returned.
  * Functions returning a negative error code are listed in AS_CHECKED so a
@@ -82,7 +82,7 @@ typedef long ssize_t;
 %ignore as_loop_new;
 %ignore as_loop_new_with_backend;
 %ignore as_reader_new;
-%ignore as_handle_release;
+%ignore as_handle_unref;
 
 /* Functions whose negative int result is an error code. */
 #define AS_CHECKED_FUNCTIONS \

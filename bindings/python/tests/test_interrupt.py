@@ -48,6 +48,9 @@ def scenario(mod, exc, log):
         finally:
             log.append('sidekick cleanup')
 
+    kept = []
+
+
     async def main():
         server = await mod.start_server(handler, '127.0.0.1', 0)
         port = server.sockets[0].getsockname()[1]
@@ -133,10 +136,18 @@ CHILD = textwrap.dedent('''
             raise
 
 
+    kept = []
+
+
     async def main():
         server = await asyncio.start_server(handler, '127.0.0.1', 0)
         port = server.sockets[0].getsockname()[1]
         reader, writer = await asyncio.open_connection('127.0.0.1', port)
+        # Kept past main()'s end: CPython 3.13's StreamWriter.__del__ closes
+        # the connection when main's frame goes, and the handler could then
+        # see EOF and end before asyncio.run() cancels it, so that even
+        # asyncio's output would depend on timing.
+        kept.append(writer)
         writer.write(b'hello\\n')
         print((await reader.readline()).decode().strip(), flush=True)
         print('ready', flush=True)

@@ -310,8 +310,9 @@ class Same(unittest.TestCase):
         if HAVE_313:
             self.same(s)
             return
-        # asyncio < 3.13 has no tuple separators: the values CPython 3.13
-        # gives (reference/cpython-streams.md, verified there).
+        # asyncio < 3.13 has no tuple separators: below are the values
+        # CPython 3.13 gives, which the branch above compares against 3.13
+        # itself wherever it is installed.
         log = []
 
         async def main():
