@@ -32,23 +32,23 @@ struct lock {
     as__waiters q;
 };
 
-/* A zeroed lock of `size` bytes (the struct lock first) on loop. */
-static int lock_new(as_loop *loop, size_t size, struct lock **out)
+/* A zeroed lock of `size` bytes (the struct lock first) on loop, or NULL
+ * with the error in *err. */
+static void *lock_new(as_loop *loop, size_t size, int *err)
 {
     struct lock *l;
 
-    if (!loop)
-        return AS_EINVAL;
-    if (as_loop_is_closed(loop))
-        return AS_ECLOSED;
-    if (!(l = calloc(1, size)))
-        return -ENOMEM;
+    if (!loop || as_loop_is_closed(loop) || !(l = calloc(1, size))) {
+        *err = !loop ? AS_EINVAL : as_loop_is_closed(loop) ? AS_ECLOSED
+                                                           : -ENOMEM;
+        return NULL;
+    }
     l->refs = 1;
     l->loop = loop;
     as__waiters_init(&l->q, NULL, NULL);
     as__loop_obj_ref(loop);
-    *out = l;
-    return 0;
+    *err = 0;
+    return l;
 }
 
 static void lock_unref(struct lock *l)
@@ -108,18 +108,13 @@ static void sem_waiter_left(void *owner)
 
 int as_semaphore_new(as_loop *loop, unsigned value, as_semaphore **out)
 {
-    struct lock *l;
-    int err;
+    int err = AS_EINVAL;
 
-    if (!out)
-        return AS_EINVAL;
-    *out = NULL;
-    if ((err = lock_new(loop, sizeof **out, &l)) < 0)
-        return err;
-    *out = (as_semaphore *)l;
-    (*out)->value = value;
-    as__waiters_init(&l->q, sem_waiter_left, *out);
-    return 0;
+    if (out && (*out = lock_new(loop, sizeof **out, &err))) {
+        (*out)->value = value;
+        as__waiters_init(&(*out)->l.q, sem_waiter_left, *out);
+    }
+    return err;
 }
 
 void as_semaphore_free(as_semaphore *sem)
@@ -183,16 +178,11 @@ struct as_event {
 
 int as_event_new(as_loop *loop, as_event **out)
 {
-    struct lock *l;
-    int err;
+    int err = AS_EINVAL;
 
-    if (!out)
-        return AS_EINVAL;
-    *out = NULL;
-    if ((err = lock_new(loop, sizeof **out, &l)) < 0)
-        return err;
-    *out = (as_event *)l;
-    return 0;
+    if (out)
+        *out = lock_new(loop, sizeof **out, &err);
+    return err;
 }
 
 void as_event_free(as_event *ev)

@@ -13,7 +13,6 @@ set -u
 src=${top_srcdir:-.}
 checker=$src/tests/check_listings.sh
 work=./check_listings_selftest.$$
-fails=0
 
 trap 'rm -rf "$work"' EXIT INT TERM
 rm -rf "$work"
@@ -21,24 +20,10 @@ mkdir "$work" "$work/tutorial" "$work/examples" "$work/tests" || exit 99
 # The checker finds listings.awk next to itself: give it a copy.
 cp "$checker" "$src/tests/listings.awk" "$work/tests/" || exit 99
 
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+. "$src/tests/selftest.sh"
 
 run() {  # run the checker on the scratch tree; output in $work/out
     top_srcdir=$work sh "$work/tests/check_listings.sh" "$@" > "$work/out" 2>&1
-}
-
-expect_pass() {
-    if run; then :; else fail "$1: check failed:"; cat "$work/out" >&2; fi
-}
-
-expect_fail() {  # $1 = what, $2 = text the message must contain
-    if run; then
-        fail "$1: check passed but should have failed"
-    elif grep -F -- "$2" "$work/out" > /dev/null; then
-        :
-    else
-        fail "$1: message lacks '$2':"; cat "$work/out" >&2
-    fi
 }
 
 write_example() {
@@ -169,9 +154,4 @@ expect_fail "malformed marker" "malformed listing marker"
 rm "$work/tutorial/01-x.md"
 expect_fail "no chapters" "no chapters found"
 
-if [ "$fails" -ne 0 ]; then
-    echo "check_listings_selftest: $fails failures" >&2
-    exit 1
-fi
-echo "check_listings_selftest: all cases behave"
-exit 0
+selftest_done check_listings_selftest

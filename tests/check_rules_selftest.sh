@@ -11,7 +11,6 @@ set -u
 src=${top_srcdir:-.}
 checker=$src/tests/check_rules.sh
 work=./check_rules_selftest.$$
-fails=0
 
 trap 'rm -rf "$work"' EXIT INT TERM
 rm -rf "$work"
@@ -20,24 +19,10 @@ mkdir "$work" "$work/lib" "$work/docs" "$work/tutorial" "$work/tests" \
 # The checker finds rules.awk next to itself: give it a copy.
 cp "$checker" "$src/tests/rules.awk" "$work/tests/" || exit 99
 
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+. "$src/tests/selftest.sh"
 
 run() {  # run the checker on the scratch tree; output in $work/out
     (cd "$work" && top_srcdir=. sh tests/check_rules.sh "$@") > "$work/out" 2>&1
-}
-
-expect_pass() {
-    if run; then :; else fail "$1: check failed:"; cat "$work/out" >&2; fi
-}
-
-expect_fail() {  # $1 = what, $2 = text the message must contain
-    if run; then
-        fail "$1: check passed but should have failed"
-    elif grep -F -- "$2" "$work/out" > /dev/null; then
-        :
-    else
-        fail "$1: message lacks '$2':"; cat "$work/out" >&2
-    fi
 }
 
 expect_listed() {  # $1 = a line `check_rules.sh --list` must print
@@ -202,9 +187,4 @@ write_tree
 rm -rf "$work/lib" "$work/docs" "$work/tutorial" "$work/bindings"
 expect_fail "no files" "no files found"
 
-if [ "$fails" -ne 0 ]; then
-    echo "check_rules_selftest: $fails failures" >&2
-    exit 1
-fi
-echo "check_rules_selftest: all cases behave"
-exit 0
+selftest_done check_rules_selftest
