@@ -261,7 +261,7 @@ static int set_certificate(SSL_CTX *ctx, const as_tls_options *o, char *msg,
  * partial-chain verification; then the options' certificate, trust and
  * ALPN.  Runs on a worker thread: it reads files.
  */
-int as__tls_openssl_build(as__tls_config *c, char *msg, size_t size)
+static int build_context(as__tls_config *c, char *msg, size_t size)
 {
     const as_tls_options *o = &c->o;
     SSL_CTX *ctx;
@@ -299,6 +299,18 @@ int as__tls_openssl_build(as__tls_config *c, char *msg, size_t size)
 fail:
     SSL_CTX_free(ctx);
     ERR_clear_error();
+    return err;
+}
+
+/* On the worker thread (tls_setup.c).  OpenSSL keeps state per thread (its
+ * random generators, the error queue) and frees it when the thread ends;
+ * nobody waits for a worker to end, so a program exiting at that moment
+ * would leave it behind.  It is released here, with the outcome (and its
+ * message) already made. */
+int as__tls_openssl_build(as__tls_config *c, char *msg, size_t size)
+{
+    int err = build_context(c, msg, size);
+    OPENSSL_thread_stop();
     return err;
 }
 
