@@ -97,17 +97,18 @@ int as__reader_feed_commit_now(struct as_reader *reader, size_t n);
  * reader, and the layer above is told synchronously, from inside the feed,
  * each time bytes arrive (AS__TAP_DATA), EOF is fed (AS__TAP_EOF) or an
  * exception is stored (AS__TAP_ERROR).  It looks at the bytes with
- * as_reader_peek() and takes what it used with as__reader_consume(), which
- * resumes a paused transport as a read would.  No future, no loop turn per
- * chunk.  fn NULL removes the tap.  The tap may call back into the reader
- * (peek, consume) and into the lower transport (write, close, abort).
+ * as_reader_peek() and takes what it used with as__reader_tap_consume(),
+ * which resumes a paused transport as a read would.  No future, no loop
+ * turn per chunk.  fn NULL removes the tap.  The tap may call back into the
+ * reader (peek, consume) and into the lower transport (write, close,
+ * abort).
  */
 enum { AS__TAP_DATA, AS__TAP_EOF, AS__TAP_ERROR };
 typedef void (*as__reader_tap_fn)(struct as_reader *reader, int event,
                                   void *userdata);
 void as__reader_set_tap(struct as_reader *reader, as__reader_tap_fn fn,
                         void *userdata);
-void as__reader_consume(struct as_reader *reader, size_t n);
+void as__reader_tap_consume(struct as_reader *reader, size_t n);
 
 /*
  * Re-plumbing a live connection for start_tls (tls.c), both atomic:

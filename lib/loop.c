@@ -1,15 +1,16 @@
 /*
- * loop.c - the event loop: a ready queue, a timer heap and fd watchers.
+ * loop.c - the event loop: the ready queue, timers, and running them.
  *
  * Everything the loop runs is an as_handle.  A one-shot callback (call_soon)
  * goes straight into the ready queue (a ring, ring.h); a timer waits in the
  * timer heap (heap.h) until it is due and then joins the ready queue; an fd
- * watcher sits in the fd table and joins the ready queue each turn its fd
- * is ready; an end-of-turn callback waits in a second ring, run after the
- * ready queue; one from another thread waits in a locked inbox that each
+ * watcher sits in the fd table (watch.c) and joins the ready queue each turn
+ * its fd is ready; an end-of-turn callback waits in a second ring, run after
+ * the ready queue; one from another thread waits in a locked inbox that each
  * turn empties into the ready queue.  One way to run a callback, one way to
  * cancel it: that is the whole design.  Which backend polls the fds is
- * backend.c's business.
+ * backend.c's business.  The structs are in loop_impl.h, shared with
+ * watch.c.
  *
  * Memory: a handle is reference counted.  The loop holds one reference while
  * the handle is scheduled (in the queue, the heap or the fd table) and one
@@ -17,17 +18,12 @@
  * handle holds one.  The userdata is separate: it is handed back through
  * destroy exactly once (drop_userdata), never while its callback is running.
  */
-#include "loop.h"
-#include "backend.h"
-#include "cache.h"
+#include "loop_impl.h"
 #include "errors.h"
-#include "heap.h"
 #include "internal.h"
-#include "ring.h"
 #include "sock.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -35,73 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* KIND_REPEAT: a handle its owner keeps and schedules again after each
- * run (as__handle_new()); the others are made per scheduling call. */
-enum handle_kind { KIND_ONESHOT, KIND_TIMER, KIND_WATCHER, KIND_REPEAT };
-
 #define END_OF_TURN_ROUNDS 16
-
-struct as_handle {
-    as_callback_fn fn;
-    void *userdata;
-    as_destroy_fn destroy;
-    as_loop *loop;
-    struct as_handle *next;   /* only for the thread-safe inbox */
-    as__heap_node timer;      /* timers: due time, place in the heap */
-    unsigned refs;
-    unsigned char kind;
-    unsigned char cancelled;
-    unsigned char running;
-    unsigned char done;       /* one-shot/timer: callback has run */
-    unsigned char userdata_live;
-    unsigned char cached;     /* from the loop's cache, not malloc() */
-    unsigned char queued;     /* KIND_REPEAT: in a queue now */
-};
-
-/* Per-fd watchers; the table is indexed by fd and grows on demand, never
- * past the backend's max_fd (add_watcher refuses larger fds first). */
-struct watchers {
-    as_handle *reader;
-    as_handle *writer;
-};
-
-struct as_loop {
-    const as__backend_ops *backend;
-    void *backend_state;
-    as__cache cache;          /* small blocks, recycled (cache.h) */
-
-    as__ring ready;           /* as_handle *: runs in the next turn */
-    as__ring turn_end;        /* as_handle *: runs at the end of this turn */
-    as__heap timers;          /* KIND_TIMER handles, earliest first */
-
-    struct watchers *fds;
-    int fds_cap;
-    size_t nwatchers;         /* user watchers, not counting the wake-up pipe */
-
-    /* call_soon_threadsafe: an inbox guarded by a mutex, and a self-pipe
-     * whose write end wakes the backend's wait. */
-    pthread_mutex_t inbox_lock;
-    as_handle *inbox_head, *inbox_tail;
-    int wake_pending;          /* a byte is in the pipe; guarded by inbox_lock */
-    int wake_readable;         /* the backend reported the pipe this turn */
-    int wake_fds[2];
-
-    /* Poll hooks (as_loop_set_poll_hooks), run around backend->poll. */
-    as_callback_fn poll_before, poll_after;
-    void *poll_userdata;
-    as_destroy_fn poll_destroy;
-
-    as_exception_handler_fn exc_handler;
-    void *exc_userdata;
-    as_destroy_fn exc_destroy;
-
-    size_t objects;            /* library objects alive on this loop */
-    int closed;                /* guarded by inbox_lock for other threads */
-    int running;
-    int stopping;
-    int polled;                /* the last turn asked the backend */
-    int user_owned;            /* the creator has not closed it yet */
-};
 
 /* ------------------------------------------------------------ handles */
 
@@ -157,6 +87,14 @@ static void drop_userdata(as_handle *h)
         if (h->destroy)
             h->destroy(h->userdata);
     }
+}
+
+/* For watch.c (loop_impl.h): the fd table's watchers are handles like the
+ * rest, made here. */
+as_handle *as__watcher_new(as_loop *loop, as_callback_fn fn, void *userdata,
+                           as_destroy_fn destroy)
+{
+    return handle_new(loop, KIND_WATCHER, fn, userdata, destroy, 1);
 }
 
 void as_handle_unref(as_handle *h)
@@ -248,56 +186,6 @@ static int make_wake_pipe(int fds[2])
     return as__sock_pipe(fds);
 }
 
-static int watchers_reserve(as_loop *loop, int fd)
-{
-    int cap = loop->fds_cap ? loop->fds_cap : 64, i;
-    struct watchers *fds;
-
-    if (fd < loop->fds_cap)
-        return 0;
-    while (cap <= fd)
-        cap *= 2;
-    if (cap > loop->backend->max_fd)
-        cap = loop->backend->max_fd;
-    fds = realloc(loop->fds, (size_t)cap * sizeof *fds);
-    if (!fds)
-        return -ENOMEM;
-    for (i = loop->fds_cap; i < cap; i++)
-        fds[i].reader = fds[i].writer = NULL;
-    loop->fds = fds;
-    loop->fds_cap = cap;
-    return 0;
-}
-
-static int events_of(const struct watchers *w)
-{
-    return (w->reader ? AS__READABLE : 0) | (w->writer ? AS__WRITABLE : 0);
-}
-
-/* Install h as fd's reader or writer (replacing any), tell the backend. */
-static int watcher_set(as_loop *loop, int fd, int is_writer, as_handle *h)
-{
-    struct watchers *w;
-    as_handle **slot, *old;
-    int err;
-
-    if ((err = watchers_reserve(loop, fd)) < 0)
-        return err;
-    w = &loop->fds[fd];
-    slot = is_writer ? &w->writer : &w->reader;
-    old = *slot;
-    *slot = h;
-    if ((err = loop->backend->set(loop->backend_state, fd, events_of(w))) < 0) {
-        *slot = old;
-        return err;
-    }
-    if (old) {
-        as_handle_cancel(old);
-        handle_unref(old);
-    }
-    return 0;
-}
-
 static int new_loop(as_loop **loopp, const as__backend_ops *backend)
 {
     as_loop *loop = calloc(1, sizeof *loop);
@@ -327,8 +215,8 @@ static int new_loop(as_loop **loopp, const as__backend_ops *backend)
         err = AS_EFDSETSIZE;
         goto fail;
     }
-    /* The wake-up pipe is watched directly, not through a handle: on_ready()
-     * notices it and take_inbox() empties it. */
+    /* The wake-up pipe is watched directly, not through a handle:
+     * as__watch_on_ready() (watch.c) notices it and take_inbox() empties it. */
     if ((err = backend->set(loop->backend_state, loop->wake_fds[0], AS__READABLE)) < 0)
         goto fail;
     *loopp = loop;
@@ -339,7 +227,6 @@ fail:
         close(loop->wake_fds[0]);
         close(loop->wake_fds[1]);
     }
-    free(loop->fds);
     pthread_mutex_destroy(&loop->inbox_lock);
     backend->destroy(loop->backend_state);
     free(loop);
@@ -580,120 +467,6 @@ static void take_inbox(as_loop *loop)
     }
 }
 
-/* ------------------------------------------------------------ watchers */
-
-static int add_watcher(as_loop *loop, int fd, int is_writer, as_callback_fn fn,
-                       void *userdata, as_destroy_fn destroy)
-{
-    as_handle *h;
-    int err, replacing;
-
-    if (!loop || !fn || fd < 0)
-        return AS_EINVAL;
-    if (loop->closed)
-        return AS_ECLOSED;
-    if (fd >= loop->backend->max_fd)
-        return AS_EFDSETSIZE;
-    if (fd == loop->wake_fds[0])
-        return AS_EINVAL; /* the loop's own pipe */
-    if (!(h = handle_new(loop, KIND_WATCHER, fn, userdata, destroy, 1)))
-        return -ENOMEM;
-    replacing = fd < loop->fds_cap &&
-                (is_writer ? loop->fds[fd].writer : loop->fds[fd].reader);
-    if ((err = watcher_set(loop, fd, is_writer, h)) < 0) {
-        handle_free(h);
-        return err;
-    }
-    if (!replacing)
-        loop->nwatchers++;
-    return 0;
-}
-
-static int remove_watcher(as_loop *loop, int fd, int is_writer)
-{
-    struct watchers *w;
-    as_handle **slot, *h;
-
-    if (!loop || fd < 0 || fd >= loop->fds_cap)
-        return 0;
-    w = &loop->fds[fd];
-    slot = is_writer ? &w->writer : &w->reader;
-    if (!(h = *slot))
-        return 0;
-    *slot = NULL;
-    /* Cannot fail for select(); a backend that can must not lose the
-     * removal, so the result is ignored only after the slot is cleared. */
-    (void)loop->backend->set(loop->backend_state, fd, events_of(w));
-    loop->nwatchers--;
-    as_handle_cancel(h);
-    handle_unref(h);
-    return 1;
-}
-
-int as_loop_add_reader(as_loop *loop, int fd, as_callback_fn fn,
-                       void *userdata, as_destroy_fn destroy)
-{
-    return add_watcher(loop, fd, 0, fn, userdata, destroy);
-}
-
-int as_loop_add_writer(as_loop *loop, int fd, as_callback_fn fn,
-                       void *userdata, as_destroy_fn destroy)
-{
-    return add_watcher(loop, fd, 1, fn, userdata, destroy);
-}
-
-int as_loop_remove_reader(as_loop *loop, int fd)
-{
-    return remove_watcher(loop, fd, 0);
-}
-
-int as_loop_remove_writer(as_loop *loop, int fd)
-{
-    return remove_watcher(loop, fd, 1);
-}
-
-/* Backend callback: queue the watchers of a ready fd.  The queue takes its
- * own reference, so a watcher removed before its turn comes is skipped
- * safely.  If the queue cannot grow, the event is lost for this turn only:
- * backends are level-triggered (backend.h) and report the fd again next
- * turn. */
-static void on_ready(void *ctx, int fd, int events)
-{
-    as_loop *loop = ctx;
-    struct watchers *w;
-
-    if (fd == loop->wake_fds[0]) {
-        loop->wake_readable = 1;
-        return;
-    }
-    w = &loop->fds[fd];
-    if ((events & AS__READABLE) && w->reader && ring_push(&loop->ready, w->reader) == 0)
-        w->reader->refs++;
-    if ((events & AS__WRITABLE) && w->writer && ring_push(&loop->ready, w->writer) == 0)
-        w->writer->refs++;
-}
-
-/* The backend failed with EBADF (select() does): somebody closed an fd
- * without removing its watchers first.  Find the culprits, report each,
- * and drop their watchers so the loop can go on.  O(table size), paid only
- * on that error. */
-static void drop_bad_fds(as_loop *loop)
-{
-    int fd;
-    for (fd = 0; fd < loop->fds_cap; fd++) {
-        struct watchers *w = &loop->fds[fd];
-        if ((w->reader || w->writer) && fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
-            char detail[96];
-            as_error_context ctx = {"fd closed while watched; its watchers were removed",
-                                    -EBADF, detail, NULL};
-            snprintf(detail, sizeof detail, "fd %d", fd);
-            as_loop_call_exception_handler(loop, &ctx);
-            remove_watcher(loop, fd, 0);
-            remove_watcher(loop, fd, 1);
-        }
-    }
-}
-
 /* ------------------------------------------------------------ running */
 
 static void run_handle(as_handle *h)
@@ -743,14 +516,14 @@ static int turn(as_loop *loop)
         loop->polled = 1;
         if (loop->poll_before) {
             loop->poll_before(loop->poll_userdata);
-            n = loop->backend->poll(loop->backend_state, timeout, on_ready, loop);
+            n = loop->backend->poll(loop->backend_state, timeout, as__watch_on_ready, loop);
             loop->poll_after(loop->poll_userdata);
         } else {
-            n = loop->backend->poll(loop->backend_state, timeout, on_ready, loop);
+            n = loop->backend->poll(loop->backend_state, timeout, as__watch_on_ready, loop);
         }
     }
     if (n == -EBADF)
-        drop_bad_fds(loop);
+        as__watch_drop_bad_fds(loop);
     else if (n < 0)
         return n;
 
@@ -909,7 +682,6 @@ int as_loop_close(as_loop *loop)
 {
     as_handle *inbox;
     as__heap_node *timer;
-    int fd;
 
     if (!loop)
         return AS_EINVAL;
@@ -944,10 +716,7 @@ int as_loop_close(as_loop *loop)
         drop_userdata(h);
         handle_unref(h);
     }
-    for (fd = 0; fd < loop->fds_cap; fd++) {
-        remove_watcher(loop, fd, 0);
-        remove_watcher(loop, fd, 1);
-    }
+    as__watch_close(loop);
     while (inbox) {
         as_handle *next = inbox->next;
         drop_userdata(inbox);
@@ -960,9 +729,6 @@ int as_loop_close(as_loop *loop)
     as__ring_destroy(&loop->ready);
     as__ring_destroy(&loop->turn_end);
     as__heap_destroy(&loop->timers);
-    free(loop->fds);
-    loop->fds = NULL;
-    loop->fds_cap = 0;
     loop->backend->destroy(loop->backend_state);
     loop->backend_state = NULL;
     drop_poll_hooks(loop);

@@ -1,5 +1,8 @@
 /*
- * reader.c - StreamReader (see reader.h for the contract).
+ * reader.c - StreamReader (see reader.h for the contract): the reader
+ * itself, and the reads that count bytes.  The reads that search for a
+ * separator are in readuntil.c, the line iterator in lines.c; what the
+ * three share (the structs, a few inline helpers) is in reader_impl.h.
  *
  * Shape, after CPython's streams.py: every read is a small "step" function
  * that looks at the buffer and either produces an outcome (bytes or an
@@ -15,7 +18,7 @@
  * turn anyway, retries at once instead (as__reader_feed_commit_now()).
  *
  * A read that can be answered at once never allocates anything but its
- * future and its result: the step runs on a read_op on the stack, which is
+ * future and its result: the step runs on a read op on the stack, which is
  * copied to the heap (with its separators) only if it must wait.
  *
  * Cancellation is noticed lazily but synchronously: every entry point first
@@ -23,124 +26,18 @@
  * after as_future_cancel() works without a loop turn, and nothing was
  * consumed because steps only consume when they produce their outcome.
  */
-#include "reader.h"
-#include "errors.h"
+#include "reader_impl.h"
 #include "internal.h"
 
 #include <assert.h>
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-enum op_kind {
-    OP_READ,     /* read(n > 0) */
-    OP_READALL,  /* read(n < 0) */
-    OP_EXACTLY,  /* readexactly(n) */
-    OP_UNTIL,    /* readuntil(seps), readuntil_ex */
-    OP_LINE,     /* readline(), readline_limit */
-    OP_DISCARD,  /* discard_until(seps) */
-    OP_LINES     /* iter_lines(): readline in a loop, calling line_fn */
-};
-
-typedef struct read_op {
-    enum op_kind kind;
-    as_future *future;        /* the caller's future; the op holds a ref when on the heap */
-    size_t n;                 /* read / readexactly count */
-    size_t limit;             /* until / line: this call's limit */
-    unsigned long long scan;  /* stream position the separator search resumes at */
-    unsigned long long dropped; /* discard: bytes dropped so far */
-    const as_separator *seps; /* the separators (copied when on the heap) */
-    size_t nseps;
-    size_t minlen, maxlen;    /* shortest and longest separator */
-    size_t heap_size;         /* on the heap: the block's size (op_to_heap) */
-    int woken;                /* fed since it started waiting: retry on wake */
-    int started;              /* iteration: first step has run */
-    as_reader_line_fn line_fn;
-    void *line_ud;
-    as_destroy_fn line_destroy;
-} read_op;
-
-struct as_reader {
-    int refs;
-    as_loop *loop;
-    size_t limit;
-    size_t keep;       /* buffer storage kept when it empties (as_reader_new) */
-    as_buffer buf;
-    unsigned long long consumed; /* stream position of the first buffered byte */
-    int eof;
-    int exc_code;      /* stored exception, 0 if none */
-    char *exc_msg;     /* its message, or NULL for as_strerror(exc_code) */
-    read_op *waiter;   /* the one waiting read, or NULL */
-    as_handle *wake_handle; /* runs on_wake() at the end of a turn; made once */
-    as_bytes *spare;   /* a block to hold the next result (as__reader_recycle) */
-    size_t spare_cap;  /* bytes it can hold: its length when it came back */
-    as_reader_flow_fn pause_fn, resume_fn;
-    void *flow_ud;
-    as_destroy_fn flow_destroy;
-    int paused;
-    as__reader_tap_fn tap;  /* a layer above reading what arrives (internal.h) */
-    void *tap_ud;
-};
-
-/* What a step produced: a result, or an error with message and detail. */
-typedef struct outcome {
-    int code;                 /* 0: result */
-    const char *msg;          /* NULL: as_strerror(code) */
-    char msgbuf[128];
-    void *result;
-    as_destroy_fn result_destroy;
-    void *detail;
-    as_destroy_fn detail_destroy;
-} outcome;
-
-static const char MSG_NOT_FOUND[] = "Separator is not found, and chunk exceed the limit";
-static const char MSG_FOUND[] = "Separator is found, but chunk is longer than limit";
 
 /* ------------------------------------------------------------ helpers */
 
-/* Everything but msgbuf, which only a formatted message uses: clearing its
- * 128 bytes on every read would cost more than the rest of a read. */
-static void outcome_init(outcome *o)
-{
-    o->code = 0;
-    o->msg = NULL;
-    o->result = NULL;
-    o->result_destroy = NULL;
-    o->detail = NULL;
-    o->detail_destroy = NULL;
-}
-
-static void outcome_error(outcome *o, int code, const char *msg)
-{
-    o->code = code;
-    o->msg = msg;
-}
-
-static void result_bytes(outcome *o, as_bytes *b)
-{
-    if (!b) {
-        outcome_error(o, -ENOMEM, NULL);
-        return;
-    }
-    o->code = 0;
-    o->result = b;
-    o->result_destroy = free;
-}
-
-static void incomplete_free(void *p)
-{
-    as_incomplete_read *ir = p;
-    if (ir) {
-        free(ir->partial);
-        free(ir);
-    }
-}
-
 /* Settle a future with an outcome.  If the future is already done (it cannot
  * be, by construction, but a library never trusts that), free the pieces. */
-static void settle(as_future *f, outcome *o)
+static void settle(as_future *f, as__read_outcome *o)
 {
     int rc;
     if (o->code == 0) {
@@ -158,7 +55,7 @@ static void settle(as_future *f, outcome *o)
     assert(rc != AS_ESTATE);
 }
 
-static void consume(as_reader *r, size_t n)
+void as__reader_consume(as_reader *r, size_t n)
 {
     size_t len = as_buffer_len(&r->buf);
     if (n > len)
@@ -235,7 +132,7 @@ static as_bytes *result_block(as_reader *r, size_t n)
 #define HANDOFF_MIN 16384
 
 /* Take the first n bytes as the result, consuming them. */
-static void take(as_reader *r, size_t n, outcome *o)
+void as__reader_take(as_reader *r, size_t n, as__read_outcome *o)
 {
     size_t len = as_buffer_len(&r->buf);
     if (n > len)
@@ -244,7 +141,7 @@ static void take(as_reader *r, size_t n, outcome *o)
         as_bytes *whole = as_buffer_detach(&r->buf);
         if (whole) {
             r->consumed += n;
-            result_bytes(o, whole);
+            as__outcome_bytes(o, whole);
             return;
         }
     }
@@ -252,35 +149,35 @@ static void take(as_reader *r, size_t n, outcome *o)
     if (b) {
         if (n)
             memcpy(b->data, as_buffer_data(&r->buf), n);
-        consume(r, n);
+        as__reader_consume(r, n);
     }
-    result_bytes(o, b);
+    as__outcome_bytes(o, b);
 }
 
-/* CPython's _maybe_resume_transport(). */
-static void maybe_resume(as_reader *r)
+void as__reader_incomplete_free(void *p)
 {
-    if (r->paused && as_buffer_len(&r->buf) <= r->limit) {
-        r->paused = 0;
-        if (r->resume_fn)
-            r->resume_fn(r, r->flow_ud);
+    as_incomplete_read *ir = p;
+    if (ir) {
+        free(ir->partial);
+        free(ir);
     }
 }
 
 /* IncompleteReadError(partial = whole buffer, expected), emptying it.
  * expected < 0 means None.  The detail is allocated first, so a failed
  * allocation consumes nothing. */
-static void incomplete(as_reader *r, long long expected, outcome *o)
+void as__reader_incomplete(as_reader *r, long long expected,
+                           as__read_outcome *o)
 {
     as_incomplete_read *ir = malloc(sizeof *ir);
     as_bytes *partial = NULL;
     if (!ir || as_bytes_new(as_buffer_data(&r->buf), as_buffer_len(&r->buf),
                             &partial) < 0) {
         free(ir);
-        outcome_error(o, -ENOMEM, NULL);
+        as__outcome_error(o, -ENOMEM, NULL);
         return;
     }
-    consume(r, partial->len);
+    as__reader_consume(r, partial->len);
     ir->partial = partial;
     ir->expected = expected;
     if (expected < 0)
@@ -291,273 +188,87 @@ static void incomplete(as_reader *r, long long expected, outcome *o)
         snprintf(o->msgbuf, sizeof o->msgbuf,
                  "%zu bytes read on a total of %lld expected bytes",
                  partial->len, expected);
-    outcome_error(o, AS_EINCOMPLETE, o->msgbuf);
+    as__outcome_error(o, AS_EINCOMPLETE, o->msgbuf);
     o->detail = ir;
-    o->detail_destroy = incomplete_free;
-}
-
-static void overrun(outcome *o, const char *msg, size_t consumed)
-{
-    as_limit_overrun *lo = malloc(sizeof *lo);
-    if (!lo) {
-        outcome_error(o, -ENOMEM, NULL);
-        return;
-    }
-    lo->consumed = consumed;
-    outcome_error(o, AS_ELIMIT, msg);
-    o->detail = lo;
-    o->detail_destroy = free;
-}
-
-static int stored_exception(as_reader *r, outcome *o)
-{
-    if (r->exc_code == 0)
-        return 0;
-    outcome_error(o, r->exc_code, r->exc_msg);
-    return 1;
-}
-
-/* ------------------------------------------------------------ search */
-
-/*
- * Look for the op's separators in the buffer from where the last search
- * stopped.  Returns 1 with *start, *end and *idx set to the winning match (the one
- * that ends first; on equal ends the shorter), or 0 having advanced
- * op->scan to len + 1 - maxlen, the first place a separator can still
- * start.  Each separator is searched only up to the best end found so
- * far, so bytes beyond the answer are not scanned either.
- */
-static int search(as_reader *r, read_op *op, size_t *start, size_t *end,
-                  size_t *idx)
-{
-    size_t len = as_buffer_len(&r->buf);
-    size_t offset = 0;
-    if (op->scan > r->consumed) {
-        unsigned long long rel = op->scan - r->consumed;
-        offset = rel > len ? len : (size_t)rel;
-    }
-    if (len - offset < op->minlen)
-        return 0;
-
-    size_t best_end = AS_BUFFER_NPOS, best_start = 0, best_len = 0, best = 0;
-    for (size_t i = 0; i < op->nseps; i++) {
-        const as_separator *s = &op->seps[i];
-        size_t to = best_end == AS_BUFFER_NPOS ? len : best_end;
-        size_t pos = as_buffer_find(&r->buf, s->data, s->len, offset, to);
-        if (pos == AS_BUFFER_NPOS)
-            continue;
-        size_t e = pos + s->len;
-        if (best_end == AS_BUFFER_NPOS || e < best_end ||
-            (e == best_end && s->len < best_len)) {
-            best_end = e;
-            best_start = pos;
-            best_len = s->len;
-            best = i;
-        }
-    }
-    if (best_end != AS_BUFFER_NPOS) {
-        *start = best_start;
-        *end = best_end;
-        *idx = best;
-        return 1;
-    }
-    offset = len + 1 > op->maxlen ? len + 1 - op->maxlen : 0;
-    op->scan = r->consumed + offset;
-    return 0;
-}
-
-/* Offset of the search position in the current buffer. */
-static size_t scan_offset(const as_reader *r, const read_op *op)
-{
-    if (op->scan <= r->consumed)
-        return 0;
-    return (size_t)(op->scan - r->consumed);
+    o->detail_destroy = as__reader_incomplete_free;
 }
 
 /* ------------------------------------------------------------ steps */
 
 /*
  * Each step returns 1 with *o filled in, or 0 if it must wait for data.
- * Steps consume bytes only when they return 1.
+ * Steps consume bytes only when they return 1.  The separator steps are in
+ * readuntil.c and the iteration's in lines.c; step() picks by kind.
  */
 
-static int step_read(as_reader *r, read_op *op, outcome *o)
+static int step_read(as_reader *r, as__read_op *op, as__read_outcome *o)
 {
-    if (stored_exception(r, o))
+    if (as__reader_stored_exception(r, o))
         return 1;
     if (as_buffer_len(&r->buf) == 0 && !r->eof)
         return 0;
-    take(r, op->n, o);
-    maybe_resume(r);
+    as__reader_take(r, op->n, o);
+    as__reader_maybe_resume(r);
     return 1;
 }
 
-static int step_readall(as_reader *r, read_op *op, outcome *o)
+static int step_readall(as_reader *r, as__read_op *op, as__read_outcome *o)
 {
     (void)op;
-    if (stored_exception(r, o))
+    if (as__reader_stored_exception(r, o))
         return 1;
     if (!r->eof)
         return 0;
-    take(r, as_buffer_len(&r->buf), o);
-    maybe_resume(r);
+    as__reader_take(r, as_buffer_len(&r->buf), o);
+    as__reader_maybe_resume(r);
     return 1;
 }
 
-static int step_exactly(as_reader *r, read_op *op, outcome *o)
+static int step_exactly(as_reader *r, as__read_op *op, as__read_outcome *o)
 {
-    if (stored_exception(r, o))
+    if (as__reader_stored_exception(r, o))
         return 1;
     if (as_buffer_len(&r->buf) >= op->n) {
-        take(r, op->n, o);
-        maybe_resume(r);
+        as__reader_take(r, op->n, o);
+        as__reader_maybe_resume(r);
         return 1;
     }
     if (r->eof) {
-        incomplete(r, (long long)op->n, o);
+        as__reader_incomplete(r, (long long)op->n, o);
         return 1;
     }
     return 0;
 }
 
-/* readuntil; also the heart of readline.  Returns as the steps do. */
-static int step_until(as_reader *r, read_op *op, outcome *o)
+static int step(as_reader *r, as__read_op *op, as__read_outcome *o)
 {
-    size_t start, end, idx;
-    if (stored_exception(r, o))
-        return 1;
-    size_t before = scan_offset(r, op);
-    size_t len = as_buffer_len(&r->buf);
-    if (search(r, op, &start, &end, &idx)) {
-        if (start > op->limit) {
-            overrun(o, MSG_FOUND, start);
-            return 1;
-        }
-        take(r, end, o);
-        maybe_resume(r);
-        return 1;
+    switch (op->kind) {
+    case AS__OP_READ: return step_read(r, op, o);
+    case AS__OP_READALL: return step_readall(r, op, o);
+    case AS__OP_EXACTLY: return step_exactly(r, op, o);
+    case AS__OP_UNTIL: return as__reader_step_until(r, op, o);
+    case AS__OP_LINE: return as__reader_step_line(r, op, o);
+    case AS__OP_DISCARD: return as__reader_step_discard(r, op, o);
+    case AS__OP_LINES: return as__reader_step_lines(r, op, o);
     }
-    /* CPython checks the limit only after a search that ran. */
-    if (len - (before > len ? len : before) >= op->minlen) {
-        size_t offset = scan_offset(r, op);
-        if (offset > op->limit) {
-            overrun(o, MSG_NOT_FOUND, offset);
-            return 1;
-        }
-    }
-    if (r->eof) {
-        incomplete(r, -1, o);
-        return 1;
-    }
-    return 0;
-}
-
-/* readline: readuntil("\n") with CPython's two rewrites of its errors. */
-static int step_line(as_reader *r, read_op *op, outcome *o)
-{
-    if (!step_until(r, op, o))
-        return 0;
-    if (o->code == AS_EINCOMPLETE) {
-        /* EOF: the partial line (maybe b"") is the result. */
-        as_incomplete_read *ir = o->detail;
-        outcome_init(o);
-        result_bytes(o, ir->partial);
-        free(ir);
-    } else if (o->code == AS_ELIMIT) {
-        /* Drop the long line and its "\n" if the "\n" is there, else the
-         * whole buffer; then fail with the same message and detail. */
-        size_t consumed = ((as_limit_overrun *)o->detail)->consumed;
-        const unsigned char *d = as_buffer_data(&r->buf);
-        if (consumed < as_buffer_len(&r->buf) && d[consumed] == '\n')
-            consume(r, consumed + 1);
-        else
-            consume(r, as_buffer_len(&r->buf));
-        maybe_resume(r);
-    }
+    as__outcome_error(o, AS_EINVAL, NULL);
     return 1;
 }
 
-static int step_discard(as_reader *r, read_op *op, outcome *o)
-{
-    size_t start, end, idx;
-    if (stored_exception(r, o))
-        return 1;
-    if (search(r, op, &start, &end, &idx)) {
-        as_discarded *res = malloc(sizeof *res);
-        if (!res) {
-            outcome_error(o, -ENOMEM, NULL);
-            return 1;
-        }
-        consume(r, end);
-        op->dropped += end;
-        res->count = op->dropped;
-        res->separator = idx;
-        o->code = 0;
-        o->result = res;
-        o->result_destroy = free;
-        maybe_resume(r);
-        return 1;
-    }
-    /* Nothing before the search position can start a separator: drop it,
-     * so junk of any length costs no memory. */
-    size_t drop = scan_offset(r, op);
-    if (r->eof)
-        drop = as_buffer_len(&r->buf);
-    consume(r, drop);
-    op->dropped += drop;
-    maybe_resume(r);
-    if (r->eof) {
-        as_incomplete_read *ir = malloc(sizeof *ir);
-        as_bytes *partial = NULL;
-        if (!ir || as_bytes_alloc(0, &partial) < 0) {
-            free(ir);
-            outcome_error(o, -ENOMEM, NULL);
-            return 1;
-        }
-        ir->partial = partial;
-        ir->expected = -1;
-        snprintf(o->msgbuf, sizeof o->msgbuf,
-                 "%llu bytes discarded, separator not found before EOF",
-                 op->dropped);
-        outcome_error(o, AS_EINCOMPLETE, o->msgbuf);
-        o->detail = ir;
-        o->detail_destroy = incomplete_free;
-        return 1;
-    }
-    return 0;
-}
-
-static int step_lines(as_reader *r, read_op *op, outcome *o);
-
-static int step(as_reader *r, read_op *op, outcome *o)
+static const char *func_name(const as__read_op *op)
 {
     switch (op->kind) {
-    case OP_READ: return step_read(r, op, o);
-    case OP_READALL: return step_readall(r, op, o);
-    case OP_EXACTLY: return step_exactly(r, op, o);
-    case OP_UNTIL: return step_until(r, op, o);
-    case OP_LINE: return step_line(r, op, o);
-    case OP_DISCARD: return step_discard(r, op, o);
-    case OP_LINES: return step_lines(r, op, o);
-    }
-    outcome_error(o, AS_EINVAL, NULL);
-    return 1;
-}
-
-static const char *func_name(const read_op *op)
-{
-    switch (op->kind) {
-    case OP_READ:
-    case OP_READALL: return "read";
-    case OP_EXACTLY: return "readexactly";
-    case OP_DISCARD: return "discard_until";
+    case AS__OP_READ:
+    case AS__OP_READALL: return "read";
+    case AS__OP_EXACTLY: return "readexactly";
+    case AS__OP_DISCARD: return "discard_until";
     default: return "readuntil";
     }
 }
 
 /* ------------------------------------------------------------ op life */
 
-static void op_free(read_op *op)
+void as__read_op_free(as__read_op *op)
 {
     as_loop *loop = as_future_loop(op->future);
     if (op->line_destroy)
@@ -570,16 +281,16 @@ static void op_free(read_op *op)
  * Copy a stack op to the heap with a future reference and its own copy of
  * the separators, all in one block from the loop's cache:
  *
- *      [ read_op | as_separator[nseps] | separator bytes ]
+ *      [ as__read_op | as_separator[nseps] | separator bytes ]
  *
- * (sizeof(read_op) is a multiple of its alignment, which suits the array.)
- * A readline that waits costs one small block.
+ * (sizeof(as__read_op) is a multiple of its alignment, which suits the
+ * array.)  A readline that waits costs one small block.
  */
-static read_op *op_to_heap(const read_op *src)
+as__read_op *as__read_op_to_heap(const as__read_op *src)
 {
     as_loop *loop = as_future_loop(src->future);
     size_t total = 0, at = 0, size;
-    read_op *op;
+    as__read_op *op;
     as_separator *seps;
     unsigned char *bytes;
 
@@ -609,9 +320,9 @@ static read_op *op_to_heap(const read_op *src)
 static void drop_abandoned(as_reader *r)
 {
     if (r->waiter && as_future_done(r->waiter->future)) {
-        read_op *op = r->waiter;
+        as__read_op *op = r->waiter;
         r->waiter = NULL;
-        op_free(op);
+        as__read_op_free(op);
     }
 }
 
@@ -620,19 +331,20 @@ static void drop_abandoned(as_reader *r)
  * Makes *opp the waiter (copying it to the heap if it is not already
  * there) and returns 1, or fills *o with the busy error and returns 0.
  */
-static int wait_for_data(as_reader *r, read_op **opp, int on_heap, outcome *o)
+static int wait_for_data(as_reader *r, as__read_op **opp, int on_heap,
+                         as__read_outcome *o)
 {
     if (r->waiter) {
         snprintf(o->msgbuf, sizeof o->msgbuf,
                  "%s() called while another coroutine is already waiting "
                  "for incoming data", func_name(*opp));
-        outcome_error(o, AS_EBUSY, o->msgbuf);
+        as__outcome_error(o, AS_EBUSY, o->msgbuf);
         return 0;
     }
     if (!on_heap) {
-        read_op *op = op_to_heap(*opp);
+        as__read_op *op = as__read_op_to_heap(*opp);
         if (!op) {
-            outcome_error(o, -ENOMEM, NULL);
+            as__outcome_error(o, -ENOMEM, NULL);
             return 0;
         }
         *opp = op;
@@ -653,13 +365,13 @@ static int wait_for_data(as_reader *r, read_op **opp, int on_heap, outcome *o)
  * Run op: step it; if it must wait, make it the waiter; otherwise (or if it
  * cannot wait) settle its future.  A heap op that finishes is freed.
  */
-static void run(as_reader *r, read_op *op, int on_heap)
+static void run(as_reader *r, as__read_op *op, int on_heap)
 {
-    outcome o;
-    outcome_init(&o);
+    as__read_outcome o;
+    as__outcome_init(&o);
     if (!step(r, op, &o) && wait_for_data(r, &op, on_heap, &o))
         return;
-    if (op->kind == OP_LINES && o.code == 0) {
+    if (op->kind == AS__OP_LINES && o.code == 0) {
         /* The iteration ended normally: no result. */
         if (!as_future_done(op->future))
             as_future_set_result(op->future, NULL, NULL);
@@ -672,36 +384,14 @@ static void run(as_reader *r, read_op *op, int on_heap)
             o.detail_destroy(o.detail);
     }
     if (on_heap)
-        op_free(op);
+        as__read_op_free(op);
 }
 
-/* The iteration: deliver every buffered line to line_fn, re-reading the
- * state after each call (the callback may read, feed, cancel or unref). */
-static int step_lines(as_reader *r, read_op *op, outcome *o)
+/* lines.c's first step, from a loop callback (reader_impl.h). */
+void as__reader_run_op(as_reader *r, as__read_op *op)
 {
-    for (;;) {
-        if (as_future_done(op->future))
-            return 1; /* cancelled (from the callback or before): stop */
-        outcome line;
-        outcome_init(&line);
-        if (!step_line(r, op, &line))
-            return 0;
-        if (line.code != 0) {
-            *o = line;
-            if (o->msg == line.msgbuf)
-                o->msg = o->msgbuf;
-            return 1;
-        }
-        as_bytes *b = line.result;
-        if (b->len == 0) {
-            free(b);
-            return 1; /* EOF */
-        }
-        int stop = op->line_fn(r, b, op->line_ud);
-        free(b);
-        if (stop)
-            return 1;
-    }
+    drop_abandoned(r);
+    run(r, op, 1);
 }
 
 /* The end-of-turn retry.  It holds the reader reference wake() took
@@ -709,12 +399,12 @@ static int step_lines(as_reader *r, read_op *op, outcome *o)
 static void on_wake(void *userdata)
 {
     as_reader *r = userdata;
-    read_op *op = r->waiter;
+    as__read_op *op = r->waiter;
     if (op && op->woken) {
         r->waiter = NULL; /* CPython: finally: self._waiter = None */
         op->woken = 0;
         if (as_future_done(op->future))
-            op_free(op);
+            as__read_op_free(op);
         else
             run(r, op, 1);
     }
@@ -740,10 +430,10 @@ static void wake(as_reader *r)
     int rc = r->wake_handle ? as__handle_post(r->wake_handle, 1) : -ENOMEM;
     if (rc != 0) {
         /* The read could never be woken: fail it rather than hang. */
-        read_op *op = r->waiter;
+        as__read_op *op = r->waiter;
         r->waiter = NULL;
         as_future_set_error(op->future, rc, NULL);
-        op_free(op);
+        as__read_op_free(op);
         return;
     }
     as_reader_ref(r); /* until on_wake() has run (lifetime rule 3) */
@@ -798,10 +488,10 @@ static void drop_flow(as_reader *r)
 static AS__NOINLINE void reader_free(as_reader *r)
 {
     if (r->waiter) {
-        read_op *op = r->waiter;
+        as__read_op *op = r->waiter;
         r->waiter = NULL;
         as_future_cancel(op->future, "reader freed");
-        op_free(op);
+        as__read_op_free(op);
     }
     drop_flow(r);
     /* A queued run holds a reference, so it cannot be queued now. */
@@ -838,7 +528,7 @@ size_t as_reader_limit(const as_reader *r)
  * an iteration's line callback may drop the last one. */
 static void answer_now(as_reader *r)
 {
-    read_op *op;
+    as__read_op *op;
 
     drop_abandoned(r);
     if (!(op = r->waiter))
@@ -970,10 +660,10 @@ int as_reader_set_exception(as_reader *r, int code, const char *message)
     give_back_storage(r);
     drop_abandoned(r);
     if (r->waiter) {
-        read_op *op = r->waiter;
+        as__read_op *op = r->waiter;
         r->waiter = NULL;
         as_future_set_error(op->future, code, message);
-        op_free(op);
+        as__read_op_free(op);
     }
     if (r->tap)
         r->tap(r, AS__TAP_ERROR, r->tap_ud);
@@ -997,7 +687,7 @@ int as_reader_exception(const as_reader *r, const char **message)
 /* ------------------------------------------------------------ reads */
 
 /* Start a read: a new future, then run the op once, synchronously. */
-static as_future *start(as_reader *r, read_op *op)
+static as_future *start(as_reader *r, as__read_op *op)
 {
     as_future *f;
     if (as_future_new(r->loop, &f) < 0)
@@ -1008,17 +698,11 @@ static as_future *start(as_reader *r, read_op *op)
     return f;
 }
 
-static void op_init(read_op *op, enum op_kind kind)
-{
-    memset(op, 0, sizeof *op);
-    op->kind = kind;
-}
-
 as_future *as_reader_read(as_reader *r, ssize_t n)
 {
     if (!r)
         return NULL;
-    read_op op;
+    as__read_op op;
     if (r->exc_code == 0 && n == 0) {
         as_future *f;
         as_bytes *empty;
@@ -1032,7 +716,7 @@ as_future *as_reader_read(as_reader *r, ssize_t n)
             free(empty);
         return f;
     }
-    op_init(&op, n < 0 ? OP_READALL : OP_READ);
+    as__read_op_init(&op, n < 0 ? AS__OP_READALL : AS__OP_READ);
     op.n = n < 0 ? 0 : (size_t)n;
     return start(r, &op);
 }
@@ -1041,11 +725,11 @@ as_future *as_reader_readexactly(as_reader *r, ssize_t n)
 {
     if (!r)
         return NULL;
-    read_op op;
+    as__read_op op;
     if (n < 0)
         return as__future_failed(r->loop, AS_EINVAL,
                                  "readexactly size can not be less than zero");
-    op_init(&op, OP_EXACTLY);
+    as__read_op_init(&op, AS__OP_EXACTLY);
     op.n = (size_t)n;
     return start(r, &op);
 }
@@ -1070,14 +754,17 @@ static const char *check_seps(const as_separator *seps, size_t nseps,
     return NULL;
 }
 
-static as_future *start_search(as_reader *r, enum op_kind kind,
-                               const as_separator *seps, size_t nseps,
-                               size_t limit)
+/* Every separator read (readuntil.c's entry points) starts here, beside
+ * start(), so that start() is inlined into it: a readline pays no extra
+ * call for the split. */
+as_future *as__reader_start_search(as_reader *r, enum as__read_kind kind,
+                                   const as_separator *seps, size_t nseps,
+                                   size_t limit)
 {
     if (!r)
         return NULL;
-    read_op op;
-    op_init(&op, kind);
+    as__read_op op;
+    as__read_op_init(&op, kind);
     const char *err = check_seps(seps, nseps, &op.minlen, &op.maxlen);
     if (err)
         return as__future_failed(r->loop, AS_EINVAL, err);
@@ -1086,47 +773,6 @@ static as_future *start_search(as_reader *r, enum op_kind kind,
     op.limit = limit ? limit : r->limit;
     op.scan = r->consumed;
     return start(r, &op);
-}
-
-as_future *as_reader_readuntil(as_reader *r, const void *separator, size_t seplen)
-{
-    if (!r)
-        return NULL;
-    as_separator s = { separator, seplen };
-    if (seplen == 0)
-        return as__future_failed(r->loop, AS_EINVAL,
-                                 "Separator should be at least one-byte string");
-    return start_search(r, OP_UNTIL, &s, 1, 0);
-}
-
-as_future *as_reader_readuntil_any(as_reader *r, const as_separator *seps,
-                                   size_t nseps)
-{
-    return start_search(r, OP_UNTIL, seps, nseps, 0);
-}
-
-as_future *as_reader_readuntil_ex(as_reader *r, const as_separator *seps,
-                                  size_t nseps, size_t limit)
-{
-    return start_search(r, OP_UNTIL, seps, nseps, limit);
-}
-
-static const as_separator NEWLINE = { "\n", 1 };
-
-as_future *as_reader_readline(as_reader *r)
-{
-    return start_search(r, OP_LINE, &NEWLINE, 1, 0);
-}
-
-as_future *as_reader_readline_limit(as_reader *r, size_t limit)
-{
-    return start_search(r, OP_LINE, &NEWLINE, 1, limit);
-}
-
-as_future *as_reader_discard_until(as_reader *r, const as_separator *seps,
-                                   size_t nseps)
-{
-    return start_search(r, OP_DISCARD, seps, nseps, SIZE_MAX);
 }
 
 size_t as_reader_peek(const as_reader *r, const unsigned char **data)
@@ -1155,81 +801,6 @@ size_t as_reader_memory(const as_reader *r)
     return as_buffer_capacity(&r->buf) + (r->spare ? r->spare_cap : 0);
 }
 
-/* ------------------------------------------------------------ iteration */
-
-/* The first step of an iteration runs from the loop, never inside
- * as_reader_iter_lines() (no user callback runs synchronously). */
-typedef struct lines_start {
-    as_reader *reader; /* a reference, until the first step has run */
-    read_op *op;
-    int started;
-} lines_start;
-
-static void lines_first(void *userdata)
-{
-    lines_start *s = userdata;
-    s->started = 1;
-    drop_abandoned(s->reader);
-    run(s->reader, s->op, 1);
-}
-
-static void lines_start_free(void *userdata)
-{
-    lines_start *s = userdata;
-    if (!s->started)
-        op_free(s->op); /* the loop closed first: the iteration never ran */
-    as_reader_unref(s->reader);
-    free(s);
-}
-
-as_future *as_reader_iter_lines(as_reader *r, as_reader_line_fn fn,
-                                void *userdata, as_destroy_fn destroy)
-{
-    if (!r)
-        return NULL;
-    if (!fn)
-        return as__future_failed(r->loop, AS_EINVAL,
-                                 "iter_lines needs a line callback");
-    as_future *f;
-    (void)as_future_new(r->loop, &f); /* NULL if it fails */
-    lines_start *s = malloc(sizeof *s);
-    read_op proto, *op = NULL;
-    if (f) {
-        op_init(&proto, OP_LINES);
-        proto.future = f;
-        proto.seps = &NEWLINE;
-        proto.nseps = 1;
-        proto.minlen = proto.maxlen = 1;
-        proto.limit = r->limit;
-        proto.scan = r->consumed;
-        op = op_to_heap(&proto); /* takes the op's own future reference */
-    }
-    if (!f || !s || !op) {
-        if (op)
-            op_free(op);
-        as_future_unref(f);
-        free(s);
-        return NULL;
-    }
-    s->reader = as_reader_ref(r);
-    s->op = op;
-    s->started = 0;
-    int rc = as_loop_call_soon(r->loop, lines_first, s, lines_start_free, NULL);
-    if (rc != 0) {
-        op_free(op);
-        as_reader_unref(r);
-        free(s);
-        as_future_set_error(f, rc, NULL);
-        return f;
-    }
-    /* Only now does the op own userdata: on failure above destroy must not
-     * run (loop.h rule 3). */
-    op->line_fn = fn;
-    op->line_ud = userdata;
-    op->line_destroy = destroy;
-    return f;
-}
-
 /* ------------------------------------------------------------ flow control */
 
 int as_reader_set_flow_control(as_reader *r, as_reader_flow_fn pause,
@@ -1254,10 +825,10 @@ void as__reader_set_tap(as_reader *r, as__reader_tap_fn fn, void *userdata)
     r->tap_ud = fn ? userdata : NULL;
 }
 
-void as__reader_consume(as_reader *r, size_t n)
+void as__reader_tap_consume(as_reader *r, size_t n)
 {
-    consume(r, n);
-    maybe_resume(r);
+    as__reader_consume(r, n);
+    as__reader_maybe_resume(r);
 }
 
 int as_reader_paused(const as_reader *r)

@@ -9,7 +9,8 @@
  * IPV6_V6ONLY where they exist, which accept() errors are the peer's.  A
  * port to another system (Windows: closesocket(), WSAGetLastError())
  * changes sock.c.  What stays outside is a transport's I/O on a socket it
- * owns (recv, send, shutdown, close: socket_transport.c).
+ * owns (recv, send, shutdown, close: socket_transport.c and
+ * socket_transport_write.c).
  *
  * Conventions: names are as__ (internal, not exported); every call returns
  * an fd or 0 on success and a negative errno (or AS_E* code) on failure,

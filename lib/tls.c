@@ -105,7 +105,7 @@ static int take_ciphertext(as__tls_transport *t)
         as__tls_finish(t, err, NULL, AS__TLS_LOWER_ABORT);
         return err;
     }
-    as__reader_consume(t->cipher, n);
+    as__reader_tap_consume(t->cipher, n);
     return 0;
 }
 

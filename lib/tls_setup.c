@@ -236,7 +236,7 @@ as_future *as_writer_start_tls(as_writer *w, const as_tls_options *tls)
         as_future_unref(cfg);
         return start_tls_failed(w, err, NULL);
     }
-    as__reader_consume(reader, n);
+    as__reader_tap_consume(reader, n);
     as__transport_set_reader(lower, cipher);
     as_reader_unref(cipher); /* lower holds it */
     (void)as_transport_resume_reading(lower); /* the old reader may have paused it */
