@@ -37,13 +37,13 @@
  * same code.  OpenSSL's engine is in tls_openssl.c.  This file is the
  * state machine and the read side; what happens to the application's
  * writes (the backlog, flushes, backpressure through both layers) is
- * tls_write.c, over the struct in tls_transport.h.
+ * tls_write.c, over the struct in tls_impl.h.
  *
  * Costs: one copy of each ciphertext byte into the engine (the memory BIO)
  * and one out of it (the lower transport copies what the kernel does not
  * take at once); plaintext is decrypted straight into the reader's buffer.
  */
-#include "tls_transport.h"
+#include "tls_impl.h"
 #include "errors.h"
 #include "internal.h"
 

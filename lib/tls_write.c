@@ -1,5 +1,5 @@
 /*
- * tls_write.c - the TLS transport's write side (tls_transport.h): plaintext
+ * tls_write.c - the TLS transport's write side (tls_impl.h): plaintext
  * in, records out, and backpressure through both layers.
  *
  * tls.c runs the state machine; this file is what happens to the bytes
@@ -20,7 +20,7 @@
  * backlog while OPEN); a mark only when a write's records are queued
  * rather than sent at once.
  */
-#include "tls_transport.h"
+#include "tls_impl.h"
 #include "errors.h"
 #include "internal.h"
 

@@ -1,5 +1,5 @@
 /*
- * tls_transport.h - the TLS transport's own struct, shared by the two
+ * tls_impl.h - the TLS transport's own struct, shared by the two
  * files that implement it (internal, not installed):
  *
  *   tls.c        the state machine: ciphertext in, the handshake, reading,
@@ -9,8 +9,8 @@
  *
  * The contracts are tls.h's; how the pieces move is at the top of tls.c.
  */
-#ifndef AS_TLS_TRANSPORT_H
-#define AS_TLS_TRANSPORT_H
+#ifndef AS_TLS_IMPL_H
+#define AS_TLS_IMPL_H
 
 #include <assert.h>
 #include <stdlib.h>
@@ -161,4 +161,4 @@ void as__tls_set_limits(as_transport *t, size_t high, size_t low);
 unsigned long long as__tls_bytes_sent(const as_transport *t);
 unsigned long long as__tls_bytes_written(const as_transport *t);
 
-#endif /* AS_TLS_TRANSPORT_H */
+#endif /* AS_TLS_IMPL_H */
