@@ -9,8 +9,10 @@ set -e
 cd "$(dirname "$0")"
 
 # command-to-look-for:debian-package
-# The last one is a test peer: make check runs socat against the servers.
-needs="autoreconf:autoconf automake:automake libtoolize:libtool pkg-config:pkg-config make:make cc:gcc swig:swig socat:socat"
+# The last two are test peers: make check runs socat against the servers,
+# and openssl s_server / s_client against TLS (which also makes its
+# certificates).
+needs="autoreconf:autoconf automake:automake libtoolize:libtool pkg-config:pkg-config make:make cc:gcc swig:swig socat:socat openssl:openssl"
 missing=""
 for pair in $needs; do
     cmd=${pair%%:*}; pkg=${pair#*:}
@@ -19,6 +21,11 @@ done
 # Check is a library: ask pkg-config (if present) or dpkg.
 if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists check; }; then
     missing="$missing check"
+fi
+# TLS: OpenSSL's headers and libraries (configure --without-openssl builds
+# without them, and every TLS call then says AS_ENOTSUP).
+if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists openssl; }; then
+    missing="$missing libssl-dev"
 fi
 
 # The Python binding needs the headers of the Python it is built for

@@ -455,7 +455,7 @@ int main(int argc, char **argv)
         return 1;
     }
     status = argc == 2 ? serve_until_signal("chat_server", app.loop, on_client, &app, argv[1],
-                                            &app.crew, &app.server)
+                                            NULL, &app.crew, &app.server)
                        : selfcheck(&app);
     as_server_unref(app.server);
     as_event_free(app.crew.idle);

@@ -229,14 +229,15 @@ static inline void serve_on_signal(int signo, void *userdata)
 /*
  * Serve on 127.0.0.1:port until SIGINT or SIGTERM, shut down (within 1 s),
  * and wait for every handler in `crew` to return: the command-line mode of
- * you_said and chat_server.  echo_server.c spells the same steps out in
- * main(), for the tutorial.  *server receives the server (release it with
+ * you_said, chat_server and tls_echo_server (tls: TLS options, or NULL for
+ * plaintext).  echo_server.c spells the same steps out in main(), for the
+ * tutorial.  *server receives the server (release it with
  * as_server_unref(); NULL if it never started).  Returns the exit status.
  */
 static inline int serve_until_signal(const char *prog, as_loop *loop,
                                      as_client_connected_fn on_client, void *userdata,
-                                     const char *port, struct crew *crew,
-                                     as_server **server)
+                                     const char *port, const as_tls_options *tls,
+                                     struct crew *crew, as_server **server)
 {
     struct stop_signal stop;
     struct serve_run run = {NULL, NULL};
@@ -244,7 +245,8 @@ static inline int serve_until_signal(const char *prog, as_loop *loop,
     int err, status = 0;
 
     *server = NULL;
-    f = as_start_server(loop, on_client, userdata, NULL, "127.0.0.1", port, NULL);
+    f = as_start_server_tls(loop, on_client, userdata, NULL, "127.0.0.1", port, NULL,
+                            tls);
     if ((err = f ? as_loop_run_until_complete(loop, f) : -ENOMEM) < 0) {
         fprintf(stderr, "%s: %s\n", prog, f ? as_future_error_message(f) : as_strerror(err));
         as_future_unref(f);

@@ -56,5 +56,6 @@
 #include "resolve.h"
 #include "connect.h"
 #include "server.h"
+#include "tls.h"
 
 #endif /* ASYNCSTREAMS_H */

@@ -8,6 +8,7 @@
  * and the fd watcher of a connect in progress.
  */
 #include "connect.h"
+#include "tls_internal.h"
 #include "resolve.h"
 #include "socket_transport.h"
 #include "errors.h"
@@ -38,6 +39,7 @@ typedef struct attempt {
     int first_code;                  /* the first connect error */
     int all_same;                    /* every error message identical */
     char *first_msg, *msgs;          /* first message; all of them joined */
+    as_future *tls_cfg;              /* TLS: the configuration loading, or NULL */
 } attempt;
 
 /* ------------------------------------------------------------ helpers */
@@ -74,6 +76,10 @@ static void attempt_unref(attempt *a)
     as_future_unref(a->result);
     as_future_unref(a->remote_res);
     as_future_unref(a->local_res);
+    if (a->tls_cfg) {
+        (void)as_future_cancel(a->tls_cfg, NULL); /* not needed any more */
+        as_future_unref(a->tls_cfg);
+    }
     if (a->remote)
         freeaddrinfo(a->remote);
     if (a->local)
@@ -177,6 +183,13 @@ static void connected(attempt *a)
     a->fd = -1;
     if (as_future_done(a->result)) { /* cancelled meanwhile */
         as__sock_close(fd);
+        return;
+    }
+    if (a->tls_cfg) { /* TLS: the result comes after the handshake (tls.c) */
+        as_future *cfg = a->tls_cfg;
+        a->tls_cfg = NULL;
+        as__tls_client_connected(a->loop, fd, a->limit, cfg, a->result);
+        as_future_unref(cfg);
         return;
     }
     if ((err = as_reader_new(a->loop, a->limit, &reader)) < 0) {
@@ -345,6 +358,8 @@ static void result_done(as_future *f, void *p)
         (void)as_future_cancel(a->remote_res, NULL);
     if (a->local_res)
         (void)as_future_cancel(a->local_res, NULL);
+    if (a->tls_cfg)
+        (void)as_future_cancel(a->tls_cfg, NULL);
 }
 
 static attempt *attempt_new(as_loop *loop, const as_connect_options *opts)
@@ -396,8 +411,26 @@ static int resolve(attempt *a, const char *host, const char *port, int family,
     return 0;
 }
 
-as_future *as_open_connection(as_loop *loop, const char *host, const char *port,
-                              const as_connect_options *opts)
+/* TLS: start loading the configuration (on a worker thread) while the
+ * connection is made.  Bad options fail the attempt at once. */
+static int load_tls(attempt *a, const as_tls_options *tls, const char *hostname)
+{
+    as_tls_options client = *tls;
+    int err;
+    client.server_side = 0;
+    if (!(a->tls_cfg = as__tls_config_load(a->loop, &client, hostname))) {
+        fail_attempt(a, -ENOMEM, NULL);
+        return -ENOMEM;
+    }
+    if (as_future_done(a->tls_cfg) && (err = as_future_error(a->tls_cfg)) != 0) {
+        fail_attempt(a, err, as_future_error_message(a->tls_cfg));
+        return err;
+    }
+    return 0;
+}
+
+static as_future *open_tcp(as_loop *loop, const char *host, const char *port,
+                           const as_connect_options *opts, const as_tls_options *tls)
 {
     attempt *a;
     int err, family = opts ? opts->family : 0;
@@ -419,6 +452,12 @@ as_future *as_open_connection(as_loop *loop, const char *host, const char *port,
         fail_attempt(a, err, "bind(): port must be 0-65535.");
         return finish_call(a);
     }
+    if (tls && !host && !tls->server_hostname) {
+        fail_attempt(a, AS_EINVAL, "You must set server_hostname when using ssl without a host");
+        return finish_call(a);
+    }
+    if (tls && load_tls(a, tls, host) < 0)
+        return finish_call(a);
     if ((err = resolve(a, host, port, family, &a->remote_res)) < 0 ||
         (opts && (opts->local_host || opts->local_port) &&
          (err = resolve(a, opts->local_host, opts->local_port, family,
@@ -427,8 +466,21 @@ as_future *as_open_connection(as_loop *loop, const char *host, const char *port,
     return finish_call(a);
 }
 
-as_future *as_open_unix_connection(as_loop *loop, const char *path,
-                                   const as_connect_options *opts)
+as_future *as_open_connection(as_loop *loop, const char *host, const char *port,
+                              const as_connect_options *opts)
+{
+    return open_tcp(loop, host, port, opts, NULL);
+}
+
+as_future *as_open_connection_tls(as_loop *loop, const char *host, const char *port,
+                                  const as_connect_options *opts,
+                                  const as_tls_options *tls)
+{
+    return open_tcp(loop, host, port, opts, tls);
+}
+
+static as_future *open_unix(as_loop *loop, const char *path,
+                            const as_connect_options *opts, const as_tls_options *tls)
 {
     attempt *a;
     struct sockaddr_un *un, sun;
@@ -446,6 +498,12 @@ as_future *as_open_unix_connection(as_loop *loop, const char *path,
         fail_attempt(a, err, msg);
         return finish_call(a);
     }
+    if (tls && !tls->server_hostname) {
+        fail_attempt(a, AS_EINVAL, "you have to pass server_hostname when using ssl");
+        return finish_call(a);
+    }
+    if (tls && load_tls(a, tls, NULL) < 0)
+        return finish_call(a);
     /* One hand-made address, so try_next() serves both calls.  It is not
      * getaddrinfo()'s, so attempt_unref() frees it by hand. */
     ai = calloc(1, sizeof *ai);
@@ -465,4 +523,17 @@ as_future *as_open_unix_connection(as_loop *loop, const char *path,
     a->next = ai;
     try_next(a);
     return finish_call(a);
+}
+
+as_future *as_open_unix_connection(as_loop *loop, const char *path,
+                                   const as_connect_options *opts)
+{
+    return open_unix(loop, path, opts, NULL);
+}
+
+as_future *as_open_unix_connection_tls(as_loop *loop, const char *path,
+                                       const as_connect_options *opts,
+                                       const as_tls_options *tls)
+{
+    return open_unix(loop, path, opts, tls);
 }

@@ -46,7 +46,10 @@ extern "C" {
     X(RESOLVE, "host name resolution failed", gaierror)                        \
     X(UNHANDLED, "unhandled error in a callback", Exception)                   \
     X(NOKEY, "no such key for this object", KeyError)                          \
-    X(PORT, "port must be 0-65535", OverflowError)
+    X(PORT, "port must be 0-65535", OverflowError)                             \
+    X(NOTSUP, "TLS is not supported in this build", NotImplementedError)       \
+    X(TLS, "TLS protocol error", ssl.SSLError)                                 \
+    X(CERT, "certificate verify failed", ssl.SSLCertVerificationError)
 
 /*
  * The codes count up from AS__ERR_FIRST, far below any negated errno, so a

@@ -91,6 +91,53 @@ void as__reader_recycle(struct as_reader *reader, struct as_bytes *bytes);
  */
 int as__reader_feed_commit_now(struct as_reader *reader, size_t n);
 
+/*
+ * A tap (reader.c), for a transport layered over another (TLS, tls.c):
+ * the lower transport feeds its reader ciphertext as it would feed any
+ * reader, and the layer above is told synchronously, from inside the feed,
+ * each time bytes arrive (AS__TAP_DATA), EOF is fed (AS__TAP_EOF) or an
+ * exception is stored (AS__TAP_ERROR).  It looks at the bytes with
+ * as_reader_peek() and takes what it used with as__reader_tap_consume(),
+ * which resumes a paused transport as a read would.  No future, no loop
+ * turn per chunk.  fn NULL removes the tap.  The tap may call back into the
+ * reader (peek, consume) and into the lower transport (write, close,
+ * abort).
+ */
+enum { AS__TAP_DATA, AS__TAP_EOF, AS__TAP_ERROR };
+typedef void (*as__reader_tap_fn)(struct as_reader *reader, int event,
+                                  void *userdata);
+void as__reader_set_tap(struct as_reader *reader, as__reader_tap_fn fn,
+                        void *userdata);
+void as__reader_tap_consume(struct as_reader *reader, size_t n);
+
+/*
+ * Re-plumbing a live connection for start_tls (tls.c), both atomic:
+ *   as__transport_set_reader: t feeds `reader` from now on (references and
+ *       flow-control hooks move from the old reader to the new one);
+ *   as__writer_set_transport: the writer writes to t from now on (it takes
+ *       a reference to t and drops the one to its old transport).
+ */
+struct as_transport;
+struct as_writer;
+void as__transport_set_reader(struct as_transport *t, struct as_reader *reader);
+void as__writer_set_transport(struct as_writer *w, struct as_transport *t);
+
+/*
+ * Blocking work off the loop thread (worker.c), design rule 9: work(arg)
+ * runs on a new thread, which must touch nothing of the loop's; then, on
+ * the loop thread, the returned future finishes with arg as its result
+ * (freed with free_arg) if work returned 0, or fails with work's code and
+ * the message it wrote into msg (empty: as_strerror()), arg then freed.
+ * Cancelling the future abandons the work: arg is freed once the thread is
+ * done with it, maybe on that thread (so free_arg must not touch the
+ * loop).  The loop must not be closed while work runs (resolve.h, rule 4,
+ * is the same rule).  NULL only on allocation failure; if no thread
+ * can be started the future fails at once and arg is freed.
+ */
+typedef int (*as__work_fn)(void *arg, char *msg, size_t size);
+struct as_future *as__run_blocking(as_loop *loop, as__work_fn work, void *arg,
+                                   as_destroy_fn free_arg);
+
 /* Keep a cold path (growing an array, say) out of line, so the hot path
  * that calls it stays small enough to need no saved registers. */
 #if defined(__GNUC__)

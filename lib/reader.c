@@ -540,20 +540,32 @@ static void answer_now(as_reader *r)
     as_reader_unref(r);
 }
 
-/* After bytes were appended: wake (or, now, answer) the waiter, then maybe
- * pause the transport. */
+/* After bytes were appended: tell the tap (the layer above takes what it
+ * can now), maybe pause the transport, then wake (or, now, answer) the
+ * waiter.  Pausing comes first: a read answered at once that still has to
+ * wait then finds the transport paused and resumes it, as CPython's woken
+ * read does in _wait_for_data().  The other way round, a readexactly() of
+ * more than 2 x limit already waiting when one feed crossed 2 x limit
+ * paused its own feed and waited for ever. */
 static void fed(as_reader *r, int now)
 {
-    if (now)
-        answer_now(r);
-    else
-        wake(r);
+    int tapped = r->tap != NULL;
+    if (tapped) {
+        as_reader_ref(r); /* the tap may drop references */
+        r->tap(r, AS__TAP_DATA, r->tap_ud);
+    }
     if (r->pause_fn && !r->paused && as_buffer_len(&r->buf) > 2 * r->limit) {
         if (r->pause_fn(r, r->flow_ud) != 0)
             drop_flow(r); /* cannot pause: buffer everything, as CPython */
         else
             r->paused = 1;
     }
+    if (now)
+        answer_now(r);
+    else
+        wake(r);
+    if (tapped)
+        as_reader_unref(r);
 }
 
 int as_reader_feed_data(as_reader *r, const void *data, size_t len)
@@ -622,6 +634,8 @@ void as_reader_feed_eof(as_reader *r)
     r->eof = 1;
     give_back_storage(r);
     wake(r);
+    if (r->tap)
+        r->tap(r, AS__TAP_EOF, r->tap_ud);
 }
 
 int as_reader_at_eof(const as_reader *r)
@@ -651,6 +665,8 @@ int as_reader_set_exception(as_reader *r, int code, const char *message)
         as_future_set_error(op->future, code, message);
         as__read_op_free(op);
     }
+    if (r->tap)
+        r->tap(r, AS__TAP_ERROR, r->tap_ud);
     return 0;
 }
 
@@ -801,6 +817,18 @@ int as_reader_set_flow_control(as_reader *r, as_reader_flow_fn pause,
         r->flow_destroy = destroy;
     }
     return 0;
+}
+
+void as__reader_set_tap(as_reader *r, as__reader_tap_fn fn, void *userdata)
+{
+    r->tap = fn;
+    r->tap_ud = fn ? userdata : NULL;
+}
+
+void as__reader_tap_consume(as_reader *r, size_t n)
+{
+    as__reader_consume(r, n);
+    as__reader_maybe_resume(r);
 }
 
 int as_reader_paused(const as_reader *r)

@@ -20,6 +20,7 @@
 
 #include "reader.h"
 #include "errors.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -71,6 +72,8 @@ struct as_reader {
     void *flow_ud;
     as_destroy_fn flow_destroy;
     int paused;
+    as__reader_tap_fn tap;  /* a layer above reading what arrives (internal.h) */
+    void *tap_ud;
 };
 
 /* What a step produced: a result, or an error with message and detail. */

@@ -16,6 +16,7 @@
 #include "resolve.h"
 #include "sock.h"
 #include "socket_transport.h"
+#include "tls_internal.h"
 #include "waiters.h"
 
 #include <errno.h>
@@ -81,6 +82,7 @@ struct as_server {
 
     as_future *serve_forever;
     as__waiters waiters;       /* wait_closed() and shutdown() futures */
+    as__tls_config *tls;       /* TLS servers: every connection's configuration */
     as_handle *shutdown_timer;
 };
 
@@ -177,13 +179,104 @@ static void transport_unref_cb(void *p)
     as_transport_unref(p);
 }
 
+/* Hand a new connection to the callback. */
+static void call_handler(as_server *s, struct client *c, as_transport *t,
+                         as_reader *r, as_writer *w)
+{
+    /* The handler gets our references to r and w (server.h, rule 4). */
+    as_future *h = s->cb(r, w, s->userdata);
+    if (h) {
+        /* The handler handed its reference over.  The record can be gone
+         * already: a handler may close its connection with the loop closed. */
+        if (c->server) {
+            c->handler = h;
+            h = as_future_ref(h);
+        }
+        if (as_future_add_done_callback(h, handler_done, as_transport_ref(t),
+                                        transport_unref_cb) < 0)
+            as_transport_unref(t);
+        as_future_unref(h);
+    }
+}
+
+/* A TLS connection waits for its handshake before the callback sees it
+ * (CPython calls connection_made() only then).  The record is held, not
+ * the server: a server freed meanwhile closes such connections, since its
+ * callback and userdata are gone. */
+struct pending {
+    struct client *c;
+    as_reader *r;
+    as_writer *w;
+};
+
+static void pending_free(void *p)
+{
+    struct pending *j = p;
+    if (j->w) {
+        as_writer_abort(j->w);
+        as_writer_unref(j->w);
+    }
+    as_reader_unref(j->r);
+    client_release(j->c);
+    free(j);
+}
+
+static void handshake_done(as_future *hs, void *p)
+{
+    struct pending *j = p;
+    struct client *c = j->c;
+    int err = as_future_error(hs);
+    as_reader *r = j->r;
+    as_writer *w = j->w;
+
+    if (err != 0) {
+        /* CPython's SSLProtocol reports it and closes (done already). */
+        as_error_context ctx;
+        ctx.message = err == AS_ECERT ? "SSL handshake failed on verifying the certificate"
+                                      : "SSL handshake failed";
+        ctx.code = err;
+        ctx.detail = as_future_error_message(hs);
+        ctx.object = as_writer_transport(w);
+        as_loop_call_exception_handler(as_future_loop(hs), &ctx);
+        return;
+    }
+    if (!c->server)
+        return; /* pending_free() closes it */
+    j->r = NULL;
+    j->w = NULL;
+    call_handler(c->server, c, c->transport, r, w);
+}
+
+static void await_handshake(struct client *c, as_transport *t, as_reader *r, as_writer *w)
+{
+    struct pending *j = malloc(sizeof *j);
+    as_future *hs = as_tls_handshake(t);
+
+    if (!j || !hs) {
+        free(j);
+        as_future_unref(hs);
+        report(c->server, "cannot serve a new connection", -ENOMEM, NULL);
+        as_writer_abort(w);
+        as_writer_unref(w);
+        as_reader_unref(r);
+        return;
+    }
+    c->refs++;
+    j->c = c;
+    j->r = r;
+    j->w = w;
+    if (as_future_add_done_callback(hs, handshake_done, j, pending_free) < 0)
+        pending_free(j);
+    as_future_unref(hs);
+}
+
 /* Make a connection of an accepted fd and hand it to the callback. */
 static void new_client(as_server *s, int fd)
 {
     as_reader *r = NULL;
     as_writer *w = NULL;
     as_transport *t = NULL;
-    as_future *closed, *h;
+    as_future *closed;
     struct client *c;
     int err;
 
@@ -192,7 +285,9 @@ static void new_client(as_server *s, int fd)
         report(s, "cannot serve a new connection", err, NULL);
         return;
     }
-    if ((err = as_socket_transport_new(s->loop, fd, r, &t)) < 0) {
+    err = s->tls ? as__tls_accept(s->loop, fd, r, s->tls, &t)
+                 : as_socket_transport_new(s->loop, fd, r, &t);
+    if (err < 0) {
         /* The transport closed the fd.  An fd too large for select() is an
          * episode like EMFILE: reported once until an accept succeeds. */
         if (err != AS_EFDSETSIZE || !s->fd_report_done)
@@ -238,20 +333,10 @@ static void new_client(as_server *s, int fd)
     s->clients = c;
     s->nclients++;
 
-    /* The handler gets our references to r and w (server.h, rule 4). */
-    h = s->cb(r, w, s->userdata);
-    if (h) {
-        /* The handler handed its reference over.  The record can be gone
-         * already: a handler may close its connection with the loop closed. */
-        if (c->server) {
-            c->handler = h;
-            h = as_future_ref(h);
-        }
-        if (as_future_add_done_callback(h, handler_done, as_transport_ref(t),
-                                        transport_unref_cb) < 0)
-            as_transport_unref(t);
-        as_future_unref(h);
-    }
+    if (s->tls)
+        await_handshake(c, t, r, w);
+    else
+        call_handler(s, c, t, r, w);
 }
 
 /* ------------------------------------------------------------ accepting */
@@ -434,6 +519,7 @@ void as_server_unref(as_server *s)
     }
     if (s->destroy)
         s->destroy(s->userdata);
+    as__tls_config_unref(s->tls);
     loop = s->loop;
     free(s);
     as__loop_obj_unref(loop);
@@ -656,7 +742,7 @@ as_future *as_server_shutdown(as_server *s, double timeout)
 
 static as_server *server_new(as_loop *loop, as_client_connected_fn cb,
                              void *userdata, as_destroy_fn destroy,
-                             const as_server_options *o)
+                             const as_server_options *o, as__tls_config *tls)
 {
     as_server *s = calloc(1, sizeof *s);
     if (!s)
@@ -668,6 +754,7 @@ static as_server *server_new(as_loop *loop, as_client_connected_fn cb,
     s->destroy = destroy;
     s->limit = o && o->limit > 0 ? o->limit : AS_READER_DEFAULT_LIMIT;
     s->backlog = o && o->backlog > 0 ? o->backlog : 100;
+    s->tls = tls ? as__tls_config_ref(tls) : NULL;
     as__loop_obj_ref(loop);
     return s;
 }
@@ -797,6 +884,14 @@ as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
                            const char *host, const char *port,
                            const as_server_options *o)
 {
+    return as__start_server_cfg(loop, cb, userdata, destroy, host, port, o, NULL);
+}
+
+as_future *as__start_server_cfg(as_loop *loop, as_client_connected_fn cb,
+                                void *userdata, as_destroy_fn destroy,
+                                const char *host, const char *port,
+                                const as_server_options *o, as__tls_config *tls)
+{
     struct addrinfo hints;
     struct start_job *j;
     as_future *result;
@@ -817,7 +912,7 @@ as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
         as_future_unref(result);
         return NULL;
     }
-    if (!(j->server = server_new(loop, cb, userdata, destroy, o))) {
+    if (!(j->server = server_new(loop, cb, userdata, destroy, o, tls))) {
         free(j);
         as_future_set_error(result, -ENOMEM, NULL);
         return result;
@@ -849,6 +944,14 @@ as_future *as_start_unix_server(as_loop *loop, as_client_connected_fn cb,
                                 void *userdata, as_destroy_fn destroy,
                                 const char *path, const as_server_options *o)
 {
+    return as__start_unix_server_cfg(loop, cb, userdata, destroy, path, o, NULL);
+}
+
+as_future *as__start_unix_server_cfg(as_loop *loop, as_client_connected_fn cb,
+                                     void *userdata, as_destroy_fn destroy,
+                                     const char *path, const as_server_options *o,
+                                     as__tls_config *tls)
+{
     struct sockaddr_un sun;
     struct stat st;
     as_future *result;
@@ -868,7 +971,7 @@ as_future *as_start_unix_server(as_loop *loop, as_client_connected_fn cb,
      * remove it.  One in use, or any other kind of file, stays. */
     as__sock_unix_remove_stale(&sun);
 
-    if (!(s = server_new(loop, cb, userdata, destroy, o))) {
+    if (!(s = server_new(loop, cb, userdata, destroy, o, tls))) {
         as_future_set_error(result, -ENOMEM, NULL);
         return result;
     }

@@ -46,6 +46,15 @@ int as_transport_init(as_transport *t, const as_transport_ops *ops,
     return 0;
 }
 
+void as__transport_set_reader(as_transport *t, as_reader *reader)
+{
+    as_reader *old = t->reader;
+    (void)as_reader_set_flow_control(old, NULL, NULL, NULL, NULL);
+    t->reader = as_reader_ref(reader);
+    (void)as_reader_set_flow_control(reader, flow_pause, flow_resume, t, NULL);
+    as_reader_unref(old);
+}
+
 as_transport *as_transport_ref(as_transport *t)
 {
     if (t)

@@ -61,6 +61,13 @@ void as_writer_unref(as_writer *w)
     free(w);
 }
 
+void as__writer_set_transport(as_writer *w, as_transport *t)
+{
+    as_transport *old = w->transport;
+    w->transport = as_transport_ref(t);
+    as_transport_unref(old);
+}
+
 as_transport *as_writer_transport(const as_writer *w)
 {
     return tr(w);

@@ -1053,6 +1053,34 @@ START_TEST(a_transport_answers_a_waiting_read_at_once)
 }
 END_TEST
 
+/* A read already waiting when one feed takes the buffer above twice the
+ * limit: the feed answers the read (still short) and then pauses; the
+ * read must resume the transport, or it waits for ever. */
+START_TEST(a_waiting_read_resumes_a_feed_that_paused)
+{
+    as_loop *loop = tu_loop();
+    char port[16];
+    int lfd = listener(AF_INET, port), pfd;
+    as_connect_options o = {1000, 0, NULL, NULL};
+    as_connection *c = connect_ok(loop, "127.0.0.1", port, &o);
+    static unsigned char out[100000];
+    as_future *f = as_reader_readexactly(c->reader, sizeof out);
+    as_bytes *b;
+
+    pfd = accept_peer(lfd);
+    pattern(out, sizeof out, 0);
+    ck_assert_int_eq(send(pfd, out, sizeof out, 0), (ssize_t)sizeof out);
+    ck_assert_int_eq(reader_wait(loop, f, &b), 0);
+    ck_assert_uint_eq(b->len, sizeof out);
+    ck_assert_int_eq(memcmp(b->data, out, sizeof out), 0);
+    free(b);
+    close_conn(loop, c);
+    close(pfd);
+    close(lfd);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(reading_pauses_above_twice_the_limit)
 {
     as_loop *loop = tu_loop();
@@ -1610,6 +1638,7 @@ int main(void)
     tcase_add_test(tc, close_flushes_then_fin);
     tcase_add_test(tc, abort_resets_and_state_table);
     tcase_add_test(tc, reading_pauses_above_twice_the_limit);
+    tcase_add_test(tc, a_waiting_read_resumes_a_feed_that_paused);
     tcase_add_test(tc, a_transport_answers_a_waiting_read_at_once);
     tcase_add_test(tc, close_within_aborts_at_the_deadline);
     tcase_add_test(tc, close_within_that_finishes_in_time_is_a_clean_close);

@@ -27,6 +27,11 @@ START_TEST(names_and_messages)
     ck_assert_str_eq(as_err_name(AS_EFDSETSIZE), "AS_EFDSETSIZE");
     ck_assert_str_eq(as_err_name(AS_EPORT), "AS_EPORT");
     ck_assert_str_eq(as_strerror(AS_EPORT), "port must be 0-65535");
+    ck_assert_str_eq(as_err_name(AS_ENOTSUP), "AS_ENOTSUP");
+    ck_assert_str_eq(as_strerror(AS_ENOTSUP), "TLS is not supported in this build");
+    ck_assert_str_eq(as_err_name(AS_ETLS), "AS_ETLS");
+    ck_assert_str_eq(as_err_name(AS_ECERT), "AS_ECERT");
+    ck_assert_str_eq(as_strerror(AS_ECERT), "certificate verify failed");
     ck_assert_str_eq(as_err_name(-ECONNRESET), "ECONNRESET");
     ck_assert_str_eq(as_strerror(-ECONNRESET), "connection reset by peer");
     ck_assert_str_eq(as_err_name(-EPIPE), "EPIPE");
