@@ -10,7 +10,7 @@
  * Everything that can finish later (resolution, a handler, a transport)
  * reports back through a future's done callback, never synchronously.
  */
-#include "server.h"
+#include "server_impl.h"
 #include "errors.h"
 #include "internal.h"
 #include "resolve.h"
@@ -31,60 +31,6 @@
 
 #define BACKOFF_FIRST 0.05
 #define BACKOFF_MAX 1.0
-
-struct listener {
-    as_server *server;
-    int fd;
-    int watching;
-    double backoff;       /* delay before the next retry, 0 if none */
-    int reported;         /* this error episode was reported */
-    as_handle *resume;    /* the backoff timer */
-};
-
-/* One connection the server made, while the server lists it.  Two
- * references: the server's list, and the transport's closed callback.
- * Leaving the list (client_unlink) drops what the record holds; it happens
- * when the transport closes, when the loop closes with that callback never
- * run, or when the server is freed, whichever comes first (server.h, rule 7).
- * The handler's done callback holds a transport reference of its own, not
- * the record, so a handler that outlives the list needs nothing from it. */
-struct client {
-    as_server *server;    /* NULL once unlinked */
-    as_transport *transport;
-    as_reader *reader;
-    as_future *handler;
-    struct client *prev, *next;
-    int refs;
-};
-
-struct as_server {
-    as_loop *loop;
-    unsigned refs;
-    as_client_connected_fn cb;
-    void *userdata;
-    as_destroy_fn destroy;
-
-    struct listener *listeners;
-    size_t nlisteners;
-    ssize_t limit;
-    int backlog;
-    int listening;        /* listen() was called */
-    int serving;
-    int closed;
-
-    char *unix_path;      /* Unix servers: the file to remove on close */
-    dev_t unix_dev;
-    ino_t unix_ino;
-
-    struct client *clients;
-    size_t nclients;
-    int fd_report_done;   /* an fd >= FD_SETSIZE was reported this episode */
-
-    as_future *serve_forever;
-    as__waiters waiters;       /* wait_closed() and shutdown() futures */
-    as__tls_config *tls;       /* TLS servers: every connection's configuration */
-    as_handle *shutdown_timer;
-};
 
 /* ------------------------------------------------------------ reports */
 
@@ -419,7 +365,7 @@ static void on_acceptable(void *p)
     as_server_unref(s);
 }
 
-static int start_listening(as_server *s)
+int as__server_start_listening(as_server *s)
 {
     size_t i;
     int err;
@@ -525,7 +471,7 @@ void as_server_unref(as_server *s)
     as__loop_obj_unref(loop);
 }
 
-static void server_destroy(void *p)
+void as__server_destroy(void *p)
 {
     as_server_unref(p);
 }
@@ -604,7 +550,7 @@ as_future *as_server_start_serving(as_server *s)
         return NULL;
     if (s->closed)
         return as__future_failed(s->loop, AS_ESTATE, "server is closed");
-    if ((err = start_listening(s)) < 0)
+    if ((err = as__server_start_listening(s)) < 0)
         return as__future_failed(s->loop, err, NULL);
     if (as_future_new(s->loop, &f) < 0)
         return NULL;
@@ -638,12 +584,12 @@ as_future *as_server_serve_forever(as_server *s)
                       "server is already being awaited on serve_forever()");
     if (s->closed)
         return as__future_failed(s->loop, AS_ESTATE, "server is closed");
-    if ((err = start_listening(s)) < 0)
+    if ((err = as__server_start_listening(s)) < 0)
         return as__future_failed(s->loop, err, NULL);
     if (as_future_new(s->loop, &f) < 0)
         return NULL;
     if (as_future_add_done_callback(f, serve_forever_done, as_server_ref(s),
-                                    server_destroy) < 0) {
+                                    as__server_destroy) < 0) {
         as_server_unref(s);
         as_future_set_error(f, -ENOMEM, NULL);
         return f;
@@ -738,252 +684,3 @@ as_future *as_server_shutdown(as_server *s, double timeout)
     return f;
 }
 
-/* ------------------------------------------------------------ creating */
-
-static as_server *server_new(as_loop *loop, as_client_connected_fn cb,
-                             void *userdata, as_destroy_fn destroy,
-                             const as_server_options *o, as__tls_config *tls)
-{
-    as_server *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    s->loop = loop;
-    s->refs = 1;
-    s->cb = cb;
-    s->userdata = userdata;
-    s->destroy = destroy;
-    s->limit = o && o->limit > 0 ? o->limit : AS_READER_DEFAULT_LIMIT;
-    s->backlog = o && o->backlog > 0 ? o->backlog : 100;
-    s->tls = tls ? as__tls_config_ref(tls) : NULL;
-    as__loop_obj_ref(loop);
-    return s;
-}
-
-static int add_listener(as_server *s, int fd)
-{
-    struct listener *ls = realloc(s->listeners, (s->nlisteners + 1) * sizeof *ls);
-    size_t i;
-    if (!ls)
-        return -ENOMEM;
-    s->listeners = ls;
-    /* realloc may have moved the array: the watchers' userdata (none yet,
-     * we are not serving) and the back pointers must follow. */
-    for (i = 0; i < s->nlisteners; i++)
-        ls[i].server = s;
-    ls[s->nlisteners].server = s;
-    ls[s->nlisteners].fd = fd;
-    ls[s->nlisteners].watching = 0;
-    ls[s->nlisteners].backoff = 0;
-    ls[s->nlisteners].reported = 0;
-    ls[s->nlisteners].resume = NULL;
-    s->nlisteners++;
-    return 0;
-}
-
-/* Fail `result` with err and message ("" for none); returns err. */
-static int fail_start(as_future *result, int err, const char *message)
-{
-    as_future_set_error(result, err, message && *message ? message : NULL);
-    return err;
-}
-
-/* One listening socket for sa (sock.c); on failure `result` fails.  One
- * too large for the loop's backend is refused by the loop when watching
- * starts (start_listening): it is the one place that knows the limit. */
-static int listener_for(as_server *s, const struct sockaddr *sa, socklen_t len,
-                        const as_server_options *o, as_future *result)
-{
-    as__sock_listen_opts lo;
-    char msg[320];
-    int fd, err;
-
-    lo.reuse_address = !(o && o->reuse_address < 0);
-    lo.reuse_port = o && o->reuse_port > 0;
-    if ((fd = as__sock_listener(sa, len, &lo, msg, sizeof msg)) < 0)
-        return fail_start(result, fd, msg);
-    if ((err = add_listener(s, fd)) < 0) {
-        as__sock_close(fd);
-        if (sa->sa_family == AF_UNIX) /* bound, so the file is ours */
-            unlink(((const struct sockaddr_un *)(const void *)sa)->sun_path);
-        return fail_start(result, err, NULL);
-    }
-    return 0;
-}
-
-/* Bind one listening socket per address; on any failure, none. */
-static int bind_all(as_server *s, const struct addrinfo *ai,
-                    const as_server_options *o, as_future *result)
-{
-    int err;
-    for (; ai; ai = ai->ai_next)
-        if ((err = listener_for(s, ai->ai_addr, ai->ai_addrlen, o, result)) < 0)
-            return err;
-    return 0;
-}
-
-/* Bound: listen (unless told not to) and deliver the server. */
-static void listen_and_deliver(as_server *s, const as_server_options *o,
-                               as_future *result)
-{
-    /* With no_start, listen() waits for start_serving(), as in CPython. */
-    int err = o && o->no_start ? 0 : start_listening(s);
-    if (err < 0) {
-        as_future_set_error(result, err, NULL);
-        as_server_unref(s);
-        return;
-    }
-    if (as_future_set_result(result, s, server_destroy) < 0)
-        as_server_unref(s); /* cancelled meanwhile */
-}
-
-struct start_job {
-    as_future *result;
-    as_future *resolving;
-    as_server *server;       /* holds the callback and its userdata */
-    as_server_options opts;
-    int has_opts;
-};
-
-static void start_job_free(void *p)
-{
-    struct start_job *j = p;
-    if (j->server)
-        as_server_unref(j->server); /* runs destroy(userdata) */
-    as_future_unref(j->result);
-    as_future_unref(j->resolving);
-    free(j);
-}
-
-static void resolved(as_future *res, void *p)
-{
-    struct start_job *j = p;
-    const as_server_options *o = j->has_opts ? &j->opts : NULL;
-    int err = as_future_error(res);
-
-    if (as_future_done(j->result))
-        return; /* the caller cancelled start_server */
-    if (err < 0) {
-        as_future_set_error(j->result, err, as_future_error_message(res));
-        return;
-    }
-    if (bind_all(j->server, as_future_result(res), o, j->result) < 0)
-        return;
-    listen_and_deliver(j->server, o, j->result);
-    j->server = NULL; /* delivered, or freed on failure */
-}
-
-static void start_cancelled(as_future *result, void *p)
-{
-    as_future *resolving = p;
-    if (as_future_cancelled(result))
-        as_future_cancel(resolving, NULL);
-}
-
-as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
-                           void *userdata, as_destroy_fn destroy,
-                           const char *host, const char *port,
-                           const as_server_options *o)
-{
-    return as__start_server_cfg(loop, cb, userdata, destroy, host, port, o, NULL);
-}
-
-as_future *as__start_server_cfg(as_loop *loop, as_client_connected_fn cb,
-                                void *userdata, as_destroy_fn destroy,
-                                const char *host, const char *port,
-                                const as_server_options *o, as__tls_config *tls)
-{
-    struct addrinfo hints;
-    struct start_job *j;
-    as_future *result;
-
-    if (!loop || !cb || !port)
-        return as__future_failed(loop, AS_EINVAL,
-                                 "start_server needs a loop, a callback and a port");
-    if (o && (o->family != 0 && o->family != AF_INET && o->family != AF_INET6))
-        return as__future_failed(loop, AS_EINVAL,
-                                 "family must be AF_INET, AF_INET6 or 0");
-    /* getaddrinfo() would wrap it; CPython's socket.bind() words it so. */
-    if (as__sock_check_port(port) < 0)
-        return as__future_failed(loop, AS_EPORT,
-                                 "bind(): port must be 0-65535.");
-    if (as_future_new(loop, &result) < 0)
-        return NULL;
-    if (!(j = calloc(1, sizeof *j))) {
-        as_future_unref(result);
-        return NULL;
-    }
-    if (!(j->server = server_new(loop, cb, userdata, destroy, o, tls))) {
-        free(j);
-        as_future_set_error(result, -ENOMEM, NULL);
-        return result;
-    }
-    if (o) {
-        j->opts = *o;
-        j->has_opts = 1;
-    }
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = o ? o->family : 0;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    j->resolving = as_getaddrinfo(loop, host && *host ? host : NULL, port, &hints);
-    j->result = as_future_ref(result);
-    if (!j->resolving ||
-        as_future_add_done_callback(j->resolving, resolved, j, start_job_free) < 0) {
-        start_job_free(j);
-        as_future_set_error(result, -ENOMEM, NULL);
-        return result;
-    }
-    /* Cancelling the start also cancels a resolution still under way. */
-    if (as_future_add_done_callback(result, start_cancelled,
-                                    as_future_ref(j->resolving), unref_future) < 0)
-        as_future_unref(j->resolving);
-    return result;
-}
-
-as_future *as_start_unix_server(as_loop *loop, as_client_connected_fn cb,
-                                void *userdata, as_destroy_fn destroy,
-                                const char *path, const as_server_options *o)
-{
-    return as__start_unix_server_cfg(loop, cb, userdata, destroy, path, o, NULL);
-}
-
-as_future *as__start_unix_server_cfg(as_loop *loop, as_client_connected_fn cb,
-                                     void *userdata, as_destroy_fn destroy,
-                                     const char *path, const as_server_options *o,
-                                     as__tls_config *tls)
-{
-    struct sockaddr_un sun;
-    struct stat st;
-    as_future *result;
-    as_server *s;
-    const char *msg;
-    int err;
-
-    if (!loop || !cb || !path || !*path)
-        return as__future_failed(loop, AS_EINVAL,
-                                 "start_unix_server needs a loop, a callback and a path");
-    if ((err = as__sock_unix_addr(path, &sun, &msg)) < 0)
-        return as__future_failed(loop, err, msg);
-    if (as_future_new(loop, &result) < 0)
-        return NULL;
-
-    /* A socket file nobody accepts on is left over from an earlier run:
-     * remove it.  One in use, or any other kind of file, stays. */
-    as__sock_unix_remove_stale(&sun);
-
-    if (!(s = server_new(loop, cb, userdata, destroy, o, tls))) {
-        as_future_set_error(result, -ENOMEM, NULL);
-        return result;
-    }
-    if (listener_for(s, (const struct sockaddr *)&sun, sizeof sun, o, result) < 0) {
-        as_server_unref(s);
-        return result;
-    }
-    if (!(o && o->keep_socket_file) && stat(path, &st) == 0) {
-        s->unix_path = as__strdup(path);
-        s->unix_dev = st.st_dev;
-        s->unix_ino = st.st_ino;
-    }
-    listen_and_deliver(s, o, result);
-    return result;
-}
