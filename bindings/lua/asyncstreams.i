@@ -223,8 +223,8 @@
 /* ---------------------------------------------------------------- loop */
 
 /* Every call notes the thread it runs on, where the callbacks it runs
- * run (luart.c rule 3); running a loop also notes the loop, which a
- * callback's error stops. */
+ * run (the third of the lifetimes in luart.c); running a loop also
+ * notes the loop, which a callback's error stops. */
 %exception {
     struct lrt *rt = lrt_get(L);
     lua_State *outer = rt->current;

@@ -65,6 +65,8 @@ end
 local function finish(t, ok, res)
     t.done = true
     live[t] = nil
+    local co = t.co
+    t.co = nil -- its locals may go now
     finished = finished + 1
     t.order = finished
     if ok then
@@ -75,7 +77,7 @@ local function finish(t, ok, res)
         core.as_future_set_cancelled(t.future, res[2].message)
     else
         local e = res[2]
-        if not M.is_error(e) then e = debug.traceback(t.co, tostring(e)) end
+        if type(e) == "string" then e = debug.traceback(co, e, 1) end
         t.err = e
         core.as_future_set_error(t.future, M.is_error(e) and e.code or core.AS_EUNHANDLED,
                                  tostring(e))
@@ -172,8 +174,14 @@ function M.run(main, ...)
         if next(live) == nil then break end
         pcall(core.as_loop_run_once, l)
     end
-    pending = pending or core.take_error()
     live = {}
+    -- What main dropped reports now, while errors still come to us; after
+    -- the close the loop's default handler prints what is left.
+    collectgarbage()
+    collectgarbage()
+    local late = core.take_error()
+    pending = pending or late
+    core.catch_errors(l, false)
     loop = nil
     core.as_loop_close(l)
     if pending ~= nil then error(pending, 0) end
@@ -219,12 +227,13 @@ function M.gather(first, ...)
     wait(g)
     local results, failed = {}, nil
     for i, f in ipairs(futures) do
-        local ok, value
-        if tasks[i] then ok, value = pcall(tasks[i].outcome, tasks[i])
-        else ok, value = pcall(core.result, f) end
+        local ok, value = true, nil -- a child still running (gather failed first)
+        if tasks[i] and tasks[i].done then ok, value = pcall(tasks[i].outcome, tasks[i])
+        elseif not tasks[i] and truth(core.as_future_done(f)) then ok, value = pcall(core.result, f) end
         results[i] = value
-        if not ok and (not failed or (tasks[i] and tasks[i].order < failed.order)) then
-            failed = { order = tasks[i] and tasks[i].order or math.huge, err = value }
+        local order = tasks[i] and tasks[i].order or math.huge
+        if not ok and (not failed or order < failed.order) then
+            failed = { order = order, err = value }
         end
     end
     local e = core.error(g)

@@ -356,15 +356,19 @@ static int lrt_future_error(lua_State *L)
     return 1;
 }
 
-/* catch_errors(loop): install the exception handler above. */
+/* catch_errors(loop [, false]): install the exception handler above, or
+ * (false) put the default back, which prints what comes after the end. */
 static int lrt_catch_errors(lua_State *L)
 {
     void *p = NULL;
+    int on = lua_isnone(L, 2) || lua_toboolean(L, 2);
     int rc;
 
     if (!SWIG_IsOK(SWIG_ConvertPtr(L, 1, &p, SWIGTYPE_p_as_loop, 0)) || !p)
         return luaL_argerror(L, 1, "an open loop is required");
-    if ((rc = as_loop_set_exception_handler(p, lrt_exception_handler, lrt_get(L), NULL)) < 0) {
+    rc = as_loop_set_exception_handler(p, on ? lrt_exception_handler : NULL,
+                                       on ? lrt_get(L) : NULL, NULL);
+    if (rc < 0) {
         lrt_push_error(L, rc, NULL);
         return lua_error(L);
     }
