@@ -44,6 +44,7 @@
 
 /* ---------------------------------------------------------------- shape 1 */
 
+/* listing: callback-typemap */
 %typemap(in) (as_callback_fn fn, void *userdata, as_destroy_fn destroy) (struct lcb *cb = NULL) {
     cb = lcb_new(L, $input);
     $1 = lcb_call;
@@ -58,6 +59,7 @@
 %typemap(freearg) (as_callback_fn fn, void *userdata, as_destroy_fn destroy) {
     lcb_discard(cb$argnum);
 }
+/* end listing */
 
 /* The server's callback; the start calls fail by returning NULL. */
 %typemap(in) (as_client_connected_fn cb, void *userdata, as_destroy_fn destroy) (struct lcb *cb = NULL) {

@@ -47,6 +47,7 @@ local Task = {}
 Task.__index = Task
 M.Task = Task
 
+-- listing: wait
 -- Suspend the running task until the C future f is done.  A cancel that
 -- came while the task was not waiting cancels this await at once.
 local function wait(f)
@@ -61,6 +62,7 @@ local function wait(f)
     end
     coroutine.yield(f)
 end
+-- end listing
 
 local function finish(t, ok, res)
     t.done = true
@@ -84,6 +86,7 @@ local function finish(t, ok, res)
     end
 end
 
+-- listing: step
 local function step(t)
     if t.must_cancel and not t.started then
         return finish(t, false, { n = 2, false, core.error_object(core.AS_ECANCELLED) })
@@ -104,6 +107,7 @@ local function step(t)
         step(t)
     end)
 end
+-- end listing
 
 --- Run fn(...) as a task (asyncio.create_task); returns the Task.
 function M.spawn(fn, ...)

@@ -204,6 +204,7 @@ static void lcb_discard(struct lcb *c)
     free(c);
 }
 
+/* listing: lcb-destroy */
 static void lcb_destroy(void *userdata)
 {
     struct lcb *c = userdata;
@@ -215,6 +216,7 @@ static void lcb_destroy(void *userdata)
     luaL_unref(lrt_thread(c->rt), LUA_REGISTRYINDEX, c->ref);
     free(c);
 }
+/* end listing */
 
 /* Call the function with the nargs values on top of L's stack (above it);
  * nres results stay on the stack.  Returns 0, or -1 after an error, which
@@ -227,6 +229,7 @@ static int lcb_pcall(lua_State *L, as_loop *loop, int nargs, int nres)
     return -1;
 }
 
+/* listing: lcb-call */
 /* Shape 1: fn(). */
 static void lcb_call(void *userdata)
 {
@@ -237,6 +240,7 @@ static void lcb_call(void *userdata)
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
     lcb_pcall(L, NULL, 0, 0);
 }
+/* end listing */
 
 /* Shape 4: fn(future), with a new reference to the future. */
 static void lcb_done(as_future *f, void *userdata)
