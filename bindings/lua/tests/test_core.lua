@@ -57,10 +57,10 @@ end)
 test("loop: call_soon, call_later, call_at, end of turn, stop", function()
     local loop = new_loop()
     local order = {}
-    core.as_loop_call_later(loop, 0.01, function() order[#order + 1] = "later" end)
+    core.as_loop_call_later(loop, 0.2, function() order[#order + 1] = "later" end)
     core.as_loop_call_soon(loop, function() order[#order + 1] = "soon" end)
     core.as_loop_call_end_of_turn(loop, function() order[#order + 1] = "end" end)
-    local _, h = core.as_loop_call_at(loop, core.as_loop_time(loop) + 0.02,
+    local _, h = core.as_loop_call_at(loop, core.as_loop_time(loop) + 0.4,
                                       function() order[#order + 1] = "at"; core.as_loop_stop(loop) end)
     assert(core.as_handle_when(h) > 0)
     core.as_loop_call_soon_threadsafe(loop, function() order[#order + 1] = "threadsafe" end)
