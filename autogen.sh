@@ -37,6 +37,12 @@ if command -v "$py" >/dev/null 2>&1 &&
     missing="$missing python3-dev"
 fi
 
+# The Lua binding: Lua 5.4's headers (pkg-config lua5.4) and interpreter.
+command -v lua5.4 >/dev/null 2>&1 || missing="$missing lua5.4"
+if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists lua5.4; }; then
+    missing="$missing liblua5.4-dev"
+fi
+
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "autogen.sh: installing:$missing"

@@ -163,6 +163,19 @@ static void start_cancelled(as_future *result, void *p)
         as_future_cancel(resolving, NULL);
 }
 
+/* A start call refused before the server exists: its future fails, and
+ * the callback's userdata, which no server will hold, is let go at once
+ * (lifetime rule 3: destroy runs before the failure is delivered).  A
+ * NULL loop makes no future: the call failed and takes nothing. */
+static as_future *refuse_start(as_loop *loop, int code, const char *message,
+                               void *userdata, as_destroy_fn destroy)
+{
+    as_future *f = as__future_failed(loop, code, message);
+    if (f && destroy)
+        destroy(userdata);
+    return f;
+}
+
 as_future *as_start_server(as_loop *loop, as_client_connected_fn cb,
                            void *userdata, as_destroy_fn destroy,
                            const char *host, const char *port,
@@ -181,15 +194,16 @@ as_future *as__start_server_cfg(as_loop *loop, as_client_connected_fn cb,
     as_future *result;
 
     if (!loop || !cb || !port)
-        return as__future_failed(loop, AS_EINVAL,
-                                 "start_server needs a loop, a callback and a port");
+        return refuse_start(loop, AS_EINVAL,
+                            "start_server needs a loop, a callback and a port",
+                            userdata, destroy);
     if (o && (o->family != 0 && o->family != AF_INET && o->family != AF_INET6))
-        return as__future_failed(loop, AS_EINVAL,
-                                 "family must be AF_INET, AF_INET6 or 0");
+        return refuse_start(loop, AS_EINVAL, "family must be AF_INET, AF_INET6 or 0",
+                            userdata, destroy);
     /* getaddrinfo() would wrap it; CPython's socket.bind() words it so. */
     if (as__sock_check_port(port) < 0)
-        return as__future_failed(loop, AS_EPORT,
-                                 "bind(): port must be 0-65535.");
+        return refuse_start(loop, AS_EPORT, "bind(): port must be 0-65535.",
+                            userdata, destroy);
     if (as_future_new(loop, &result) < 0)
         return NULL;
     if (!(j = calloc(1, sizeof *j))) {
@@ -198,6 +212,8 @@ as_future *as__start_server_cfg(as_loop *loop, as_client_connected_fn cb,
     }
     if (!(j->server = server_new(loop, cb, userdata, destroy, o, tls))) {
         free(j);
+        if (destroy)
+            destroy(userdata);
         as_future_set_error(result, -ENOMEM, NULL);
         return result;
     }
@@ -244,10 +260,11 @@ as_future *as__start_unix_server_cfg(as_loop *loop, as_client_connected_fn cb,
     int err;
 
     if (!loop || !cb || !path || !*path)
-        return as__future_failed(loop, AS_EINVAL,
-                                 "start_unix_server needs a loop, a callback and a path");
+        return refuse_start(loop, AS_EINVAL,
+                            "start_unix_server needs a loop, a callback and a path",
+                            userdata, destroy);
     if ((err = as__sock_unix_addr(path, &sun, &msg)) < 0)
-        return as__future_failed(loop, err, msg);
+        return refuse_start(loop, err, msg, userdata, destroy);
     if (as_future_new(loop, &result) < 0)
         return NULL;
 
@@ -256,6 +273,8 @@ as_future *as__start_unix_server_cfg(as_loop *loop, as_client_connected_fn cb,
     as__sock_unix_remove_stale(&sun);
 
     if (!(s = server_new(loop, cb, userdata, destroy, o, tls))) {
+        if (destroy)
+            destroy(userdata);
         as_future_set_error(result, -ENOMEM, NULL);
         return result;
     }

@@ -1519,6 +1519,34 @@ static void count_destroy(void *p)
     ++*(int *)p;
 }
 
+/* A start refused before any server exists still lets go of its userdata
+ * (server.h rule 3): a binding's callback would leak otherwise. */
+START_TEST(a_refused_start_lets_go_of_its_userdata)
+{
+    as_loop *loop = tu_loop();
+    as_server_options opts = {0};
+    char path[200];
+    int destroyed = 0;
+    as_future *f[4];
+    size_t i;
+
+    memset(path, 'p', sizeof path - 1);
+    path[sizeof path - 1] = '\0';
+    opts.family = 12345;
+    f[0] = as_start_server(loop, echo_handler, &destroyed, count_destroy, "127.0.0.1", "99999", NULL);
+    f[1] = as_start_server(loop, echo_handler, &destroyed, count_destroy, "127.0.0.1", "0", &opts);
+    f[2] = as_start_server(loop, NULL, &destroyed, count_destroy, "127.0.0.1", "0", NULL);
+    f[3] = as_start_unix_server(loop, echo_handler, &destroyed, count_destroy, path, NULL);
+    ck_assert_int_eq(destroyed, 4);
+    for (i = 0; i < 4; i++) {
+        ck_assert_int_lt(as_loop_run_until_complete(loop, f[i]), 0);
+        as_future_unref(f[i]);
+    }
+    ck_assert_int_eq(destroyed, 4);
+    tu_close(loop);
+}
+END_TEST
+
 /* Every call of server.h given a NULL server or loop: the answer
  * asyncstreams.h's NULL rule promises, and no destroy hook runs. */
 START_TEST(every_call_accepts_a_null_server)
@@ -1582,6 +1610,7 @@ int main(void)
     tc = tcase_create("serving");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, every_call_accepts_a_null_server);
+    tcase_add_test(tc, a_refused_start_lets_go_of_its_userdata);
     tcase_add_test(tc, two_hundred_clients_each_echo_a_thousand_lines);
     tcase_add_test(tc, start_serving_later_and_idempotently);
     tcase_add_test(tc, serve_forever_refuses_twice_and_its_cancel_closes_the_server);

@@ -10,9 +10,11 @@
 #
 # Without NAME the whole file is included.  In the file a region is
 #
-#   /* listing: NAME */        (or "// listing: NAME", "# listing: NAME")
+#   /* listing: NAME */        (or "// listing: NAME", "# listing: NAME",
+#                               "-- listing: NAME")
 #   ...lines...
-#   /* end listing */          (or "// end listing", "# end listing")
+#   /* end listing */          (or "// end listing", "# end listing",
+#                               "-- end listing")
 #
 # Region markers may be indented and may nest; marker lines themselves never
 # appear in a listing.  Chapter markers count only at the start of a line, so
@@ -47,8 +49,8 @@ function region_start(s,    t) {
         t = substr(t, 13)
         return substr(t, 1, length(t) - 3)
     }
-    if (t ~ /^(\/\/|#) listing: [^ \t]+$/) {
-        sub(/^(\/\/|#) listing: /, "", t)
+    if (t ~ /^(\/\/|#|--) listing: [^ \t]+$/) {
+        sub(/^(\/\/|#|--) listing: /, "", t)
         return t
     }
     return ""
@@ -56,13 +58,15 @@ function region_start(s,    t) {
 
 function region_end(s,    t) {
     t = trim(s)
-    return t == "/* end listing */" || t == "// end listing" || t == "# end listing"
+    return t == "/* end listing */" || t == "// end listing" || t == "# end listing" || \
+           t == "-- end listing"
 }
 
 function fence_language(path) {
     if (path ~ /\.[ch]$/ || path ~ /\.i$/) return "c"
     if (path ~ /\.sh$/) return "sh"
     if (path ~ /\.py$/) return "python"
+    if (path ~ /\.lua$/) return "lua"
     if (path ~ /\.awk$/) return "awk"
     if (path ~ /\.dot$/) return "dot"
     return ""

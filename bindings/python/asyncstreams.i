@@ -117,16 +117,7 @@
     }
     $result = PyLong_FromLong($1);
 }
-%typemap(out) int as_loop_close = int AS_CHECKED;
-%typemap(out) int as_loop_call_soon = int AS_CHECKED;
-%typemap(out) int as_loop_call_later = int AS_CHECKED;
-%typemap(out) int as_loop_call_at = int AS_CHECKED;
-%typemap(out) int as_loop_call_soon_threadsafe = int AS_CHECKED;
-%typemap(out) int as_loop_add_reader = int AS_CHECKED;
-%typemap(out) int as_loop_add_writer = int AS_CHECKED;
-%typemap(out) int as_future_set_error = int AS_CHECKED;
-%typemap(out) int as_reader_feed_data = int AS_CHECKED;
-%typemap(out) int as_reader_set_exception = int AS_CHECKED;
+/* The shared file applies it to its one list of checked functions. */
 
 /* The loop runs only through Loop (which releases the interpreter lock and
  * raises callback exceptions); the raw run calls would do neither. */
@@ -158,6 +149,12 @@ struct as_handle {};
     ~as_handle() { as_handle_unref($self); }
 }
 
+/* Python's own objects stand for these types (pyrt.h): the shared file
+ * declares no class for them. */
+#define AS_SWIG_OWN_LOOP
+#define AS_SWIG_OWN_FUTURE
+#define AS_SWIG_OWN_READER
+#define AS_SWIG_OWN_HANDLE
 %include "../swig/asyncstreams.i"
 
 /* ---------------------------------------------------------------- runtime */
