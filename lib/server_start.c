@@ -165,7 +165,7 @@ static void start_cancelled(as_future *result, void *p)
 
 /* A start call refused before the server exists: its future fails, and
  * the callback's userdata, which no server will hold, is let go at once
- * (lifetime rule 3: destroy runs before the failure is delivered).  A
+ * (server.h rule 3: destroy runs before the failure is delivered).  A
  * NULL loop makes no future: the call failed and takes nothing. */
 static as_future *refuse_start(as_loop *loop, int code, const char *message,
                                void *userdata, as_destroy_fn destroy)
