@@ -51,6 +51,15 @@ collect_peers() {
     else
         say "peer asyncstreams: skipped, $ASYNCSTREAMS_ECHO is not built (yet)"
     fi
+    # The same server as `make` builds it: examples/echo_server over the
+    # tree's shared library, with whatever flags configure chose (issue 15
+    # measures this one).  Run as the program libtool's wrapper script
+    # runs, so that valgrind counts the server and not the shell.
+    if [ -x "$TOP/examples/.libs/echo_server" ] && [ -d "$TOP/lib/.libs" ]; then
+        PEERS+=("asyncstreams-so|env LD_LIBRARY_PATH=$TOP/lib/.libs $TOP/examples/.libs/echo_server --raw 0")
+    else
+        say "peer asyncstreams-so: skipped, make has not built examples/echo_server over the shared library"
+    fi
     if [ -n "${EXTRA_PEERS:-}" ]; then
         local extra e
         IFS=';' read -r -a extra <<<"$EXTRA_PEERS"

@@ -46,7 +46,8 @@ typedef struct as__read_op {
     const as_separator *seps; /* the separators (copied when on the heap) */
     size_t nseps;
     size_t minlen, maxlen;    /* shortest and longest separator */
-    size_t heap_size;         /* on the heap: the block's size (as__read_op_to_heap) */
+    size_t heap_size;         /* on the heap: the block's size (as__read_op_to_heap);
+                                 0 for the reader's own slot (struct as_reader) */
     int woken;                /* fed since it started waiting: retry on wake */
     int started;              /* iteration: first step has run */
     as_reader_line_fn line_fn;
@@ -65,6 +66,10 @@ struct as_reader {
     int exc_code;      /* stored exception, 0 if none */
     char *exc_msg;     /* its message, or NULL for as_strerror(exc_code) */
     as__read_op *waiter; /* the one waiting read, or NULL */
+    /* A count read (read, readexactly) runs in this slot when it is free
+     * (slot.future NULL), so one that waits is not copied to the heap:
+     * there is one waiter at most, and an echo's reads wait every time. */
+    as__read_op slot;
     as_handle *wake_handle; /* runs on_wake() at the end of a turn; made once */
     as_bytes *spare;   /* a block to hold the next result (as__reader_recycle) */
     size_t spare_cap;  /* bytes it can hold: its length when it came back */

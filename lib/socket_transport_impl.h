@@ -80,9 +80,16 @@ static inline void as__sock_ref(as__socket_transport *t)
     t->base.refs++;
 }
 
+/* A reference that is not the last is a decrement here: the write path,
+ * the read watcher and the end-of-turn flush each take and drop one per
+ * round trip, and the call cost more than the count.  The last one goes
+ * through the interface, which closes and frees (transport.h rule 4). */
 static inline void as__sock_unref(as__socket_transport *t)
 {
-    as_transport_unref(&t->base);
+    if (t->base.refs > 1)
+        t->base.refs--;
+    else
+        as_transport_unref(&t->base);
 }
 
 /* A coalescing flush is posted for the end of this turn. */

@@ -79,7 +79,8 @@ static void queue_empty(as__socket_transport *t)
         t->want_write = 0;
     }
     as__writeq_trim(&t->queue, QUEUE_KEEP);
-    as__waiters_wake_all(&t->flushw, 0, NULL);
+    if (!as__waiters_empty(&t->flushw)) /* nearly always empty */
+        as__waiters_wake_all(&t->flushw, 0, NULL);
     if (t->state == AS__SOCK_CLOSING) {
         as__sock_teardown(t, 0, NULL, 0);
     } else if (t->eof_wanted && !t->eof_sent) {

@@ -91,6 +91,13 @@ void as__waiters_free(as__waiters *q, const char *message);
  * callback has not run yet. */
 size_t as__waiters_len(const as__waiters *q);
 
+/* Nobody in the list: inline, for a hot path that usually has nobody to
+ * wake and should not pay a call to find out. */
+static inline int as__waiters_empty(const as__waiters *q)
+{
+    return q->head == NULL;
+}
+
 /* True if a waiter in the list is still pending. */
 int as__waiters_pending(const as__waiters *q);
 
