@@ -315,6 +315,18 @@ int as_tls_transport_new_engine(as_transport *lower, as_reader *reader,
                                 const as_tls_engine_ops *ops, void *engine,
                                 const as_tls_options *tls, as_transport **out);
 
+/**
+ * as_writer_start_tls() with an engine of your own (rule 3: it is the
+ * transport's, or destroyed, whatever the outcome): how a binding upgrades
+ * a connection with its language's TLS (the Python binding's engine is an
+ * ssl.SSLObject).  Only the timeouts of tls are used (NULL: the defaults);
+ * the engine decides the side.  Works in a build without OpenSSL.  Fails
+ * as as_writer_start_tls() does, and with AS_EINVAL for a NULL ops; NULL
+ * for a NULL writer.
+ */
+as_future *as_writer_start_tls_engine(as_writer *w, const as_tls_engine_ops *ops,
+                                      void *engine, const as_tls_options *tls);
+
 #ifdef __cplusplus
 }
 #endif

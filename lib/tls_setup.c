@@ -191,63 +191,116 @@ static as_future *start_tls_failed(as_writer *w, int code, const char *msg)
     return as__future_failed(as_writer_loop(w), code, msg);
 }
 
+/* start_tls's refusals, which leave the connection alone: 0 or a code with
+ * its message in *msg. */
+static int start_tls_check(as_writer *w, const char **msg)
+{
+    as_transport *lower = as_writer_transport(w);
+    as_reader *reader = as_writer_reader(w);
+    int err;
+
+    *msg = NULL;
+    if (!reader)
+        return *msg = "start_tls needs the writer's reader", AS_EINVAL;
+    if (as_is_tls_transport(lower))
+        return *msg = "the connection already uses TLS", AS_ESTATE;
+    if (as_transport_is_closing(lower))
+        return AS_ECLOSED;
+    if ((err = as_reader_exception(reader, msg)) != 0)
+        return err;
+    if (as_reader_feed_data(reader, "", 0) == AS_ESTATE)
+        return *msg = "start_tls after the peer's EOF", AS_ESTATE;
+    return 0;
+}
+
+/* Give the socket transport a new ciphertext reader holding what the
+ * application's reader has buffered and nobody read: it came after the
+ * plaintext the application read, so it is the start of the TLS stream
+ * (pain point: a ClientHello sent with "STARTTLS\r\n" must not become
+ * plaintext).  0 or a code, with the connection left as it was. */
+static int start_tls_replumb(as_writer *w)
+{
+    as_transport *lower = as_writer_transport(w);
+    as_reader *reader = as_writer_reader(w), *cipher;
+    const unsigned char *data;
+    size_t n;
+    int err;
+
+    if ((err = as_reader_new(as_writer_loop(w), (ssize_t)as_reader_limit(reader), &cipher)) < 0)
+        return err;
+    n = as_reader_peek(reader, &data);
+    if (n > 0 && (err = as_reader_feed_data(cipher, data, n)) < 0) {
+        as_reader_unref(cipher);
+        return err;
+    }
+    as__reader_tap_consume(reader, n);
+    as__transport_set_reader(lower, cipher);
+    as_reader_unref(cipher); /* lower holds it */
+    (void)as_transport_resume_reading(lower); /* the old reader may have paused it */
+    return 0;
+}
+
+/* The writer now writes to t: the handshake future. */
+static as_future *start_tls_switch(as_writer *w, as_transport *t)
+{
+    as_future *hs;
+    as__writer_set_transport(w, t);
+    hs = as_tls_handshake(t);
+    as_transport_unref(t); /* the writer holds it */
+    return hs;
+}
+
 as_future *as_writer_start_tls(as_writer *w, const as_tls_options *tls)
 {
-    as_transport *lower, *t;
-    as_reader *reader, *cipher;
-    const unsigned char *data;
-    const char *msg = NULL;
-    as_future *cfg, *hs;
-    size_t n;
+    as_transport *t;
+    const char *msg;
+    as_future *cfg;
     int err;
 
     if (!w)
         return NULL;
-    lower = as_writer_transport(w);
-    reader = as_writer_reader(w);
-    if (!reader)
-        return start_tls_failed(w, AS_EINVAL, "start_tls needs the writer's reader");
-    if (as_is_tls_transport(lower))
-        return start_tls_failed(w, AS_ESTATE, "the connection already uses TLS");
-    if (as_transport_is_closing(lower))
-        return start_tls_failed(w, AS_ECLOSED, NULL);
-    if ((err = as_reader_exception(reader, &msg)) != 0)
+    if ((err = start_tls_check(w, &msg)) != 0)
         return start_tls_failed(w, err, msg);
-    if (as_reader_feed_data(reader, "", 0) == AS_ESTATE)
-        return start_tls_failed(w, AS_ESTATE, "start_tls after the peer's EOF");
     /* Bad options and a build without TLS leave the connection alone. */
     cfg = as__tls_config_load(as_writer_loop(w), tls, tls ? tls->server_hostname : NULL);
     if (!cfg)
         return NULL;
     if (as_future_done(cfg) && as_future_error(cfg) != 0)
         return cfg;
-    if ((err = as_reader_new(as_writer_loop(w), (ssize_t)as_reader_limit(reader), &cipher)) < 0) {
+    if ((err = start_tls_replumb(w)) < 0) {
         as_future_cancel(cfg, NULL);
         as_future_unref(cfg);
         return start_tls_failed(w, err, NULL);
     }
-    /* What the reader holds came after the plaintext the application
-     * read: it is the start of the TLS stream (pain point: a ClientHello
-     * sent with "STARTTLS\r\n" must not become plaintext). */
-    n = as_reader_peek(reader, &data);
-    if (n > 0 && (err = as_reader_feed_data(cipher, data, n)) < 0) {
-        as_reader_unref(cipher);
-        as_future_cancel(cfg, NULL);
-        as_future_unref(cfg);
-        return start_tls_failed(w, err, NULL);
-    }
-    as__reader_tap_consume(reader, n);
-    as__transport_set_reader(lower, cipher);
-    as_reader_unref(cipher); /* lower holds it */
-    (void)as_transport_resume_reading(lower); /* the old reader may have paused it */
-    err = as__tls_wrap(as_transport_ref(lower), reader, NULL, cfg, &t);
+    err = as__tls_wrap(as_transport_ref(as_writer_transport(w)), as_writer_reader(w), NULL, cfg,
+                       &t);
     as_future_unref(cfg);
     if (err < 0)
         return start_tls_failed(w, err, NULL);
-    as__writer_set_transport(w, t);
-    hs = as_tls_handshake(t);
-    as_transport_unref(t); /* the writer holds it */
-    return hs;
+    return start_tls_switch(w, t);
+}
+
+as_future *as_writer_start_tls_engine(as_writer *w, const as_tls_engine_ops *ops,
+                                      void *engine, const as_tls_options *tls)
+{
+    as_transport *t;
+    const char *msg;
+    int err;
+
+    if (!w || !ops) {
+        if (ops)
+            ops->destroy(engine);
+        return w ? start_tls_failed(w, AS_EINVAL, "start_tls needs an engine") : NULL;
+    }
+    if ((err = start_tls_check(w, &msg)) != 0 || (err = start_tls_replumb(w)) < 0) {
+        ops->destroy(engine);
+        return start_tls_failed(w, err, msg);
+    }
+    err = as_tls_transport_new_engine(as_transport_ref(as_writer_transport(w)),
+                                      as_writer_reader(w), ops, engine, tls, &t);
+    if (err < 0)
+        return start_tls_failed(w, err, NULL);
+    return start_tls_switch(w, t);
 }
 
 /* ------------------------------------------------------------ connections */

@@ -458,6 +458,57 @@ START_TEST(without_openssl_every_tls_call_says_not_supported)
 }
 END_TEST
 
+/* start_tls with an engine of one's own: a plaintext line first, then the
+ * peer's hello, sent with the line's answer, goes to the engine, not to
+ * the application. */
+START_TEST(start_tls_takes_an_engine)
+{
+    as_loop *loop = tu_loop();
+    int peer, destroyed = 0;
+    as_transport *lower;
+    as_reader *plain;
+    as_writer *w;
+    as_future *f;
+    const unsigned char *held;
+    char buf[16];
+
+    lower = socket_end(loop, &peer);
+    plain = as_transport_reader(lower);
+    ck_assert_int_eq(as_writer_new(lower, plain, &w), 0);
+    as_transport_unref(lower); /* the writer's */
+    ck_assert_int_eq(write(peer, "STARTTLS\nHDx", 12), 12);
+    expect_line(loop, plain, "STARTTLS\n");
+    while (as_reader_peek(plain, &held) < 3)
+        tu_turn(loop);
+    f = as_writer_start_tls_engine(w, &null_ops, null_engine_new(&destroyed), NULL);
+    ck_assert_int_eq(wait_for(loop, f), 0);
+    as_future_unref(f);
+    ck_assert(as_is_tls_transport(as_writer_transport(w)));
+    ck_assert_int_eq(write(peer, "D\n", 2), 2);
+    expect_line(loop, plain, "x\n");
+    ck_assert_int_eq(read(peer, buf, sizeof buf), 1); /* our hello */
+    ck_assert_int_eq(buf[0], 'H');
+
+    /* Once TLS, a second start_tls is refused, and the engine destroyed. */
+    f = as_writer_start_tls_engine(w, &null_ops, null_engine_new(&destroyed), NULL);
+    ck_assert_int_eq(wait_for(loop, f), AS_ESTATE);
+    as_future_unref(f);
+    ck_assert_int_eq(destroyed, 1);
+    ck_assert_ptr_null(as_writer_start_tls_engine(NULL, &null_ops,
+                                                  null_engine_new(&destroyed), NULL));
+    ck_assert_int_eq(destroyed, 2);
+
+    as_writer_abort(w);
+    f = as_writer_wait_closed(w);
+    (void)wait_for(loop, f); /* aborted: its error does not matter here */
+    as_future_unref(f);
+    as_writer_unref(w);
+    close(peer);
+    tu_close(loop);
+    ck_assert_int_eq(destroyed, 3);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tls_api");
@@ -467,6 +518,7 @@ int main(void)
     tcase_add_test(tc, the_constructors_take_over_what_they_are_given_even_when_they_fail);
     tcase_add_test(tc, without_openssl_every_tls_call_says_not_supported);
     tcase_add_test(tc, the_state_machine_runs_any_engine);
+    tcase_add_test(tc, start_tls_takes_an_engine);
     tcase_add_test(tc, flushes_during_the_handshake_wait_for_its_records);
     suite_add_tcase(s, tc);
     return tu_run(s);

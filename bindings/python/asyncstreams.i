@@ -164,6 +164,7 @@ struct as_handle {};
 #include "pyfuture.c"
 #include "pyreader.c"
 #include "pystream.c"
+#include "pytls.c"
 
 static PyMethodDef asp_module_methods[] = {
     {"get_running_loop", asp_get_running_loop, METH_NOARGS,
@@ -175,6 +176,7 @@ static PyMethodDef asp_module_methods[] = {
     {"_start_server", asp_start_server, METH_VARARGS, NULL},
     {"_start_unix_server", asp_start_unix_server, METH_VARARGS, NULL},
     {"_set_types", asp_set_types, METH_VARARGS, NULL},
+    {"_start_tls", asp_start_tls, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL}};
 
 static int asp_init(PyObject *m)

@@ -108,6 +108,11 @@ static PyObject *asp_error_from_code(int code, const char *message,
             const char *text = asp_split_errno(message, &num);
             if (text && num == -code)
                 return PyObject_CallFunction(PyExc_OSError, "is", -code, text);
+            /* An abort in asyncio's own words and nothing else, as its SSL
+             * handshake timeout raises ConnectionAbortedError(msg). */
+            if (code == -ECONNABORTED && strcmp(message, strerror(ECONNABORTED)) != 0 &&
+                strcmp(message, as_strerror(code)) != 0)
+                return PyObject_CallFunction(PyExc_ConnectionAbortedError, "s", message);
             return PyObject_CallFunction(PyExc_OSError, "is", -code, strerror(-code));
         }
         return PyObject_CallFunction(PyExc_Exception, "s", message);

@@ -15,6 +15,8 @@
  *   pyreader.c  StreamReader: the C reader with asyncio's Python surface.
  *   pystream.c  StreamWriter, Server, and the calls that make them
  *               (open_connection, start_server and their Unix variants).
+ *   pytls.c     TLS: an engine over ssl.SSLObject for the C TLS transport,
+ *               and _start_tls, which puts it under a connection.
  *
  * Threads: every function here runs with the interpreter lock held.  The
  * only code that runs without it is the backend's select(), between the
@@ -121,6 +123,7 @@ typedef struct WriterObject {
     as_writer *w;
     LoopObject *loop;
     PyObject *reader;        /* the connection's StreamReader, or NULL */
+    int server_side;         /* made by a server: start_tls's side */
     PyObject *dict;
     PyObject *weakreflist;
 } WriterObject;

@@ -453,8 +453,15 @@ static PyMethodDef writer_methods[] = {
      "Extra: bytes handed to the kernel so far."},
     {NULL, NULL, 0, NULL}};
 
+static PyObject *writer_get_server_side(WriterObject *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(self->server_side);
+}
+
 static PyGetSetDef writer_getset[] = {
     {"_reader", (getter)writer_get_reader, NULL, NULL, NULL},
+    {"_server_side", (getter)writer_get_server_side, NULL, NULL, NULL},
     {"_loop", (getter)writer_get_loop, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
@@ -639,6 +646,7 @@ static as_future *asp_client_connected(as_reader *r, as_writer *w, void *userdat
     }
     if (!(pw = writer_from_c(loop, w, pr)))
         goto fail;
+    ((WriterObject *)pw)->server_side = 1;
     if (!(res = PyObject_CallFunctionObjArgs(cb, pr, pw, NULL))) {
         /* The callback itself raised: reported, and the server goes on. */
         if (asp_report_client_error(loop, pw, asp_fetch_exc()) < 0)

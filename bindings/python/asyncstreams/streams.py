@@ -9,7 +9,7 @@ and ``async with``."""
 
 import socket
 
-from . import _core
+from . import _core, _tls
 from ._core import StreamReader
 
 _DEFAULT_LIMIT = 2 ** 16  # 64 KiB, asyncio's
@@ -126,9 +126,23 @@ class StreamWriter(_core.StreamWriter):
         elif name == 'socket':
             fd = self._fileno()
             value = _TransportSocket(fd) if fd >= 0 else None
+        elif name in _tls.TLS_KEYS:
+            value = _tls.extra_info(self, name)
         else:
             value = None
         return default if value is None else value
+
+    async def start_tls(self, sslcontext, *, server_hostname=None,
+                        ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
+        """Upgrade the connection to TLS: the server's side if a server
+        made it; returns once the handshake is done."""
+        if not isinstance(sslcontext, _tls._ssl.SSLContext):
+            raise TypeError('sslcontext is expected to be an instance of ssl.SSLContext, '
+                            f'got {sslcontext!r}')
+        await self.drain()
+        handshake, shutdown = _tls.timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
+        await _tls.start(self, sslcontext, self._server_side, server_hostname,
+                         handshake, shutdown)
 
     async def __aenter__(self):
         return self
@@ -165,12 +179,28 @@ class Server(_core.Server):
 _core._set_types(StreamWriter, Server)
 
 
-def _no_ssl(kwds):
-    if kwds.pop('ssl', None) is not None:
-        raise NotImplementedError('asyncstreams has no TLS yet')
-    for name in ('ssl_handshake_timeout', 'ssl_shutdown_timeout', 'server_hostname'):
-        if kwds.pop(name, None) is not None:
-            raise NotImplementedError(f'{name}: asyncstreams has no TLS yet')
+def _ssl_args(kwds):
+    return (kwds.pop('ssl', None), kwds.pop('server_hostname', None),
+            kwds.pop('ssl_handshake_timeout', None), kwds.pop('ssl_shutdown_timeout', None))
+
+
+def _server_ssl_args(kwds):
+    # No server_hostname: a server has none, and asyncio refuses it.
+    return (kwds.pop('ssl', None), kwds.pop('ssl_handshake_timeout', None),
+            kwds.pop('ssl_shutdown_timeout', None))
+
+
+def _tls_server_cb(client_connected_cb, ssl, hs_timeout, sd_timeout):
+    """The callback a server calls: the user's, behind a handshake with ssl=."""
+    if isinstance(ssl, bool):
+        raise TypeError('ssl argument must be an SSLContext or None')
+    if ssl is None:
+        _tls.only_with_ssl(None, None, hs_timeout, sd_timeout)
+        return client_connected_cb
+    if not callable(client_connected_cb):
+        raise TypeError('client_connected_cb must be callable')
+    hs_timeout, sd_timeout = _tls.timeouts(hs_timeout, sd_timeout)
+    return _tls.server_handler(client_connected_cb, ssl, hs_timeout, sd_timeout)
 
 
 def _unexpected(kwds):
@@ -184,7 +214,7 @@ def _port(port):
 
 async def open_connection(host=None, port=None, *, limit=_DEFAULT_LIMIT, **kwds):
     """Connect to host:port; return (StreamReader, StreamWriter)."""
-    _no_ssl(kwds)
+    ssl, server_hostname, hs_timeout, sd_timeout = _ssl_args(kwds)
     family = kwds.pop('family', 0)
     local_addr = kwds.pop('local_addr', None)
     kwds.pop('proto', None)
@@ -195,26 +225,47 @@ async def open_connection(host=None, port=None, *, limit=_DEFAULT_LIMIT, **kwds)
     if host is None and port is None:
         # asyncio's words (it also takes a sock=, which we do not).
         raise ValueError('host and port was not specified and no sock specified')
+    _tls.only_with_ssl(ssl, server_hostname, hs_timeout, sd_timeout)
+    if ssl and server_hostname is None:
+        if not host:
+            raise ValueError('You must set server_hostname when using ssl without a host')
+        server_hostname = host
+    if ssl:
+        ctx = _tls.client_context(ssl, server_hostname)
+        hs_timeout, sd_timeout = _tls.timeouts(hs_timeout, sd_timeout)
     lhost = lport = None
     if local_addr is not None:
         lhost, lport = local_addr[0], _port(local_addr[1])
-    return await _core._open_connection(host, _port(port), limit, int(family), lhost, lport)
+    conn = await _core._open_connection(host, _port(port), limit, int(family), lhost, lport)
+    if not ssl:
+        return conn
+    return await _tls.open_client(conn, ctx, server_hostname, hs_timeout, sd_timeout)
 
 
 async def open_unix_connection(path=None, *, limit=_DEFAULT_LIMIT, **kwds):
     """Connect to the Unix socket at path; return (StreamReader, StreamWriter)."""
-    _no_ssl(kwds)
+    ssl, server_hostname, hs_timeout, sd_timeout = _ssl_args(kwds)
     _unexpected(kwds)
     if limit <= 0:
         raise ValueError('Limit cannot be <= 0')
-    return await _core._open_unix_connection(path, limit)
+    if ssl and server_hostname is None:
+        raise ValueError('you have to pass server_hostname when using ssl')
+    _tls.only_with_ssl(ssl, server_hostname, hs_timeout, sd_timeout)
+    if ssl:
+        ctx = _tls.client_context(ssl, server_hostname)
+        hs_timeout, sd_timeout = _tls.timeouts(hs_timeout, sd_timeout)
+    conn = await _core._open_unix_connection(path, limit)
+    if not ssl:
+        return conn
+    return await _tls.open_client(conn, ctx, server_hostname, hs_timeout, sd_timeout)
 
 
 async def start_server(client_connected_cb, host=None, port=None, *,
                        limit=_DEFAULT_LIMIT, **kwds):
     """Listen on host:port; call client_connected_cb(reader, writer) for each
     connection.  A coroutine it returns runs as a Task the server tracks."""
-    _no_ssl(kwds)
+    ssl, hs_timeout, sd_timeout = _server_ssl_args(kwds)
+    client_connected_cb = _tls_server_cb(client_connected_cb, ssl, hs_timeout, sd_timeout)
     family = kwds.pop('family', 0)
     backlog = kwds.pop('backlog', 100)
     reuse_address = kwds.pop('reuse_address', None)
@@ -234,7 +285,8 @@ async def start_server(client_connected_cb, host=None, port=None, *,
 
 async def start_unix_server(client_connected_cb, path=None, *, limit=_DEFAULT_LIMIT, **kwds):
     """Listen on the Unix socket at path, as start_server()."""
-    _no_ssl(kwds)
+    ssl, hs_timeout, sd_timeout = _server_ssl_args(kwds)
+    client_connected_cb = _tls_server_cb(client_connected_cb, ssl, hs_timeout, sd_timeout)
     backlog = kwds.pop('backlog', 100)
     start_serving = kwds.pop('start_serving', True)
     cleanup_socket = kwds.pop('cleanup_socket', True)

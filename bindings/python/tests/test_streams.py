@@ -208,8 +208,9 @@ class Connect(unittest.TestCase):
             with self.assertRaises(socket.gaierror) as cm:
                 await aio.open_connection('no-such-host.invalid', 80)
             self.assertLess(cm.exception.errno, 0)
-            with self.assertRaises(NotImplementedError):
-                await aio.open_connection('127.0.0.1', 1, ssl=True)
+            with self.assertRaises(ValueError) as cm:
+                await aio.open_connection('127.0.0.1', 1, server_hostname='x')
+            self.assertEqual(str(cm.exception), 'server_hostname is only meaningful with ssl')
             with self.assertRaises(ValueError):
                 await aio.open_connection('127.0.0.1', 1, limit=0)
         run(main())
