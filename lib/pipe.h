@@ -37,8 +37,11 @@
  * refused with AS_ENOTPIPE: a socket (use as_socket_transport_new()), a
  * regular file or a directory (select() calls a regular file always
  * readable and always writable, so a transport over one would spin and
- * block; files will get a worker thread of their own).  A closed fd is
- * -EBADF.
+ * block; files will get a worker thread of their own).  A closed fd, or
+ * one open only the other way, is -EBADF.  A character device the backend
+ * cannot watch is refused with the backend's error: epoll says -EPERM for
+ * /dev/null, which has no poll method (select() and poll() call it always
+ * ready, which for /dev/null is true).
  *
  * O_NONBLOCK.  A transport needs its fd non-blocking (design rule 9), so
  * the constructor sets O_NONBLOCK unless it is set already.  The flag
@@ -110,8 +113,10 @@ typedef struct as_pipe_options {
  * feeding reader.  It starts reading at once.  Returns 0 and the transport
  * in *out, or: AS_EINVAL (NULL loop/reader/out, fd < 0), -EBADF (fd not
  * open), AS_ENOTPIPE (a socket, a regular file... see the top of this
- * file), AS_EFDSETSIZE (fd too large for the loop's backend), AS_ECLOSED
- * (loop closed), -ENOMEM, a negated errno from fcntl().  On failure *out
+ * file), AS_EFDSETSIZE (fd too large for the loop's backend; a tty's write
+ * end meets it at its first write the pipe does not take whole, as
+ * nothing watches it before), the backend's error for a device it cannot
+ * watch, AS_ECLOSED (loop closed), -ENOMEM, a negated errno from fcntl().  On failure *out
  * is NULL and the fd is still the caller's (lifetime rule 1).
  */
 int as_read_pipe_transport_new(as_loop *loop, int fd, as_reader *reader,
