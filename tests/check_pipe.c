@@ -599,6 +599,36 @@ START_TEST(dropping_and_aborting)
 }
 END_TEST
 
+/* close() waits for a reader that does not read; close_within() does not
+ * wait past its deadline: the queue is dropped and the fd closed. */
+START_TEST(close_within_gives_up_on_a_reader_that_does_not_read)
+{
+    int fds0, p[2];
+    as_loop *loop = counted_loop(&fds0);
+    as_writer *w;
+    as_future *flush, *closed;
+    static unsigned char big[256 * 1024];
+
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(as_open_write_pipe(loop, p[1], NULL, &w), 0);
+    ck_assert_int_eq(as_writer_write(w, big, sizeof big), 0);
+    flush = as_writer_flush(w);
+    as_writer_close_within(w, 0.05);
+    ck_assert(as_writer_is_closing(w));
+    ck_assert_int_ne(fcntl(p[1], F_GETFD), -1); /* still flushing */
+    closed = as_writer_wait_closed(w);
+    expect(loop, closed, 0);
+    expect(loop, flush, AS_ECONNLOST);
+    ck_assert_uint_lt(as_writer_bytes_sent(w), sizeof big);
+    ck_assert_int_eq(as_writer_fd(w), -1);
+    as_writer_unref(w);
+    close(p[0]);
+    tu_turn(loop);
+    ck_assert_int_eq(fd_count(), fds0);
+    tu_close(loop);
+}
+END_TEST
+
 START_TEST(every_call_accepts_null)
 {
     as_loop *loop = tu_loop();
@@ -679,6 +709,7 @@ int main(void)
     tcase_add_test(tc, a_read_end_refuses_writes);
     tcase_add_test(tc, reading_pauses_and_resumes);
     tcase_add_test(tc, dropping_and_aborting);
+    tcase_add_test(tc, close_within_gives_up_on_a_reader_that_does_not_read);
     tcase_add_test(tc, every_call_accepts_null);
     tcase_add_test(tc, a_closed_loop_is_refused);
     tcase_set_timeout(tc, 60);
