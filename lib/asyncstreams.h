@@ -57,5 +57,6 @@
 #include "connect.h"
 #include "server.h"
 #include "tls.h"
+#include "pipe.h"
 
 #endif /* ASYNCSTREAMS_H */

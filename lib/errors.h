@@ -49,7 +49,9 @@ extern "C" {
     X(PORT, "port must be 0-65535", OverflowError)                             \
     X(NOTSUP, "TLS is not supported in this build", NotImplementedError)       \
     X(TLS, "TLS protocol error", ssl.SSLError)                                 \
-    X(CERT, "certificate verify failed", ssl.SSLCertVerificationError)
+    X(CERT, "certificate verify failed", ssl.SSLCertVerificationError)        \
+    X(NOTPIPE, "pipe transports are for pipes, FIFOs and character devices only", \
+      ValueError)
 
 /*
  * The codes count up from AS__ERR_FIRST, far below any negated errno, so a

@@ -160,7 +160,8 @@ int as_transport_write_eof(as_transport *t);
 /** True once write_eof() was called. */
 int as_transport_eof_written(const as_transport *t);
 
-/** Sockets can always half-close: returns 1. */
+/** Whether write_eof() is allowed: 1 for a socket (it half-closes) and a
+ *  pipe's write end (it closes, pipe.h); 0 for TLS and a pipe's read end. */
 int as_transport_can_write_eof(const as_transport *t);
 
 /**

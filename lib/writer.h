@@ -119,7 +119,7 @@ int as_writer_writelines(as_writer *w, const struct iovec *iov, int iovcnt);
 /** write_eof(): FIN after the queued bytes; reading goes on. */
 int as_writer_write_eof(as_writer *w);
 
-/** can_write_eof(): 1 for sockets. */
+/** can_write_eof(): as as_transport_can_write_eof(). */
 int as_writer_can_write_eof(const as_writer *w);
 
 /** close(): flush, then close.  Idempotent. */

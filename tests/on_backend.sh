@@ -1,8 +1,8 @@
 #!/bin/sh
 # on_backend.sh BACKEND - run the suites that exercise the loop again, with
 # ASYNCSTREAMS_BACKEND=BACKEND, so that every loop they make (as_loop_new(),
-# asyncstreams.Loop()) runs on that backend: the loop, connection and server
-# Check suites ($AS_BACKEND_C_TESTS) and the Python binding's tests
+# asyncstreams.Loop()) runs on that backend: the loop, connection, server and
+# pipe Check suites ($AS_BACKEND_C_TESTS) and the Python binding's tests
 # ($AS_BACKEND_PY_TESTS, through bindings/python/tests/runtest.sh).  The
 # Makefile sets both lists; tests/backend_poll.sh and backend_epoll.sh call
 # this.  The first line of the log says which backend ran; each suite's

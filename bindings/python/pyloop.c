@@ -68,6 +68,7 @@ static PyObject *asp_error_from_code(int code, const char *message,
                                      (Py_ssize_t)(lo ? lo->consumed : 0));
     }
     case AS_EINVAL:
+    case AS_ENOTPIPE: /* CPython: ValueError("Pipe transport is ...") */
         return PyObject_CallFunction(PyExc_ValueError, "s", message);
     case AS_EBUSY:
     case AS_ESTATE:
