@@ -250,6 +250,13 @@ def interrupt(python, env, path, mod, state, delay, signals_at):
     return p.returncode, out + rest.decode(), err.decode()
 
 
+HANDLER_LINE = 'handler cancelled\n'
+
+
+def without_handler_line(outcome):
+    return outcome[0], outcome[1].replace(HANDLER_LINE, '')
+
+
 class Sigint(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -266,7 +273,14 @@ class Sigint(unittest.TestCase):
         py = oracle_python()
         want = {interrupt(py, oracle_env(), self.path, 'asyncio', state, 0.01, signals_at)[:2]
                 for _ in range(2)}
-        # asyncio's outcome does not depend on where the signal lands.
+        # asyncio's outcome does not depend on where the signal lands, but
+        # for one line while echoes run: on a loaded machine (the sanitizer
+        # run in CI) its handler sometimes ends without printing "handler
+        # cancelled".  In that state the line is left out of the comparison,
+        # for asyncio and for us alike; every other line must match.
+        loose = state == 'io'
+        if loose:
+            want = {without_handler_line(w) for w in want}
         self.assertEqual(len(want), 1, want)
         status = next(iter(want))[0]
         self.assertEqual(status, 3, want)
@@ -275,7 +289,8 @@ class Sigint(unittest.TestCase):
             delay = rng.uniform(0, 0.03)
             rc, out, err = interrupt(sys.executable, os.environ, self.path, 'asyncstreams',
                                      state, delay, signals_at)
-            self.assertIn((rc, out), want,
+            got = without_handler_line((rc, out)) if loose else (rc, out)
+            self.assertIn(got, want,
                           f'run {i} ({state}, SIGINT {delay:.3f}s after ready), stderr:\n'
                           f'{err[-3000:]}')
             self.assertNotIn('Traceback', err)
