@@ -193,6 +193,11 @@ class Client(TLSPeerTest):
             try:
                 w.write(b'hi\n')
                 return await r.readline()
+            except ConnectionResetError:
+                # The same refusal when our b'hi' reached the server after
+                # it closed: its kernel answers with a reset (seen in CI,
+                # timing, on asyncio and on us alike).
+                return b''
             finally:
                 w.close()
         theirs, ours = self.on_both(without_cert)
