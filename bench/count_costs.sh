@@ -4,6 +4,7 @@
 #
 # usage: bench/count_costs.sh [--short N1] [--long N2] [--conns "1 10"]
 #                             [--size BYTES] [--only "libuv select"] [--no-install]
+#                             [--backends "select poll epoll"] [--threads "1 2"]
 #
 # Wall-clock figures on this shared two-core machine swing by +-15%; these
 # do not.  Each server is started under valgrind --tool=callgrind (user-space
@@ -17,6 +18,7 @@
 # would natively: per-turn costs (select/epoll_wait) are amortised more
 # thinly there.  That is the same for every peer, which is what matters.
 #
+# --backends and --threads choose asyncstreams' C peers as in run_echo.sh.
 # Output: a table on stdout, and bench/out/costs.csv and costs.md.
 set -u
 
@@ -36,8 +38,10 @@ while [ $# -gt 0 ]; do
     --conns) CONNS=$2; shift ;;
     --size) SIZE=$2; shift ;;
     --only) ONLY_PEERS=$2; shift ;;
+    --backends) AS_BACKENDS=$2; shift ;;
+    --threads) AS_THREADS=$2; shift ;;
     --no-install) INSTALL=0 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "count_costs.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -46,6 +50,7 @@ done
 
 say() { printf '%s\n' "$*" >&2; }
 mkdir -p "$OUT/costs" || exit 1
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$HERE/lib.sh"
 install_optional "$INSTALL" valgrind strace libuv1-dev libevent-dev python3-uvloop python3-dev swig

@@ -45,9 +45,26 @@ collect_peers() {
     fi
     # asyncstreams' own C echo server (issue 6): prints "PORT n" on stdout;
     # --raw echoes bytes as they come (the messages here are not lines).
+    # AS_BACKENDS="select poll epoll" (--backends) runs it once per backend
+    # instead, as peers asyncstreams-BACKEND, through ASYNCSTREAMS_BACKEND;
+    # AS_THREADS="1 2" (--threads) adds asyncstreams-BACKEND-Nt for each
+    # N > 1: N loops on N threads, one SO_REUSEPORT listener each.
     ASYNCSTREAMS_ECHO=${ASYNCSTREAMS_ECHO:-$OUT/as_echo_server}
     if [ -x "$ASYNCSTREAMS_ECHO" ]; then
-        PEERS+=("asyncstreams|$ASYNCSTREAMS_ECHO --raw 0")
+        if [ -z "${AS_BACKENDS:-}" ]; then
+            PEERS+=("asyncstreams|$ASYNCSTREAMS_ECHO --raw 0")
+        else
+            local b t
+            for b in $AS_BACKENDS; do
+                for t in ${AS_THREADS:-1}; do
+                    if [ "$t" = 1 ]; then
+                        PEERS+=("asyncstreams-$b|env ASYNCSTREAMS_BACKEND=$b $ASYNCSTREAMS_ECHO --raw 0")
+                    else
+                        PEERS+=("asyncstreams-$b-${t}t|env ASYNCSTREAMS_BACKEND=$b $ASYNCSTREAMS_ECHO --raw --threads $t 0")
+                    fi
+                done
+            done
+        fi
     else
         say "peer asyncstreams: skipped, $ASYNCSTREAMS_ECHO is not built (yet)"
     fi

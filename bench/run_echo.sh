@@ -4,6 +4,8 @@
 # usage: bench/run_echo.sh [--quick] [--reps R] [--secs T] [--warm W]
 #                          [--conns "1 10 100 500"] [--sizes "64 1024 65536"]
 #                          [--no-install] [--pin] [--only "libuv select"]
+#                          [--backends "select poll epoll"] [--threads "1 2"]
+#                          [--idle I]
 #
 # For each (connections N, message size) cell, each peer server is measured
 # R times by bench/loadgen (closed-loop ping-pong, depth 1): W seconds of
@@ -20,7 +22,14 @@
 # server must print, on stdout, one line "PORT n" (or "listening on
 # 127.0.0.1:n") once it listens on 127.0.0.1 port n, echo every byte, set
 # TCP_NODELAY, and exit on SIGTERM.  More: EXTRA_PEERS="name=cmd 0;name2=cmd 0".
-# asyncstreams' own examples/echo_server is added by itself once it is built.
+# asyncstreams' own examples/echo_server is added by itself once it is built;
+# --backends runs it once per backend named (peers asyncstreams-select, ...)
+# and --threads adds, for each N > 1, asyncstreams-BACKEND-Nt: N loops on
+# N threads (see collect_peers).  N up to 10,000 connections works: the
+# script raises its open-file limit to the hard limit for every peer.
+# --idle I opens I more connections that never send (loadgen -i): the
+# server watches N + I sockets and N of them are ever ready, which is
+# where a multiplexer's cost per turn shows.
 #
 # Nothing is pinned by default: on this Firecracker guest, a ping-pong between
 # a server pinned to one vCPU and a load generator pinned to the other costs
@@ -44,6 +53,7 @@ SECS=2
 WARM=0.5
 INSTALL=1
 PIN=0
+IDLE=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) CONNS="10 100"; SIZES="1024"; REPS=3; SECS=1 ;;
@@ -55,7 +65,10 @@ while [ $# -gt 0 ]; do
     --no-install) INSTALL=0 ;;
     --pin) PIN=1 ;;
     --only) ONLY_PEERS=$2; shift ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    --backends) AS_BACKENDS=$2; shift ;;
+    --threads) AS_THREADS=$2; shift ;;
+    --idle) IDLE=$2; shift ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     *) echo "run_echo.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -63,6 +76,13 @@ done
 
 say() { printf '%s\n' "$*" >&2; }
 mkdir -p "$OUT" || exit 1
+# Every server and the load generator need N fds and some; the peers inherit
+# this limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || say "could not raise the open-file limit above $(ulimit -n)"
+for c in $CONNS; do
+    [ "$((c + IDLE))" -lt "$(($(ulimit -n) - 64))" ] ||
+        { say "N=$c needs more than the open-file limit of $(ulimit -n)"; exit 1; }
+done
 
 # ------------------------------------------------------------ optional peers
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -119,7 +139,7 @@ run_lg() { # name conns size warm secs -> loadgen's line on stdout
         say "peer $n: server died; restarting (see $OUT/$n.log)"
         start_peer "$n" || return 1
     fi
-    "${LG[@]}" -p "${PORTOF[$n]}" -P "${PID[$n]}" -c "$2" -s "$3" -w "$4" -t "$5" \
+    "${LG[@]}" -p "${PORTOF[$n]}" -P "${PID[$n]}" -c "$2" -s "$3" -w "$4" -t "$5" -i "$IDLE" \
         2>>"$OUT/loadgen.log"
 }
 
@@ -182,7 +202,7 @@ fi
     echo "kernel: $(uname -sr)"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) online"
     echo "peers: ${LIVE[*]}"
-    echo "cells: sizes [$SIZES] x N [$CONNS], $REPS repetitions, warm-up $WARM s + $SECS s each, pinned=$PIN"
+    echo "cells: sizes [$SIZES] x N [$CONNS], $REPS repetitions, warm-up $WARM s + $SECS s each, pinned=$PIN, idle connections $IDLE"
     versions
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2

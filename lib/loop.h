@@ -45,7 +45,13 @@
  *      scheduling call fails, it neither runs the callback nor calls destroy.
  *
  * Threads: every function here must be called from the thread running the
- * loop, except as_loop_call_soon_threadsafe() and as_loop_time().
+ * loop, except as_loop_call_soon_threadsafe() and as_loop_time().  A loop
+ * that is not running may be handed, with everything made on it, to
+ * another thread, when something orders the two threads' uses
+ * (pthread_create(), pthread_join(), a mutex): examples/echo_server.c
+ * --threads makes each loop and its server on the main thread, runs it on
+ * a thread of its own, and closes it after the join.  Loops share nothing,
+ * so N threads may each run their own.
  *
  * Conventions (asyncstreams.h): the loop has one owner, who ends it with
  * as_loop_close() (rule 1); handles are refcounted (rule 2).  A NULL loop
