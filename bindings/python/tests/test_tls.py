@@ -89,9 +89,14 @@ class TLSPeerTest(unittest.TestCase):
         self.servers = []
 
     def tearDown(self):
-        for s in self.servers:
+        # Closed on the peer's own loop: asyncio's Server is not
+        # thread-safe, and a close() from this thread raced a connection
+        # detaching on the loop's thread (both woke the waiters: TypeError).
+        async def close(s):
             s.close()
-            self.peer.run(s.wait_closed())
+            await s.wait_closed()
+        for s in self.servers:
+            self.peer.run(close(s))
         self.peer.close()
 
     def asyncio_server(self, ctx, handler=echo_line):
