@@ -174,8 +174,8 @@ static void stop_fleet(struct fleet *fleet)
 /* end listing */
 
 /* listing: on_signal */
-/* On the main loop, after the self-pipe woke it.  The first signal starts
- * a graceful shutdown, a second one aborts. */
+/* On the main loop, after the signal's byte woke it (lib/signals.c).  The
+ * first signal starts a graceful shutdown, a second one aborts. */
 static void on_signal(int signo, void *userdata)
 {
     fprintf(stderr, "echo_server: %s, shutting down\n",
@@ -282,7 +282,8 @@ static void *serve_thread(void *userdata)
 /* Hand app's loop to a new thread.  main() made the loop and its server;
  * from pthread_create() on, only the new thread touches them, until
  * pthread_join() hands them back.  The thread starts with every signal
- * blocked, so SIGINT and SIGTERM reach the main thread's self-pipe. */
+ * blocked, so SIGINT and SIGTERM are delivered to the main thread, whose
+ * loop asked for them. */
 static int start_thread(struct app *app)
 {
     sigset_t all, old;
@@ -299,7 +300,6 @@ static int start_thread(struct app *app)
 int main(int argc, char **argv)
 {
     struct fleet fleet = {NULL, 0};
-    struct stop_signal stop;
     const char *host = "127.0.0.1", *port;
     char bound[16];
     long nthreads = 1;
@@ -340,7 +340,7 @@ int main(int argc, char **argv)
     }
     /* Catch the signals first: whoever reads "PORT n" may signal at once. */
     if (fleet.n < nthreads ||
-        (err = stop_signal_install(&stop, fleet.apps[0].loop, on_signal, &fleet)) < 0) {
+        (err = serve_catch_signals(fleet.apps[0].loop, on_signal, &fleet)) < 0) {
         if (fleet.n == nthreads)
             fprintf(stderr, "echo_server: signals: %s\n", as_strerror(err));
         while (fleet.n > 0)
@@ -360,7 +360,7 @@ int main(int argc, char **argv)
     }
     if (serve(&fleet.apps[0]) != 0)
         status = 1;
-    stop_signal_remove(&stop);
+    serve_release_signals(fleet.apps[0].loop);
     for (i = 1; i < running; i++) {
         pthread_join(fleet.apps[i].thread, NULL);
         if (fleet.apps[i].status != 0)

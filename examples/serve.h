@@ -3,7 +3,7 @@
  *
  *   - serve_announce(): print each listening socket's address, then
  *     "PORT n", so a script can find a server started on port 0;
- *   - the self-pipe: turn SIGINT and SIGTERM into a loop callback;
+ *   - serve_catch_signals(): SIGINT and SIGTERM as a loop callback;
  *   - a crew: a count of the handler tasks still running, with an event
  *     that is set whenever the count is zero, so main() can wait for the
  *     last handler to end before it closes the loop.
@@ -17,7 +17,6 @@
 #include <asyncstreams.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -67,110 +66,26 @@ static void serve_announce(const char *prog, as_server *s)
         fprintf(stderr, "%s: stdout: %s\n", prog, strerror(errno));
 }
 
-/* listing: selfpipe */
-/*
- * The self-pipe.  A signal handler runs in the middle of whatever the
- * program was doing: perhaps inside malloc(), perhaps while the loop is
- * moving a callback from one list to another.  If the handler touched the
- * loop (scheduled a callback, closed a server), it would work on those
- * structures half-way through a change and corrupt them; even
- * as_loop_call_soon_threadsafe() takes a mutex and allocates, and neither
- * is allowed in a handler.  POSIX lists the few functions a handler may
- * call (async-signal-safe), and write() is one.
- *
- * So the handler only writes the signal's number, one byte, into a pipe.
- * The loop watches the pipe's other end like any socket: the byte wakes
- * select() up, and the callback that reads it runs on the loop, between
- * two callbacks, where it may do anything.  The signal becomes an event.
- */
-struct stop_signal {
-    as_loop *loop;
-    int fds[2];                        /* [0] read end, [1] write end */
-    void (*fn)(int signo, void *userdata);
-    void *userdata;
-    struct sigaction old_int, old_term;
-};
-
-/* The only thing the handler touches: an int, written before the handler
- * is installed and read-only after that. */
-static volatile sig_atomic_t stop_signal_fd = -1;
-
-static void stop_signal_handler(int signo)
+/* listing: catch */
+/* Call fn(signo, userdata) on the loop for each SIGINT or SIGTERM: the
+ * library's signal handler only writes the signal's number into the loop's
+ * wake-up pipe, and fn runs later, as ordinary loop code (lib/signals.c).
+ * Returns 0 or an error code; after an error neither signal is caught. */
+static int serve_catch_signals(as_loop *loop, as_signal_fn fn, void *userdata)
 {
-    int saved = errno;                  /* the interrupted code may need it */
-    unsigned char b = (unsigned char)signo;
-    ssize_t n = write(stop_signal_fd, &b, 1); /* pipe full: a byte is there */
-    (void)n;
-    errno = saved;
+    int err = as_loop_add_signal_handler(loop, SIGINT, fn, userdata, NULL);
+    if (err == 0 && (err = as_loop_add_signal_handler(loop, SIGTERM, fn, userdata, NULL)) < 0)
+        as_loop_remove_signal_handler(loop, SIGINT);
+    return err;
 }
 
-/* On the loop: drain the pipe, then hand the last signal to fn. */
-static void stop_signal_readable(void *p)
+/* Give both signals back what they did before. */
+static void serve_release_signals(as_loop *loop)
 {
-    struct stop_signal *st = p;
-    unsigned char buf[16];
-    ssize_t n;
-    int signo = 0;
-
-    while ((n = read(st->fds[0], buf, sizeof buf)) > 0)
-        signo = buf[n - 1];
-    if (signo != 0)
-        st->fn(signo, st->userdata);
+    as_loop_remove_signal_handler(loop, SIGINT);
+    as_loop_remove_signal_handler(loop, SIGTERM);
 }
 /* end listing */
-
-static int stop_signal_nonblock(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
-        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-        return -errno;
-    return 0;
-}
-
-/* listing: install */
-/* Call fn(signo, userdata) on the loop for each SIGINT or SIGTERM (both
- * pipe ends non-blocking: a handler must never block, and the callback
- * reads until the pipe is empty).  Returns 0 or a negative errno. */
-static int stop_signal_install(struct stop_signal *st, as_loop *loop,
-                               void (*fn)(int, void *), void *userdata)
-{
-    struct sigaction sa;
-    int err;
-
-    st->loop = loop;
-    st->fn = fn;
-    st->userdata = userdata;
-    if (pipe(st->fds) < 0)
-        return -errno;
-    if ((err = stop_signal_nonblock(st->fds[0])) < 0 ||
-        (err = stop_signal_nonblock(st->fds[1])) < 0 ||
-        (err = as_loop_add_reader(loop, st->fds[0], stop_signal_readable, st, NULL)) < 0) {
-        close(st->fds[0]);
-        close(st->fds[1]);
-        return err;
-    }
-    stop_signal_fd = st->fds[1];
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = stop_signal_handler;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, &st->old_int);
-    sigaction(SIGTERM, &sa, &st->old_term);
-    return 0;
-}
-/* end listing */
-
-/* Put the old handlers back, then stop watching and close the pipe. */
-static void stop_signal_remove(struct stop_signal *st)
-{
-    sigaction(SIGINT, &st->old_int, NULL);
-    sigaction(SIGTERM, &st->old_term, NULL);
-    stop_signal_fd = -1;
-    as_loop_remove_reader(st->loop, st->fds[0]);
-    close(st->fds[0]);
-    close(st->fds[1]);
-}
 
 /*
  * A crew: the handler tasks still running.  wait_closed() and shutdown()
@@ -239,7 +154,6 @@ static inline int serve_until_signal(const char *prog, as_loop *loop,
                                      const char *port, const as_tls_options *tls,
                                      struct crew *crew, as_server **server)
 {
-    struct stop_signal stop;
     struct serve_run run = {NULL, NULL};
     as_future *f;
     int err, status = 0;
@@ -254,7 +168,7 @@ static inline int serve_until_signal(const char *prog, as_loop *loop,
     }
     run.server = *server = as_future_take_result(f);
     as_future_unref(f);
-    if ((err = stop_signal_install(&stop, loop, serve_on_signal, &run)) < 0) {
+    if ((err = serve_catch_signals(loop, serve_on_signal, &run)) < 0) {
         fprintf(stderr, "%s: signals: %s\n", prog, as_strerror(err));
         return 1;
     }
@@ -275,7 +189,7 @@ static inline int serve_until_signal(const char *prog, as_loop *loop,
     if (!f || as_loop_run_until_complete(loop, f) < 0)
         status = 1;
     as_future_unref(f);
-    stop_signal_remove(&stop);
+    serve_release_signals(loop);
     return status;
 }
 

@@ -428,19 +428,24 @@ int as_loop_call_soon_threadsafe(as_loop *loop, as_callback_fn fn,
  * writes a new byte, which stays in the pipe and wakes the next poll.
  * Emptying it afterwards could swallow that byte and leave the callback
  * waiting until some unrelated event.  The pipe is read only in turns where
- * the backend reported it, so a busy loop pays no extra system call.
+ * the backend reported it, so a busy loop pays no extra system call.  A
+ * zero byte is call_soon_threadsafe's; any other is a signal's number,
+ * written by signals.c's handler, and goes to as__signals_note().
  */
 static void take_inbox(as_loop *loop)
 {
     as_handle *h, *next;
 
     if (loop->wake_readable) {
-        char buf[64];
-        ssize_t n;
+        unsigned char buf[64];
+        ssize_t n, i;
         loop->wake_readable = 0;
-        do
+        do {
             n = read(loop->wake_fds[0], buf, sizeof buf);
-        while (n > 0 || (n < 0 && errno == EINTR));
+            for (i = 0; i < n; i++)
+                if (buf[i] != 0)        /* a signal's number (signals.c) */
+                    as__signals_note(loop, buf[i]);
+        } while (n > 0 || (n < 0 && errno == EINTR));
     }
     pthread_mutex_lock(&loop->inbox_lock);
     h = loop->inbox_head;
@@ -691,6 +696,7 @@ int as_loop_close(as_loop *loop)
     inbox = loop->inbox_head;
     loop->inbox_head = loop->inbox_tail = NULL;
     pthread_mutex_unlock(&loop->inbox_lock);
+    as__signals_close(loop);            /* before the pipe closes */
 
     /* Drop everything still scheduled.  A destroy hook may free objects or
      * even try to schedule more; scheduling now fails with AS_ECLOSED, so

@@ -186,6 +186,42 @@ int as_loop_call_at(as_loop *loop, double when, as_callback_fn fn,
 int as_loop_call_soon_threadsafe(as_loop *loop, as_callback_fn fn,
                                  void *userdata, as_destroy_fn destroy);
 
+/** A signal handler: signo is the signal that arrived (signals.c). */
+typedef void (*as_signal_fn)(int signo, void *userdata);
+
+/**
+ * Run fn(signo, userdata) on the loop each time the signal signo arrives,
+ * as asyncio's loop.add_signal_handler() does.  The process-wide handler
+ * only writes the signal's number into the loop's wake-up pipe (the one
+ * as_loop_call_soon_threadsafe() uses); fn runs later, between two
+ * callbacks, where it may call anything on the loop.  It never runs inside
+ * the signal, nor synchronously from this call.
+ *
+ * A second add for the same signal replaces the handler (the old userdata
+ * goes back through its destroy).  A signal is owned by one loop at a time:
+ * another loop's add fails with -EBUSY until the owner removes it.  The
+ * disposition the signal had before is saved and put back by
+ * as_loop_remove_signal_handler() and by as_loop_close().  The handler is
+ * installed with SA_RESTART, so other threads' blocking calls are not
+ * interrupted with EINTR.  Signals of one kind that arrive close together
+ * may be run once: the kernel merges pending signals the same way.
+ *
+ * Returns 0; AS_EINVAL for a NULL fn or a signal number that is out of
+ * range or cannot be caught (SIGKILL, SIGSTOP); -EBUSY; AS_ECLOSED;
+ * -ENOMEM.  On an error userdata stays the caller's (rule 3).
+ */
+int as_loop_add_signal_handler(as_loop *loop, int signo, as_signal_fn fn,
+                               void *userdata, as_destroy_fn destroy);
+
+/**
+ * Remove the loop's handler for signo and put back the disposition the
+ * signal had before it was added.  Returns 1 if there was a handler, 0 if
+ * not (asyncio's True and False), AS_EINVAL for a signal number out of
+ * range.  Its userdata goes back through destroy: at once, or, if the
+ * handler is running (a handler may remove itself), when it returns.
+ */
+int as_loop_remove_signal_handler(as_loop *loop, int signo);
+
 /**
  * Cancel a handle: its callback will not run, and its destroy hook runs now.
  * Cancelling a handle that already ran, or was already cancelled, does

@@ -75,6 +75,7 @@ struct as_loop {
     int wake_pending;          /* a byte is in the pipe; guarded by inbox_lock */
     int wake_readable;         /* the backend reported the pipe this turn */
     int wake_fds[2];
+    struct as__signals *signals; /* signals.c's; NULL until a handler is added */
 
     /* Poll hooks (as_loop_set_poll_hooks), run around backend->poll. */
     as_callback_fn poll_before, poll_after;
@@ -99,6 +100,11 @@ struct as_loop {
  * every handle does. */
 as_handle *as__watcher_new(as_loop *loop, as_callback_fn fn, void *userdata,
                            as_destroy_fn destroy);
+
+/* signals.c, for loop.c: a signal's byte came out of the wake-up pipe;
+ * the loop is closing (remove every handler, before the pipe closes). */
+void as__signals_note(as_loop *loop, unsigned char signo);
+void as__signals_close(as_loop *loop);
 
 /*
  * watch.c, for loop.c:

@@ -27,6 +27,7 @@ int echo_server_main(int argc, char **argv);
 #include "../examples/echo_server.c"
 #undef main
 
+#include <fcntl.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
