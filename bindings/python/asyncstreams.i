@@ -45,6 +45,21 @@
     Py_INCREF((PyObject *)$2);
 }
 
+/* The same for a signal handler: the thunk calls the callable with no
+ * arguments, as asyncio calls callback(*args). */
+%typemap(in) (as_signal_fn fn, void *userdata, as_destroy_fn destroy) {
+    if (!PyCallable_Check($input)) {
+        PyErr_SetString(PyExc_TypeError, "a callable is required");
+        SWIG_fail;
+    }
+    $1 = asp_signal_thunk;
+    $2 = $input;
+    $3 = asp_decref;
+}
+%typemap(argout) (as_signal_fn fn, void *userdata, as_destroy_fn destroy) {
+    Py_INCREF((PyObject *)$2);
+}
+
 /* 2. The handle as an extra result. */
 %typemap(in, numinputs=0) as_handle **out (as_handle *tmp = NULL) {
     $1 = &tmp;

@@ -213,6 +213,14 @@ static void asp_call_thunk(void *userdata)
     PyGILState_Release(g);
 }
 
+/* A signal handler (as_loop_add_signal_handler): asyncio's callback takes
+ * no signal number. */
+static void asp_signal_thunk(int signo, void *userdata)
+{
+    (void)signo;
+    asp_call_thunk(userdata);
+}
+
 static void asp_decref(void *userdata)
 {
     PyGILState_STATE g = PyGILState_Ensure();

@@ -149,6 +149,7 @@ static LoopObject *asp_loop_arg(PyObject *loopobj, const char *no_loop_message);
 static void asp_callback_error(void);
 static void asp_decref(void *userdata);
 static void asp_call_thunk(void *userdata);
+static void asp_signal_thunk(int signo, void *userdata);
 static PyObject *asp_error_from_code(int code, const char *message,
                                      const void *detail, int kind);
 static PyObject *asp_set_error(int code, const char *message);

@@ -232,6 +232,7 @@ typedef long ssize_t;
     int as_loop_call_later, int as_loop_call_at,
     int as_loop_call_soon_threadsafe, int as_loop_add_reader,
     int as_loop_add_writer, int as_loop_run_forever, int as_loop_run_once,
+    int as_loop_add_signal_handler, int as_loop_remove_signal_handler,
     int as_loop_run_until_complete,
     int as_future_new, int as_future_set_error, int as_future_set_cancelled,
     int as_future_transfer, int as_future_add_done_callback,

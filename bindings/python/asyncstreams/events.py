@@ -4,8 +4,11 @@ friends.  Each callback crosses into C as one Python callable: the SWIG
 typemap stores it in the C callback's userdata, the thunk calls it, and the
 destroy hook drops the reference once the loop is done with it."""
 
+import errno
 import functools
+import inspect
 import logging
+import signal
 import traceback
 
 from . import _core
@@ -61,6 +64,33 @@ class Loop(_core.Loop):
 
     def remove_writer(self, fd):
         return bool(_core.as_loop_remove_writer(self, _fileno(fd)))
+
+    # Signals (lib/signals.c): the C handler writes the signal's number
+    # into the loop's wake-up pipe and the callback runs on the loop.
+    # The refusals and their messages are asyncio's (unix_events.py).
+    def add_signal_handler(self, sig, callback, *args):
+        if inspect.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        _check_signal(sig)
+        if self.is_closed():
+            raise RuntimeError('Event loop is closed')
+        try:
+            # asyncio's own test: only the main thread may handle signals.
+            signal.set_wakeup_fd(signal.set_wakeup_fd(-1))
+        except (ValueError, OSError) as exc:
+            raise RuntimeError(str(exc))
+        try:
+            _core.as_loop_add_signal_handler(self, sig, _bind(callback, args, None))
+        except ValueError:
+            raise RuntimeError(f'sig {sig:d} cannot be caught') from None
+        except OSError as exc:
+            if exc.errno == errno.EBUSY:
+                raise RuntimeError(f'sig {sig:d} is handled by another event loop') from None
+            raise
+
+    def remove_signal_handler(self, sig):
+        _check_signal(sig)
+        return bool(_core.as_loop_remove_signal_handler(self, sig))
 
     def get_debug(self):
         return False
@@ -137,6 +167,13 @@ class Loop(_core.Loop):
     def __repr__(self):
         state = 'closed' if self.is_closed() else ('running' if self.is_running() else 'idle')
         return f'<asyncstreams.Loop {state}>'
+
+
+def _check_signal(sig):
+    if not isinstance(sig, int):
+        raise TypeError(f'sig must be an int, not {sig!r}')
+    if sig not in signal.valid_signals():
+        raise ValueError(f'invalid signal number {sig}')
 
 
 def _fileno(fd):
